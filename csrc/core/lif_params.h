@@ -1,0 +1,49 @@
+// Arguments of the fused LIF kernels: sizes, configuration and pointers. Torch-free, shared by CPU and CUDA.
+//
+// All [T, N] tensors are time-major and contiguous (index t * N + n); [N] tensors hold one value per neuron.
+// Storage type scalar_t for activations and states; acc_t (float, or double for double) for the compute, the
+// per-neuron parameters alpha and theta, and their gradients. Optional pointers are null when absent.
+#pragma once
+
+#include <cstdint>
+
+#include "lif_step.h"
+
+namespace snn {
+
+template <typename scalar_t, typename acc_t>
+struct LifForwardArgs {
+  int64_t T;
+  int64_t N;
+  LifConfig<acc_t> config;
+  const scalar_t* x;      // [T, N]
+  const acc_t* alpha;     // [N]
+  const acc_t* theta;     // [N]
+  const scalar_t* v0;     // [N] or null (zeros)
+  const scalar_t* r0;     // [N] or null (zeros)
+  scalar_t* spikes;       // [T, N]
+  scalar_t* h;            // [T, N] or null: the only tensor saved for backward
+  scalar_t* v_last;       // [N]
+  scalar_t* r_last;       // [N]
+};
+
+template <typename scalar_t, typename acc_t>
+struct LifBackwardArgs {
+  int64_t T;
+  int64_t N;
+  LifConfig<acc_t> config;
+  const scalar_t* grad_spikes;  // [T, N]
+  const scalar_t* grad_v_last;  // [N] or null (zeros)
+  const scalar_t* grad_r_last;  // [N] or null (zeros)
+  const scalar_t* h;            // [T, N], saved by the forward
+  const acc_t* alpha;           // [N]
+  const acc_t* theta;           // [N]
+  const scalar_t* v0;           // [N] or null (zeros)
+  scalar_t* grad_x;             // [T, N]
+  scalar_t* grad_v0;            // [N]
+  scalar_t* grad_r0;            // [N]
+  acc_t* grad_alpha;            // [N] or null: per-neuron sums over t
+  acc_t* grad_theta;            // [N] or null
+};
+
+}  // namespace snn

@@ -1,0 +1,28 @@
+// Portability macros so the step math compiles unchanged as C++ (CPU) and CUDA (host + device).
+#pragma once
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define SNN_HD __host__ __device__ __forceinline__
+#define SNN_RESTRICT __restrict__
+#else
+#define SNN_HD inline
+#define SNN_RESTRICT __restrict__
+#endif
+
+#include <cstdint>
+
+namespace snn {
+
+// Storage <-> compute conversions. Half and bfloat16 are stored narrow and computed in float32; the generic
+// version covers float, double and any storage type with float conversions (c10::Half, c10::BFloat16).
+template <typename acc_t, typename scalar_t>
+SNN_HD acc_t to_acc(scalar_t value) {
+  return static_cast<acc_t>(value);
+}
+
+template <typename scalar_t, typename acc_t>
+SNN_HD scalar_t from_acc(acc_t value) {
+  return static_cast<scalar_t>(value);
+}
+
+}  // namespace snn

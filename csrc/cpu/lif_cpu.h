@@ -1,0 +1,181 @@
+// Fused LIF forward and backward on the CPU over a range of neurons [n_begin, n_end).
+//
+// Recurrence and adjoint: see core/lif_step.h. Neurons are processed in blocks of kBlock whose state lives in
+// small stack arrays; the time loop is outside and the neuron loop inside, so each row of a block is a
+// contiguous, vectorisable run of memory. The configuration (reset mode, trace, detach, surrogate) is a template
+// argument: the mode switches in the step functions fold to constants and the inner loop has no branches.
+// Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "../core/lif_params.h"
+
+namespace snn {
+namespace cpu {
+
+constexpr int64_t kBlock = 256;
+
+template <typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate>
+inline LifConfig<acc_t> fixed_config(const LifConfig<acc_t>& runtime) {
+  LifConfig<acc_t> c = runtime;
+  c.reset = kReset;
+  c.trace = kTrace;
+  c.detach_reset = kDetach;
+  c.surrogate = kSurrogate;
+  return c;
+}
+
+template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreH>
+void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  const LifConfig<acc_t> c =
+      fixed_config<acc_t, kReset, kTrace, false, Surrogate::atan>(a.config);
+  const int64_t N = a.N;
+  acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
+  for (int64_t b = n_begin; b < n_end; b += kBlock) {
+    const int64_t len = std::min(kBlock, n_end - b);
+    for (int64_t i = 0; i < len; ++i) {
+      v[i] = a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0);
+      r[i] = (kTrace && a.r0) ? to_acc<acc_t>(a.r0[b + i]) : acc_t(0);
+      alpha[i] = a.alpha[b + i];
+      theta[i] = a.theta[b + i];
+    }
+    for (int64_t t = 0; t < a.T; ++t) {
+      const scalar_t* SNN_RESTRICT x = a.x + t * N + b;
+      scalar_t* SNN_RESTRICT s_out = a.spikes + t * N + b;
+      scalar_t* SNN_RESTRICT h_out = kStoreH ? a.h + t * N + b : nullptr;
+#pragma GCC ivdep
+      for (int64_t i = 0; i < len; ++i) {
+        const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), r[i]);
+        // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
+        const scalar_t h_stored = from_acc<scalar_t>(h);
+        const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta[i]);
+        if (kStoreH) h_out[i] = h_stored;
+        s_out[i] = from_acc<scalar_t>(s);
+        v[i] = lif_reset(c, h, s, theta[i]);
+        r[i] = lif_trace(c, r[i], s);
+      }
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      a.v_last[b + i] = from_acc<scalar_t>(v[i]);
+      a.r_last[b + i] = from_acc<scalar_t>(r[i]);
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate,
+          bool kParamGrads>
+void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kDetach, kSurrogate>(a.config);
+  const int64_t N = a.N;
+  acc_t gv[kBlock], gr[kBlock], alpha[kBlock], theta[kBlock], galpha[kBlock], gtheta[kBlock];
+  for (int64_t b = n_begin; b < n_end; b += kBlock) {
+    const int64_t len = std::min(kBlock, n_end - b);
+    for (int64_t i = 0; i < len; ++i) {
+      gv[i] = a.grad_v_last ? to_acc<acc_t>(a.grad_v_last[b + i]) : acc_t(0);
+      gr[i] = (kTrace && a.grad_r_last) ? to_acc<acc_t>(a.grad_r_last[b + i]) : acc_t(0);
+      alpha[i] = a.alpha[b + i];
+      theta[i] = a.theta[b + i];
+      galpha[i] = acc_t(0);
+      gtheta[i] = acc_t(0);
+    }
+    for (int64_t t = a.T - 1; t >= 0; --t) {
+      const scalar_t* SNN_RESTRICT gs_in = a.grad_spikes + t * N + b;
+      const scalar_t* SNN_RESTRICT h_row = a.h + t * N + b;
+      const scalar_t* SNN_RESTRICT h_prev_row = t > 0 ? a.h + (t - 1) * N + b : nullptr;
+      scalar_t* SNN_RESTRICT gx_out = a.grad_x + t * N + b;
+#pragma GCC ivdep
+      for (int64_t i = 0; i < len; ++i) {
+        acc_t v_prev = acc_t(0);
+        if (kParamGrads) {
+          v_prev = h_prev_row ? lif_state_from_h(c, to_acc<acc_t>(h_prev_row[i]), theta[i])
+                              : (a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0));
+        }
+        const LifAdjointOut<acc_t> o = lif_adjoint_step(c, alpha[i], theta[i], to_acc<acc_t>(h_row[i]), v_prev,
+                                                        to_acc<acc_t>(gs_in[i]), gv[i], gr[i]);
+        gx_out[i] = from_acc<scalar_t>(o.grad_x);
+        if (kParamGrads) {
+          galpha[i] += o.grad_alpha;
+          gtheta[i] += o.grad_theta;
+        }
+      }
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      a.grad_v0[b + i] = from_acc<scalar_t>(gv[i]);
+      a.grad_r0[b + i] = from_acc<scalar_t>(gr[i]);
+      if (kParamGrads) {
+        a.grad_alpha[b + i] = galpha[i];
+        a.grad_theta[b + i] = gtheta[i];
+      }
+    }
+  }
+}
+
+// Runtime -> compile-time dispatch. Each helper turns one runtime value into a std::integral_constant and
+// passes it on, so the kernels above are instantiated for every combination once.
+template <typename F>
+void dispatch_bool(bool value, F&& f) {
+  if (value) {
+    f(std::integral_constant<bool, true>{});
+  } else {
+    f(std::integral_constant<bool, false>{});
+  }
+}
+
+template <typename F>
+void dispatch_reset(ResetMode mode, F&& f) {
+  switch (mode) {
+    case ResetMode::hard: f(std::integral_constant<ResetMode, ResetMode::hard>{}); break;
+    case ResetMode::soft: f(std::integral_constant<ResetMode, ResetMode::soft>{}); break;
+    case ResetMode::none: f(std::integral_constant<ResetMode, ResetMode::none>{}); break;
+  }
+}
+
+template <typename F>
+void dispatch_surrogate(Surrogate kind, F&& f) {
+  switch (kind) {
+    case Surrogate::rectangular: f(std::integral_constant<Surrogate, Surrogate::rectangular>{}); break;
+    case Surrogate::gaussian: f(std::integral_constant<Surrogate, Surrogate::gaussian>{}); break;
+    case Surrogate::sigmoid: f(std::integral_constant<Surrogate, Surrogate::sigmoid>{}); break;
+    case Surrogate::atan: f(std::integral_constant<Surrogate, Surrogate::atan>{}); break;
+    case Surrogate::fast_sigmoid: f(std::integral_constant<Surrogate, Surrogate::fast_sigmoid>{}); break;
+    case Surrogate::triangle: f(std::integral_constant<Surrogate, Surrogate::triangle>{}); break;
+  }
+}
+
+// Forward over neurons [n_begin, n_end); `store_h` is true when a backward will follow.
+template <typename scalar_t, typename acc_t>
+void lif_forward_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  dispatch_reset(a.config.reset, [&](auto reset) {
+    dispatch_bool(a.config.trace, [&](auto trace) {
+      dispatch_bool(a.h != nullptr, [&](auto store_h) {
+        lif_forward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
+                                decltype(store_h)::value>(a, n_begin, n_end);
+      });
+    });
+  });
+}
+
+// Backward over neurons [n_begin, n_end); alpha and theta gradients are written when grad_alpha is non-null.
+template <typename scalar_t, typename acc_t>
+void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  dispatch_reset(a.config.reset, [&](auto reset) {
+    dispatch_bool(a.config.trace, [&](auto trace) {
+      dispatch_bool(a.config.detach_reset, [&](auto detach) {
+        dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
+          dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
+            lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
+                                     decltype(detach)::value, decltype(surrogate)::value,
+                                     decltype(param_grads)::value>(a, n_begin, n_end);
+          });
+        });
+      });
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace snn

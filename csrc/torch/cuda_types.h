@@ -1,0 +1,35 @@
+// Maps ATen element types to the CUDA kernels' storage types (identical layouts) and compute types.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <ATen/ATen.h>
+
+namespace snn {
+namespace torch_ops {
+
+template <typename scalar_t>
+struct CudaTypes {
+  using storage = scalar_t;
+  using acc = scalar_t;
+};
+template <>
+struct CudaTypes<at::Half> {
+  using storage = __half;
+  using acc = float;
+};
+template <>
+struct CudaTypes<at::BFloat16> {
+  using storage = __nv_bfloat16;
+  using acc = float;
+};
+
+#define SNN_CUDA_CHECK_LAUNCH(expr)                                                              \
+  do {                                                                                           \
+    const cudaError_t snn_err = (expr);                                                          \
+    TORCH_CHECK(snn_err == cudaSuccess, "CUDA kernel launch failed: ", cudaGetErrorString(snn_err)); \
+  } while (0)
+
+}  // namespace torch_ops
+}  // namespace snn

@@ -1,0 +1,108 @@
+// Device-independent half of the LIF op implementations: argument checks, contiguous inputs, output
+// allocation, and the translation to the torch-free argument structs. The CPU and CUDA files add only the
+// dtype dispatch and the launch.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "../core/lif_params.h"
+
+namespace snn {
+namespace torch_ops {
+
+ResetMode parse_reset(const std::string& name);
+Surrogate parse_surrogate(const std::string& name);
+
+struct LifForwardTensors {
+  int64_t T = 0, N = 0;
+  at::Tensor x, alpha, theta;  // contiguous
+  std::optional<at::Tensor> v0, r0;
+  at::Tensor spikes, v_last, r_last, h;  // outputs; h is empty unless store_h
+};
+
+struct LifBackwardTensors {
+  int64_t T = 0, N = 0;
+  at::Tensor grad_spikes, h, alpha, theta;  // contiguous
+  std::optional<at::Tensor> grad_v_last, grad_r_last, v0;
+  at::Tensor grad_x, grad_v0, grad_r0, grad_alpha, grad_theta;  // outputs; parameter grads empty unless asked
+};
+
+LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta,
+                                      const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
+                                      bool has_trace, bool store_h);
+
+LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
+                                        const std::optional<at::Tensor>& grad_r_last, const at::Tensor& h,
+                                        const at::Tensor& alpha, const at::Tensor& theta,
+                                        const std::optional<at::Tensor>& v0, bool param_grads);
+
+template <typename acc_t>
+LifConfig<acc_t> make_lif_config(const std::string& reset, double v_reset, std::optional<double> gamma, double rho,
+                                 bool detach_reset, const std::string& surrogate, double surrogate_param) {
+  LifConfig<acc_t> c;
+  c.reset = parse_reset(reset);
+  c.trace = gamma.has_value();
+  c.detach_reset = detach_reset;
+  c.surrogate = parse_surrogate(surrogate);
+  c.surrogate_param = static_cast<acc_t>(surrogate_param);
+  c.v_reset = static_cast<acc_t>(v_reset);
+  c.gamma = static_cast<acc_t>(gamma.value_or(0.0));
+  c.rho = static_cast<acc_t>(rho);
+  return c;
+}
+
+template <typename T>
+T* ptr_or_null(const std::optional<at::Tensor>& t) {
+  return t.has_value() ? static_cast<T*>(t->data_ptr()) : nullptr;
+}
+
+template <typename T>
+T* ptr_or_null(const at::Tensor& t) {
+  return t.numel() > 0 ? static_cast<T*>(t.data_ptr()) : nullptr;
+}
+
+// storage_t is the kernel's element type (e.g. __half for at::Half on CUDA); the layouts are identical.
+template <typename storage_t, typename acc_t>
+LifForwardArgs<storage_t, acc_t> lif_forward_args(const LifForwardTensors& p, const LifConfig<acc_t>& config) {
+  LifForwardArgs<storage_t, acc_t> a;
+  a.T = p.T;
+  a.N = p.N;
+  a.config = config;
+  a.x = static_cast<const storage_t*>(p.x.data_ptr());
+  a.alpha = static_cast<const acc_t*>(p.alpha.data_ptr());
+  a.theta = static_cast<const acc_t*>(p.theta.data_ptr());
+  a.v0 = ptr_or_null<const storage_t>(p.v0);
+  a.r0 = ptr_or_null<const storage_t>(p.r0);
+  a.spikes = static_cast<storage_t*>(p.spikes.data_ptr());
+  a.h = ptr_or_null<storage_t>(p.h);
+  a.v_last = static_cast<storage_t*>(p.v_last.data_ptr());
+  a.r_last = static_cast<storage_t*>(p.r_last.data_ptr());
+  return a;
+}
+
+template <typename storage_t, typename acc_t>
+LifBackwardArgs<storage_t, acc_t> lif_backward_args(const LifBackwardTensors& p, const LifConfig<acc_t>& config) {
+  LifBackwardArgs<storage_t, acc_t> a;
+  a.T = p.T;
+  a.N = p.N;
+  a.config = config;
+  a.grad_spikes = static_cast<const storage_t*>(p.grad_spikes.data_ptr());
+  a.grad_v_last = ptr_or_null<const storage_t>(p.grad_v_last);
+  a.grad_r_last = ptr_or_null<const storage_t>(p.grad_r_last);
+  a.h = static_cast<const storage_t*>(p.h.data_ptr());
+  a.alpha = static_cast<const acc_t*>(p.alpha.data_ptr());
+  a.theta = static_cast<const acc_t*>(p.theta.data_ptr());
+  a.v0 = ptr_or_null<const storage_t>(p.v0);
+  a.grad_x = static_cast<storage_t*>(p.grad_x.data_ptr());
+  a.grad_v0 = static_cast<storage_t*>(p.grad_v0.data_ptr());
+  a.grad_r0 = static_cast<storage_t*>(p.grad_r0.data_ptr());
+  a.grad_alpha = ptr_or_null<acc_t>(p.grad_alpha);
+  a.grad_theta = ptr_or_null<acc_t>(p.grad_theta);
+  return a;
+}
+
+}  // namespace torch_ops
+}  // namespace snn

@@ -1,0 +1,62 @@
+// CPU implementations of snn_cuda::lif_fwd / lif_bwd: dtype dispatch and a parallel loop over neuron ranges.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "../cpu/lif_cpu.h"
+#include "lif_common.h"
+
+namespace snn {
+namespace torch_ops {
+namespace {
+
+// Ranges are whole kernel blocks, so threads never split a block.
+template <typename F>
+void parallel_over_neurons(int64_t N, int64_t T, F&& body) {
+  const int64_t blocks = (N + cpu::kBlock - 1) / cpu::kBlock;
+  // Enough work per task to amortise the thread hand-off: about 32k neuron-steps.
+  const int64_t grain = std::max<int64_t>(1, 32768 / (cpu::kBlock * std::max<int64_t>(T, 1)));
+  at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    body(begin * cpu::kBlock, std::min(N, end * cpu::kBlock));
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cpu(
+    const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta, const std::optional<at::Tensor>& v0,
+    const std::optional<at::Tensor>& r0, std::string reset, double v_reset, std::optional<double> gamma,
+    double rho, bool detach_reset, std::string surrogate, double surrogate_param, bool store_h) {
+  LifForwardTensors p = prepare_lif_forward(x, alpha, theta, v0, r0, gamma.has_value(), store_h);
+  AT_DISPATCH_FLOATING_TYPES(p.x.scalar_type(), "lif_fwd_cpu", [&] {
+    const auto config = make_lif_config<scalar_t>(reset, v_reset, gamma, rho, detach_reset, surrogate,
+                                                  surrogate_param);
+    const auto args = lif_forward_args<scalar_t, scalar_t>(p, config);
+    parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_forward_range(args, n0, n1); });
+  });
+  return {p.spikes, p.v_last, p.r_last, p.h};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_cpu(
+    const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
+    const std::optional<at::Tensor>& grad_r_last, const at::Tensor& h, const at::Tensor& alpha,
+    const at::Tensor& theta, const std::optional<at::Tensor>& v0, std::string reset, double v_reset,
+    std::optional<double> gamma, double rho, bool detach_reset, std::string surrogate, double surrogate_param,
+    bool param_grads) {
+  LifBackwardTensors p =
+      prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, param_grads);
+  AT_DISPATCH_FLOATING_TYPES(p.h.scalar_type(), "lif_bwd_cpu", [&] {
+    const auto config =
+        make_lif_config<scalar_t>(reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param);
+    const auto args = lif_backward_args<scalar_t, scalar_t>(p, config);
+    parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_backward_range(args, n0, n1); });
+  });
+  return {p.grad_x, p.grad_v0, p.grad_r0, p.grad_alpha, p.grad_theta};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(snn_cuda, CPU, m) {
+  m.impl("lif_fwd", &lif_fwd_cpu);
+  m.impl("lif_bwd", &lif_bwd_cpu);
+}
+
+}  // namespace torch_ops
+}  // namespace snn

@@ -1,0 +1,57 @@
+// CUDA implementations of snn_cuda::lif_fwd / lif_bwd: device guard, current stream, dtype dispatch, launch.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "../cuda/lif_cuda.h"
+#include "cuda_types.h"
+#include "lif_common.h"
+
+namespace snn {
+namespace torch_ops {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cuda(
+    const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta, const std::optional<at::Tensor>& v0,
+    const std::optional<at::Tensor>& r0, std::string reset, double v_reset, std::optional<double> gamma,
+    double rho, bool detach_reset, std::string surrogate, double surrogate_param, bool store_h) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  LifForwardTensors p = prepare_lif_forward(x, alpha, theta, v0, r0, gamma.has_value(), store_h);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(), "lif_fwd_cuda", [&] {
+    using types = CudaTypes<scalar_t>;
+    const auto config = make_lif_config<typename types::acc>(reset, v_reset, gamma, rho, detach_reset, surrogate,
+                                                              surrogate_param);
+    const auto args = lif_forward_args<typename types::storage, typename types::acc>(p, config);
+    SNN_CUDA_CHECK_LAUNCH(cuda::launch_lif_forward(args, c10::cuda::getCurrentCUDAStream()));
+  });
+  return {p.spikes, p.v_last, p.r_last, p.h};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_cuda(
+    const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
+    const std::optional<at::Tensor>& grad_r_last, const at::Tensor& h, const at::Tensor& alpha,
+    const at::Tensor& theta, const std::optional<at::Tensor>& v0, std::string reset, double v_reset,
+    std::optional<double> gamma, double rho, bool detach_reset, std::string surrogate, double surrogate_param,
+    bool param_grads) {
+  const c10::cuda::CUDAGuard guard(h.device());
+  LifBackwardTensors p =
+      prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, param_grads);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.h.scalar_type(), "lif_bwd_cuda", [&] {
+    using types = CudaTypes<scalar_t>;
+    const auto config = make_lif_config<typename types::acc>(reset, v_reset, gamma, rho, detach_reset, surrogate,
+                                                              surrogate_param);
+    const auto args = lif_backward_args<typename types::storage, typename types::acc>(p, config);
+    SNN_CUDA_CHECK_LAUNCH(cuda::launch_lif_backward(args, c10::cuda::getCurrentCUDAStream()));
+  });
+  return {p.grad_x, p.grad_v0, p.grad_r0, p.grad_alpha, p.grad_theta};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(snn_cuda, CUDA, m) {
+  m.impl("lif_fwd", &lif_fwd_cuda);
+  m.impl("lif_bwd", &lif_bwd_cuda);
+}
+
+}  // namespace torch_ops
+}  // namespace snn

@@ -1,0 +1,28 @@
+// The op schemas (one TORCH_LIBRARY block for the whole library) and the Python module stub.
+//
+// Each recurrence is a forward/backward pair. Backends register implementations with TORCH_LIBRARY_IMPL in their
+// own files; fake (meta) implementations and autograd formulas are registered from Python (snn_cuda/ops).
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(snn_cuda, m) {
+  // Returns (spikes, v_last, r_last, h); h is the only tensor saved for backward, empty unless store_h.
+  // detach_reset and the surrogate only matter to the backward; the forward takes them so that its autograd
+  // formula (registered from Python) sees the whole configuration.
+  m.def(
+      "lif_fwd(Tensor x, Tensor alpha, Tensor theta, Tensor? v0, Tensor? r0, str reset, float v_reset, "
+      "float? gamma, float rho, bool detach_reset, str surrogate, float surrogate_param, bool store_h) "
+      "-> (Tensor, Tensor, Tensor, Tensor)");
+  // Returns (grad_x, grad_v0, grad_r0, grad_alpha, grad_theta); the parameter grads are per element (shape of
+  // x[0], float32 or float64) when param_grads, else empty.
+  m.def(
+      "lif_bwd(Tensor grad_spikes, Tensor? grad_v_last, Tensor? grad_r_last, Tensor h, Tensor alpha, "
+      "Tensor theta, Tensor? v0, str reset, float v_reset, float? gamma, float rho, bool detach_reset, "
+      "str surrogate, float surrogate_param, bool param_grads) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
+
+// Importing snn_cuda._C runs the static initialisers above; the module itself holds nothing.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}

@@ -1,0 +1,98 @@
+"""Builds snn_cuda._C, the compiled kernels, from csrc/.
+
+- The CPU kernels are always built.
+- The CUDA kernels are built when torch has CUDA and nvcc is found (force with SNN_CUDA_BUILD_CUDA=1, turn off
+  with SNN_CUDA_BUILD_CUDA=0). TORCH_CUDA_ARCH_LIST chooses the architectures as usual.
+- When nvcc exists but torch is CPU-only (the build machines), the CUDA sources are still compiled to object
+  files for sm_80 and sm_90, and the CUDA half of the torch glue is syntax-checked, so CUDA code never rots
+  unseen (skip with SNN_CUDA_CUDA_CHECK=0). A failure there fails the build.
+
+Build with `pip install --no-build-isolation -e .` (torch must already be installed: the extension is compiled
+against it).
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sysconfig
+
+from setuptools import setup
+from torch.utils import cpp_extension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CUDA_CHECK_ARCHS = ("80", "90")
+
+
+def _sources(pattern: str) -> list[str]:
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def _find_nvcc() -> str | None:
+    home = cpp_extension.CUDA_HOME or os.environ.get("CUDA_HOME") or "/usr/local/cuda"
+    candidate = os.path.join(home, "bin", "nvcc")
+    return candidate if os.path.exists(candidate) else shutil.which("nvcc")
+
+
+def _want_cuda() -> bool:
+    flag = os.environ.get("SNN_CUDA_BUILD_CUDA")
+    if flag is not None:
+        return flag == "1"
+    import torch
+
+    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+
+
+CPU_SOURCES = [s for s in _sources("csrc/torch/*.cpp") if not s.endswith("_cuda_ops.cpp")]
+CUDA_GLUE_SOURCES = _sources("csrc/torch/*_cuda_ops.cpp")
+CUDA_KERNEL_SOURCES = _sources("csrc/cuda/*.cu")
+# C++20: the torch 2.13 headers use C++20 features (they warn under C++17).
+CXX_FLAGS = ["-O3", "-std=c++20", "-fopenmp"]
+
+
+def _extension():
+    if _want_cuda():
+        return cpp_extension.CUDAExtension(
+            "snn_cuda._C",
+            CPU_SOURCES + CUDA_GLUE_SOURCES + CUDA_KERNEL_SOURCES,
+            extra_compile_args={"cxx": CXX_FLAGS + ["-DSNN_CUDA_WITH_CUDA"], "nvcc": ["-O3", "-std=c++17"]},
+            extra_link_args=["-fopenmp"],
+        )
+    return cpp_extension.CppExtension(
+        "snn_cuda._C", CPU_SOURCES, extra_compile_args={"cxx": CXX_FLAGS}, extra_link_args=["-fopenmp"]
+    )
+
+
+class BuildExt(cpp_extension.BuildExtension):
+    def run(self):
+        super().run()
+        if not _want_cuda() and os.environ.get("SNN_CUDA_CUDA_CHECK", "1") == "1":
+            self._cuda_compile_check()
+
+    def _cuda_compile_check(self):
+        nvcc = _find_nvcc()
+        if nvcc is None:
+            print("snn_cuda: no nvcc found, CUDA compile check skipped")
+            return
+        out_dir = os.path.join(self.build_temp, "cuda_check")
+        os.makedirs(out_dir, exist_ok=True)
+        gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in CUDA_CHECK_ARCHS]
+        for src in CUDA_KERNEL_SOURCES:
+            obj = os.path.join(out_dir, os.path.basename(src) + ".o")
+            print(f"snn_cuda: CUDA compile check {src} -> sm_{', sm_'.join(CUDA_CHECK_ARCHS)}")
+            subprocess.run([nvcc, "-O3", "-std=c++17", *gencode, "-c", src, "-o", obj], check=True, cwd=ROOT)
+        cuda_include = os.path.join(os.path.dirname(os.path.dirname(nvcc)), "include")
+        # A CPU-only torch wheel ships the c10/cuda headers but not this generated one; an empty stand-in is
+        # enough for a syntax check.
+        shim = os.path.join(out_dir, "shim")
+        os.makedirs(os.path.join(shim, "c10", "cuda", "impl"), exist_ok=True)
+        with open(os.path.join(shim, "c10", "cuda", "impl", "cuda_cmake_macros.h"), "w") as f:
+            f.write("#pragma once\n")
+        includes = [f"-I{shim}"] + [f"-I{p}" for p in cpp_extension.include_paths()]
+        includes += [f"-I{sysconfig.get_paths()['include']}", f"-I{cuda_include}"]
+        for src in CUDA_GLUE_SOURCES:
+            print(f"snn_cuda: CUDA glue syntax check {src}")
+            subprocess.run(["c++", "-std=c++20", "-fsyntax-only", *includes, src], check=True, cwd=ROOT)
+
+
+setup(ext_modules=[_extension()], cmdclass={"build_ext": BuildExt})

@@ -1,0 +1,76 @@
+"""Argument checks shared by the public ops and the reference: every error names the argument."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+ParamLike = float | int | torch.Tensor
+
+
+def check_sequence(x: object, name: str = "x") -> torch.Tensor:
+    """A time-major floating tensor ``[T, *S]`` with T > 0."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [T, ...], got {type(x).__name__}")
+    if x.dim() < 1:
+        raise ValueError(f"{name} must have shape [T, ...] with at least one dimension, got a 0-dim tensor")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one time step, got T = {name}.shape[0] = 0")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_float(value: object, name: str, *, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
+    return value
+
+
+def check_param(
+    value: ParamLike, name: str, x: torch.Tensor, *, low: float | None = None, high: float | None = None
+) -> ParamLike:
+    """A per-element parameter: a number (range-checked) or a tensor that broadcasts against ``x.shape[1:]``."""
+    if not isinstance(value, torch.Tensor):
+        return check_float(value, name, low=low, high=high)
+    state_shape = tuple(x.shape[1:])
+    try:
+        broadcast = torch.broadcast_shapes(tuple(value.shape), state_shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != state_shape:
+        raise ValueError(
+            f"{name} of shape {tuple(value.shape)} does not broadcast against the trailing shape {state_shape} of x"
+        )
+    if value.device != x.device:
+        raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    return value
+
+
+def check_state(value: torch.Tensor | None, name: str, x: torch.Tensor) -> torch.Tensor | None:
+    """An initial state: None or a tensor of shape ``x.shape[1:]`` with x's dtype and device."""
+    if value is None:
+        return None
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
+    if tuple(value.shape) != tuple(x.shape[1:]):
+        raise ValueError(f"{name} must have shape {tuple(x.shape[1:])} (the trailing shape of x), got {tuple(value.shape)}")
+    if value.device != x.device:
+        raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
+    if value.dtype != x.dtype:
+        raise TypeError(f"{name} has dtype {value.dtype} but x has dtype {x.dtype}")
+    return value
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value

@@ -1,0 +1,30 @@
+"""``python -m snn_cuda.info``: versions, which kernels are loaded, and why not."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from . import __version__, _ext
+
+OPS = ("lif_fwd", "lif_bwd")
+
+
+def report() -> str:
+    lines = [
+        f"snn_cuda {__version__}",
+        f"python {platform.python_version()}, torch {torch.__version__}, torch CUDA {torch.version.cuda}",
+        f"CUDA device: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
+        f"compiled extension: {'loaded' if _ext.loaded() else 'NOT loaded: ' + str(_ext.load_error())}",
+    ]
+    for op in OPS:
+        kernels = [d for d in ("cpu", "cuda") if _ext.has_kernel(op, d)]
+        lines.append(f"  snn_cuda::{op}: {', '.join(kernels) if kernels else 'no kernels (reference fallback)'}")
+    if _ext.reference_forced():
+        lines.append(f"{_ext.FORCE_REFERENCE_ENV} is set: backend='auto' uses the pure-torch reference")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report())

@@ -1,0 +1,68 @@
+"""Backend selection shared by the ops: "auto", "cpp" (compiled CPU), "cuda" or "torch" (the reference)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .. import _ext
+
+BACKENDS = ("auto", "cpp", "cuda", "torch")
+
+# Storage dtypes each compiled backend implements (CUDA computes half and bfloat16 in float32).
+KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
+_BACKEND_DEVICE = {"cpp": "cpu", "cuda": "cuda"}
+_warned: set[tuple[str, str]] = set()
+
+
+def _unavailable_reason(op: str, device_type: str, dtype: torch.dtype) -> str | None:
+    if not _ext.loaded():
+        return f"the compiled extension snn_cuda._C could not be loaded ({_ext.load_error()})"
+    if not _ext.has_kernel(f"{op}_fwd", device_type):
+        return f"snn_cuda was built without {device_type} kernels"
+    if dtype not in KERNEL_DTYPES.get(device_type, ()):
+        return f"the {device_type} kernel of {op} does not implement {dtype}"
+    return None
+
+
+def select(op: str, backend: str, x: torch.Tensor) -> str:
+    """Returns "kernel" or "torch" for running ``op`` on ``x``; raises if an explicit backend cannot run it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(repr(b) for b in BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        return "torch"
+    device_type = x.device.type
+    if backend == "auto":
+        if _ext.reference_forced():
+            return "torch"
+        reason = _unavailable_reason(op, device_type, x.dtype)
+        if reason is None:
+            return "kernel"
+        key = (op, reason)
+        if key not in _warned:
+            _warned.add(key)
+            warnings.warn(f"snn_cuda.{op}: using the pure-torch reference because {reason}", stacklevel=3)
+        return "torch"
+    wanted = _BACKEND_DEVICE[backend]
+    if device_type != wanted:
+        raise ValueError(f"backend={backend!r} runs on {wanted} tensors, but x is on {x.device}")
+    reason = _unavailable_reason(op, device_type, x.dtype)
+    if reason is not None:
+        raise RuntimeError(f"backend={backend!r} is not available for snn_cuda.{op}: {reason}")
+    return "kernel"
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The kernels compute (and keep per-element parameters) in float64 for float64 input, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def per_element(value, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A number or broadcastable tensor as a contiguous tensor of ``shape``; autograd reduces the broadcast."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype).expand(shape).contiguous()
+    return torch.full(shape, float(value), dtype=dtype, device=device)

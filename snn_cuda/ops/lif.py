@@ -1,0 +1,124 @@
+"""``snn_cuda.lif``: the fused LIF neuron op, its fake (meta) implementation and its autograd formula."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _ext
+from ..reference import lif as reference
+from ..reference.lif import check_lif_args
+from . import _backend
+
+
+def lif(
+    x: torch.Tensor,
+    *,
+    alpha: float | torch.Tensor = 0.5,
+    theta: float | torch.Tensor = 1.0,
+    reset: str = "hard",
+    v_reset: float = 0.0,
+    gamma: float | None = None,
+    rho: float = 1.0,
+    detach_reset: bool = False,
+    surrogate: str = "atan",
+    surrogate_param: float | None = None,
+    v0: torch.Tensor | None = None,
+    r0: torch.Tensor | None = None,
+    return_state: bool = False,
+    backend: str = "auto",
+):
+    """Runs the LIF neuron recurrence (models.md section 1) over all time steps.
+
+    Args:
+        x: input current ``[T, *S]``, time-major.
+        alpha: membrane decay, a float in [0, 1] or a tensor broadcasting against ``S`` (learnable).
+        theta: firing threshold, a float or a tensor broadcasting against ``S`` (learnable).
+        reset: "hard" (to ``v_reset``), "soft" (subtract ``theta``) or "none".
+        v_reset: the hard-reset potential.
+        gamma: decay of the reset trace ``r``; None turns the trace off (``r == 0``).
+        rho: increment of the reset trace per spike.
+        detach_reset: treat the spike as a constant where it enters the ``v`` and ``r`` updates.
+        surrogate: "rectangular", "gaussian", "sigmoid", "atan", "fast_sigmoid" or "triangle".
+        surrogate_param: the surrogate's parameter; None takes the default of ``snn_cuda.surrogate.DEFAULT_PARAM``.
+        v0: initial membrane potential ``S`` (default zeros); r0: initial reset trace ``S`` (needs ``gamma``).
+        return_state: also return the final state ``(v_last, r_last)``, each ``S``.
+        backend: "auto" (the compiled kernel for x's device when loaded, else the reference with a warning),
+            "cpp", "cuda" or "torch" (the reference).
+
+    Returns:
+        spikes ``[T, *S]`` in x's dtype (exactly 0 or 1), or ``(spikes, (v_last, r_last))``.
+    """
+    c = check_lif_args(
+        x, alpha=alpha, theta=theta, reset=reset, v_reset=v_reset, gamma=gamma, rho=rho,
+        detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
+    )  # fmt: skip
+    if _backend.select("lif", backend, x) == "torch":
+        return reference(
+            x, alpha=c.alpha, theta=c.theta, reset=c.reset, v_reset=c.v_reset, gamma=c.gamma, rho=c.rho,
+            detach_reset=c.detach_reset, surrogate=c.surrogate, surrogate_param=c.surrogate_param, v0=c.v0,
+            r0=c.r0, return_state=return_state,
+        )  # fmt: skip
+    state_shape = x.shape[1:]
+    acc = _backend.compute_dtype(x.dtype)
+    alpha_t = _backend.per_element(c.alpha, state_shape, acc, x.device)
+    theta_t = _backend.per_element(c.theta, state_shape, acc, x.device)
+    store_h = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, alpha_t, theta_t, c.v0, c.r0)
+    )
+    spikes, v_last, r_last, _ = torch.ops.snn_cuda.lif_fwd(
+        x, alpha_t, theta_t, c.v0, c.r0, c.reset, c.v_reset, c.gamma, c.rho, c.detach_reset, c.surrogate,
+        c.surrogate_param, store_h,
+    )  # fmt: skip
+    return (spikes, (v_last, r_last)) if return_state else spikes
+
+
+def _register() -> None:
+    @torch.library.register_fake("snn_cuda::lif_fwd")
+    def _(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param, store_h):
+        state = x.new_empty(x.shape[1:])
+        h = torch.empty_like(x) if store_h else x.new_empty((0,))
+        return torch.empty_like(x), state, torch.empty_like(state), h
+
+    @torch.library.register_fake("snn_cuda::lif_bwd")
+    def _(grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, reset, v_reset, gamma, rho, detach_reset,
+          surrogate, surrogate_param, param_grads):  # fmt: skip
+        state = h.new_empty(h.shape[1:])
+        param_shape = h.shape[1:] if param_grads else (0,)
+        grad_alpha = alpha.new_empty(param_shape)
+        return torch.empty_like(h), state, torch.empty_like(state), grad_alpha, torch.empty_like(grad_alpha)
+
+    def setup_context(ctx, inputs, output):
+        x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param, _ = inputs
+        # The only [T, N] tensor kept for the backward is h; spikes and v[t-1] are recomputed from it.
+        ctx.save_for_backward(output[3], alpha, theta, v0)
+        ctx.config = (reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param)
+        ctx.has_v0, ctx.has_r0 = v0 is not None, r0 is not None
+
+    def backward(ctx, grad_spikes, grad_v_last, grad_r_last, _grad_h):
+        h, alpha, theta, v0 = ctx.saved_tensors
+        if h.numel() == 0:
+            raise RuntimeError(
+                "snn_cuda::lif_fwd ran with store_h=False, so it cannot be differentiated; call snn_cuda.lif, "
+                "which sets store_h when an input requires grad"
+            )
+        reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param = ctx.config
+        needs = ctx.needs_input_grad
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(h)
+        grad_x, grad_v0, grad_r0, grad_alpha, grad_theta = torch.ops.snn_cuda.lif_bwd(
+            grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, reset, v_reset, gamma, rho,
+            detach_reset, surrogate, surrogate_param, needs[1] or needs[2],
+        )  # fmt: skip
+        return (
+            grad_x if needs[0] else None,
+            grad_alpha if needs[1] else None,
+            grad_theta if needs[2] else None,
+            grad_v0 if ctx.has_v0 and needs[3] else None,
+            grad_r0 if ctx.has_r0 and needs[4] else None,
+        ) + (None,) * 8
+
+    torch.library.register_autograd("snn_cuda::lif_fwd", backward, setup_context=setup_context)
+
+
+if _ext.loaded():
+    _register()

@@ -1,0 +1,107 @@
+"""The LIF neuron recurrence of models.md section 1, step by step in plain torch: the specification.
+
+Autograd through this function gives the reference gradients the fused kernels are tested against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import surrogate as surrogates
+from .._checks import ParamLike, check_choice, check_float, check_param, check_sequence, check_state
+
+RESET_MODES = ("hard", "soft", "none")
+
+
+@dataclass(frozen=True)
+class LifConfig:
+    """Validated LIF arguments (see :func:`snn_cuda.lif` for their meaning)."""
+
+    alpha: ParamLike
+    theta: ParamLike
+    reset: str
+    v_reset: float
+    gamma: float | None
+    rho: float
+    detach_reset: bool
+    surrogate: str
+    surrogate_param: float
+    v0: torch.Tensor | None
+    r0: torch.Tensor | None
+
+
+def check_lif_args(
+    x: torch.Tensor,
+    *,
+    alpha: ParamLike,
+    theta: ParamLike,
+    reset: str,
+    v_reset: float,
+    gamma: float | None,
+    rho: float,
+    detach_reset: bool,
+    surrogate: str,
+    surrogate_param: float | None,
+    v0: torch.Tensor | None,
+    r0: torch.Tensor | None,
+) -> LifConfig:
+    check_sequence(x)
+    if gamma is None and r0 is not None:
+        raise ValueError("r0 is given but gamma is None: the reset trace is off, so there is no r state")
+    return LifConfig(
+        alpha=check_param(alpha, "alpha", x, low=0.0, high=1.0),
+        theta=check_param(theta, "theta", x),
+        reset=check_choice(reset, "reset", RESET_MODES),
+        v_reset=check_float(v_reset, "v_reset"),
+        gamma=None if gamma is None else check_float(gamma, "gamma"),
+        rho=check_float(rho, "rho"),
+        detach_reset=bool(detach_reset),
+        surrogate=check_choice(surrogate, "surrogate", surrogates.NAMES),
+        surrogate_param=surrogates.resolve(surrogate, surrogate_param),
+        v0=check_state(v0, "v0", x),
+        r0=check_state(r0, "r0", x),
+    )
+
+
+def lif(
+    x: torch.Tensor,
+    *,
+    alpha: ParamLike = 0.5,
+    theta: ParamLike = 1.0,
+    reset: str = "hard",
+    v_reset: float = 0.0,
+    gamma: float | None = None,
+    rho: float = 1.0,
+    detach_reset: bool = False,
+    surrogate: str = "atan",
+    surrogate_param: float | None = None,
+    v0: torch.Tensor | None = None,
+    r0: torch.Tensor | None = None,
+    return_state: bool = False,
+):
+    """Reference LIF: x ``[T, *S]`` -> spikes ``[T, *S]`` (and ``(v_last, r_last)`` with ``return_state``)."""
+    c = check_lif_args(
+        x, alpha=alpha, theta=theta, reset=reset, v_reset=v_reset, gamma=gamma, rho=rho,
+        detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
+    )  # fmt: skip
+    alpha_, theta_ = (p.to(x.dtype) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
+    v = c.v0 if c.v0 is not None else x.new_zeros(x.shape[1:])
+    r = c.r0 if c.r0 is not None else x.new_zeros(x.shape[1:])
+    spikes = []
+    for t in range(x.shape[0]):
+        h = alpha_ * v + x[t] - r
+        s = surrogates.spike(h - theta_, c.surrogate, c.surrogate_param)
+        s_reset = s.detach() if c.detach_reset else s
+        if c.reset == "hard":
+            v = (1 - s_reset) * h + s_reset * c.v_reset
+        elif c.reset == "soft":
+            v = h - theta_ * s_reset
+        else:
+            v = h
+        if c.gamma is not None:
+            r = c.gamma * r + c.rho * s_reset
+        spikes.append(s)
+    out = torch.stack(spikes)
+    return (out, (v, r)) if return_state else out

@@ -1,0 +1,73 @@
+"""Surrogate derivatives of the spike (Heaviside) function, models.md section 1.
+
+Each surrogate replaces ``ds/dh`` by ``g(u)``, ``u = h - theta``, and takes one parameter. The compiled kernels
+implement the same table in ``csrc/core/lif_step.h``; this module is the torch version used by the reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# name -> default parameter (models.md: rectangular w 0.5 as in He et al.'s MLP, gaussian sigma 0.4 as in
+# snn-iir, sigmoid alpha 4 and atan alpha 2 as in SpikingJelly, fast_sigmoid slope 25 as in SuperSpike/snnTorch).
+DEFAULT_PARAM: dict[str, float] = {
+    "rectangular": 0.5,
+    "gaussian": 0.4,
+    "sigmoid": 4.0,
+    "atan": 2.0,
+    "fast_sigmoid": 25.0,
+    "triangle": 1.0,
+}
+
+NAMES = tuple(DEFAULT_PARAM)
+
+
+def resolve(name: str, param: float | None) -> float:
+    """Checks a surrogate name and parameter; returns the parameter (the default when None)."""
+    if name not in DEFAULT_PARAM:
+        raise ValueError(f"surrogate must be one of {', '.join(repr(n) for n in NAMES)}, got {name!r}")
+    if param is None:
+        return DEFAULT_PARAM[name]
+    param = float(param)
+    if not math.isfinite(param) or param <= 0:
+        raise ValueError(f"surrogate_param must be a positive finite number for surrogate {name!r}, got {param}")
+    return param
+
+
+def grad(name: str, u: torch.Tensor, p: float) -> torch.Tensor:
+    """g(u) for surrogate ``name`` with parameter ``p``."""
+    if name == "rectangular":
+        return (u.abs() < p / 2).to(u.dtype) / p
+    if name == "gaussian":
+        return torch.exp(-(u * u) / (2 * p * p)) / (p * math.sqrt(2 * math.pi))
+    if name == "sigmoid":
+        sig = torch.sigmoid(p * u)
+        return p * sig * (1 - sig)
+    if name == "atan":
+        return (p / 2) / (1 + (math.pi / 2 * p * u) ** 2)
+    if name == "fast_sigmoid":
+        return 1 / (1 + p * u.abs()) ** 2
+    if name == "triangle":
+        return torch.clamp(1 - u.abs() / p, min=0) / p
+    raise ValueError(f"unknown surrogate {name!r}")
+
+
+class SpikeFunction(torch.autograd.Function):
+    """s = (u > 0) in the forward pass, ds/du = g(u) in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, name: str, p: float) -> torch.Tensor:
+        ctx.save_for_backward(u)
+        ctx.name, ctx.p = name, p
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_s: torch.Tensor):
+        (u,) = ctx.saved_tensors
+        return grad_s * grad(ctx.name, u, ctx.p), None, None
+
+
+def spike(u: torch.Tensor, name: str, p: float) -> torch.Tensor:
+    return SpikeFunction.apply(u, name, p)

@@ -1,0 +1,47 @@
+"""Shared test settings: the per-dtype tolerance table, the devices to test, and a seeded generator per test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import snn_cuda
+
+# One table for every kernel-vs-reference comparison: (rtol, atol) by storage dtype. Half and bfloat16 are
+# compared against a float32 reference run on the same (rounded) inputs.
+TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (1e-4, 1e-5),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (5e-2, 5e-2),
+}
+
+HAS_CUDA_KERNELS = torch.cuda.is_available() and snn_cuda._ext.has_kernel("lif_fwd", "cuda")
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="no CUDA device or snn_cuda built without CUDA"),
+        ],
+    ),
+]
+
+
+def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
+    """Prints the max difference, then asserts closeness with the table's tolerance for ``dtype``."""
+    rtol, atol = TOLERANCES[dtype]
+    actual, expected = actual.double(), expected.double()
+    diff = (actual - expected).abs().max().item() if actual.numel() else 0.0
+    print(f"{name}: max |diff| = {diff:.3e} (rtol {rtol}, atol {atol})")
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.fixture
+def gen(request) -> torch.Generator:
+    """A generator seeded freshly per test run (the seed is printed so a failure can be replayed)."""
+    seed = torch.seed() % (2**31)
+    print(f"{request.node.name}: seed {seed}")
+    return torch.Generator().manual_seed(seed)
