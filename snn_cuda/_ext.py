@@ -33,14 +33,29 @@ def load_error() -> str | None:
     return _error
 
 
+def _kernel_table() -> dict[str, frozenset[str]]:
+    """op name -> device types with a compiled implementation, read once from the dispatcher at import (so
+    that backend selection is a plain dict lookup, which torch.compile traces without a graph break)."""
+    if not _loaded:
+        return {}
+    table = {}
+    for name in torch._C._dispatch_get_all_op_names():
+        if name.startswith("snn_cuda::"):
+            op = name.split("::", 1)[1]
+            table[op] = frozenset(
+                device
+                for device, key in (("cpu", "CPU"), ("cuda", "CUDA"))
+                if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
+            )
+    return table
+
+
+_KERNELS = _kernel_table()
+
+
 def has_kernel(op: str, device_type: str) -> bool:
     """True when ``torch.ops.snn_cuda.<op>`` has an implementation for ``device_type`` ("cpu" or "cuda")."""
-    if not _loaded:
-        return False
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-    if key is None:
-        return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key(f"snn_cuda::{op}", key)
+    return device_type in _KERNELS.get(op, ())
 
 
 def reference_forced() -> bool:

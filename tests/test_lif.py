@@ -1,0 +1,336 @@
+"""The fused LIF op against the reference (outputs, final state, every gradient), hand-worked seed cases,
+registration checks (opcheck, torch.compile) and argument errors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from conftest import DEVICES, TOLERANCES, assert_close
+
+import snn_cuda
+from snn_cuda import surrogate as surrogates
+
+RESETS = ("hard", "soft", "none")
+KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}
+
+
+def make_case(gen, T, state_shape, dtype, *, per_element, trace, with_state):
+    """Random inputs well spread around the threshold; parameters per element or scalar."""
+    x = (torch.rand((T, *state_shape), generator=gen, dtype=torch.float64) * 1.6 - 0.3).to(dtype)
+    if per_element:
+        alpha = torch.rand(state_shape[-1:], generator=gen, dtype=torch.float64) * 0.9 + 0.05
+        theta = torch.rand(state_shape[-1:], generator=gen, dtype=torch.float64) * 0.6 + 0.7
+    else:
+        alpha = torch.tensor(0.6, dtype=torch.float64)
+        theta = torch.tensor(0.9, dtype=torch.float64)
+    v0 = (torch.rand(state_shape, generator=gen, dtype=torch.float64) - 0.5).to(dtype) if with_state else None
+    r0 = (torch.rand(state_shape, generator=gen, dtype=torch.float64) * 0.5).to(dtype) if with_state and trace else None
+    return x, alpha, theta, v0, r0
+
+
+def run_both(device, x, alpha, theta, v0, r0, *, reference_dtype=None, **options):
+    """Runs kernel and reference on copies of the same leaves; returns outputs and gradients of each.
+
+    The loss weighs spikes and final states with fixed random weights, so every gradient path is exercised.
+    """
+    results = []
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        dtype = x.dtype if backend != "torch" or reference_dtype is None else reference_dtype
+        leaves = [t.detach().to(device=device, dtype=dtype if i in (0, 3, 4) else t.dtype).requires_grad_()
+                  if t is not None else None for i, t in enumerate((x, alpha, theta, v0, r0))]  # fmt: skip
+        xl, al, tl, vl, rl = leaves
+        spikes, (v_last, r_last) = snn_cuda.lif(
+            xl, alpha=al, theta=tl, v0=vl, r0=rl, return_state=True, backend=backend, **options
+        )
+        w = torch.linspace(-1, 1, spikes.numel(), dtype=torch.float64, device=device).view(spikes.shape)
+        loss = (spikes.double() * w).sum() + (v_last.double() ** 2).sum() + 0.5 * r_last.double().sum()
+        params = [t for t in leaves if t is not None]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        named = dict(zip(("x", "alpha", "theta", "v0", "r0"), (g for g in grads)))
+        named = {k: v for k, v in named.items()}
+        results.append({"spikes": spikes, "v_last": v_last, "r_last": r_last, **named})
+    return results
+
+
+def compare(results, dtype):
+    fused, ref = results
+    assert torch.equal(fused["spikes"], ref["spikes"].to(fused["spikes"].dtype)), "spikes differ"
+    assert set(fused) == set(ref)
+    for name in fused:
+        if name == "spikes":
+            continue
+        if ref[name] is None:
+            assert fused[name] is None or not fused[name].any(), f"{name}: gradient where the reference has none"
+            continue
+        assert_close(name, fused[name], ref[name], dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("surrogate", surrogates.NAMES)
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("reset", RESETS)
+def test_every_configuration_matches_reference(gen, device, reset, trace, detach_reset, surrogate):
+    x, alpha, theta, v0, r0 = make_case(gen, 7, (3, 5), torch.float64, per_element=True, trace=trace,
+                                        with_state=True)  # fmt: skip
+    results = run_both(
+        device, x, alpha, theta, v0, r0, reset=reset, v_reset=-0.1, gamma=0.8 if trace else None, rho=0.7,
+        detach_reset=detach_reset, surrogate=surrogate,
+    )  # fmt: skip
+    compare(results, torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("per_element", [False, True])
+@pytest.mark.parametrize("T", [1, 2, 7, 64, 257])
+def test_lengths_dtypes_and_parameter_shapes(gen, device, T, per_element, dtype):
+    trace = T % 2 == 1  # alternate the trace so both settings meet every length
+    x, alpha, theta, v0, r0 = make_case(gen, T, (2, 33), dtype, per_element=per_element, trace=trace,
+                                        with_state=T != 2)  # fmt: skip
+    results = run_both(device, x, alpha, theta, v0, r0, reset="soft", gamma=0.9 if trace else None,
+                       surrogate="atan")  # fmt: skip
+    fused, ref = results
+    # Spikes flip only where h sits within rounding of theta; with inputs in float32 the two may differ there.
+    flipped = (fused["spikes"] != ref["spikes"]).double().mean().item()
+    print(f"flipped spike fraction {flipped:.2e}")
+    if dtype == torch.float64:
+        compare(results, dtype)
+    else:
+        assert flipped < 1e-3
+        if flipped == 0:
+            compare(results, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_low_precision_cuda_against_float32_reference(gen, device, dtype):
+    x, alpha, theta, v0, r0 = make_case(gen, 32, (4, 256), dtype, per_element=True, trace=False, with_state=False)
+    results = run_both(device, x, alpha, theta, v0, r0, reference_dtype=torch.float32, reset="hard")
+    fused, ref = results
+    flipped = (fused["spikes"].float() != ref["spikes"]).float().mean().item()
+    print(f"flipped spike fraction {flipped:.2e}")
+    assert flipped < 0.02
+    rtol, atol = TOLERANCES[dtype]
+    # Gradients of flipped trajectories differ legitimately: compare where both agree on every spike.
+    same = (fused["spikes"].float() == ref["spikes"]).all(dim=0)
+    assert same.float().mean() > 0.5
+    torch.testing.assert_close(fused["x"].float()[:, same], ref["x"].float()[:, same], rtol=rtol, atol=atol * 10)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_broadcast_parameter_shapes_reduce_gradients(gen, device):
+    """Per-channel parameters of a conv layout [T, B, C, H, W] get gradients of their own shape."""
+    x = torch.rand((5, 2, 3, 4, 4), generator=gen, dtype=torch.float64) * 1.5
+    alpha = torch.rand((3, 1, 1), generator=gen, dtype=torch.float64)
+    theta = torch.rand((3, 1, 1), generator=gen, dtype=torch.float64) + 0.5
+    results = run_both(device, x, alpha, theta, None, None, reset="hard", surrogate="sigmoid")
+    assert results[0]["alpha"].shape == (3, 1, 1)
+    compare(results, torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_threshold_ties_do_not_fire(device):
+    """h == theta exactly gives no spike (strict '>'), one ulp above does, in every backend."""
+    theta = 0.75
+    above = math.nextafter(theta, 2.0)
+    x = torch.tensor([[theta, above, 0.0, theta]], dtype=torch.float64, device=device)
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        spikes = snn_cuda.lif(x, alpha=0.0, theta=theta, reset="hard", backend=backend)
+        assert spikes.tolist() == [[0.0, 1.0, 0.0, 0.0]], backend
+
+
+def test_he_et_al_neuron_by_hand():
+    """He et al.: u = 0.3 u (1 - o) + x, fire if u > 0.3, rectangular surrogate w = 0.5 (g = 2 for |u| < 0.25)."""
+    x = torch.tensor([0.2, 0.2, 0.5], dtype=torch.float64).view(3, 1)
+    for backend in ("cpp", "torch"):
+        xl = x.clone().requires_grad_()
+        s = snn_cuda.lif(xl, alpha=0.3, theta=0.3, reset="hard", surrogate="rectangular", backend=backend)
+        # h = 0.2, 0.3*0.2 + 0.2 = 0.26, 0.3*0.26 + 0.5 = 0.578 -> spikes 0, 0, 1
+        assert s.flatten().tolist() == [0.0, 0.0, 1.0]
+        s.sum().backward()
+        # t=2: u = 0.278 is outside the window, gh2 = 0. t=1: u = -0.04, gh1 = 2, dL/dv0 = 0.3 * 2 = 0.6.
+        # t=0: gs = 1 + 0.6 * (v_reset - h0) = 1 - 0.12 = 0.88; gh0 = 0.6 * (1 - s0) + 0.88 * 2 = 2.36.
+        torch.testing.assert_close(xl.grad.flatten(), torch.tensor([2.36, 2.0, 0.0], dtype=torch.float64))
+
+
+def test_snn_iir_neuron_by_hand():
+    """snn-iir: v = I - r, spike if v > 1, r = gamma r + s, gaussian surrogate sigma 0.4, reset not detached."""
+    gamma = 0.5
+    x = torch.tensor([1.5, 1.2, 0.4], dtype=torch.float64).view(3, 1)
+
+    def g(u):
+        return math.exp(-u * u / (2 * 0.16)) / (0.4 * math.sqrt(2 * math.pi))
+
+    # Forward: h = 1.5 (spike, r = 1), h = 1.2 - 1 = 0.2 (r = 0.5), h = 0.4 - 0.5 = -0.1 (r = 0.25).
+    # Backward of sum(s): gh2 = g(-1.1); gr after t=2 is -gh2; t=1: gs = 1 - gh2, gh1 = gs g(-0.8);
+    # gr after t=1 is 0.5 (-gh2) - gh1; t=0: gs = 1 + gr, gh0 = gs g(0.5).
+    gh2 = g(-1.1)
+    gh1 = (1 - gh2) * g(-0.8)
+    gh0 = (1 + 0.5 * -gh2 - gh1) * g(0.5)
+    for backend in ("cpp", "torch"):
+        xl = x.clone().requires_grad_()
+        s, (_, r_last) = snn_cuda.lif(xl, alpha=0.0, theta=1.0, reset="none", gamma=gamma, rho=1.0,
+                                      surrogate="gaussian", return_state=True, backend=backend)  # fmt: skip
+        assert s.flatten().tolist() == [1.0, 0.0, 0.0]
+        assert r_last.item() == pytest.approx(0.25)
+        s.sum().backward()
+        torch.testing.assert_close(xl.grad.flatten(), torch.tensor([gh0, gh1, gh2], dtype=torch.float64))
+
+
+def test_gradcheck_smooth_configuration():
+    """With no reset and no trace the op is linear in x, v0, alpha: gradcheck the exact gradients."""
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    v0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    alpha = torch.rand(3, dtype=torch.float64, requires_grad=True)
+
+    def final_potential(x, v0, alpha):
+        # theta far above the potentials: no spike ever fires, v_last = sum_t alpha^(T-1-t) x[t] + alpha^T v0
+        return snn_cuda.lif(x, alpha=alpha, theta=1e6, reset="none", v0=v0, return_state=True,
+                            backend="cpp")[1][0]  # fmt: skip
+
+    assert torch.autograd.gradcheck(final_potential, (x, v0, alpha))
+
+
+def _opcheck_samples():
+    x = torch.rand(5, 2, 3, dtype=torch.float32) * 2
+    acc = dict(dtype=torch.float32)
+    alpha, theta = torch.full((2, 3), 0.5, **acc), torch.full((2, 3), 0.8, **acc)
+    v0 = torch.rand(2, 3)
+    return [
+        (x.requires_grad_(), alpha, theta, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0, True),
+        (x.detach(), alpha.requires_grad_(), theta.requires_grad_(), v0.requires_grad_(), v0.clone(), "soft",
+         0.0, 0.9, 0.5, True, "gaussian", 0.4, True),
+        (x.detach(), alpha.detach(), theta.detach(), None, None, "none", 0.0, None, 1.0, False, "triangle", 1.0,
+         False),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_opcheck_forward(index):
+    torch.library.opcheck(torch.ops.snn_cuda.lif_fwd.default, _opcheck_samples()[index])
+
+
+def test_opcheck_backward():
+    x = torch.rand(5, 2, 3)
+    h = torch.rand(5, 2, 3) * 2
+    alpha, theta = torch.full((2, 3), 0.5), torch.full((2, 3), 0.8)
+    for param_grads in (False, True):
+        args = (torch.randn_like(x), torch.randn(2, 3), None, h, alpha, theta, torch.rand(2, 3), "hard", 0.0,
+                None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
+        torch.library.opcheck(torch.ops.snn_cuda.lif_bwd.default, args)
+
+
+@pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
+def test_torch_compile_matches_eager(gen, compile_backend):
+    layer = snn_cuda.LIF((16,), alpha=0.7, theta=0.5, learn_alpha=True, learn_theta=True, backend="cpp")
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), layer)
+    x = torch.randn(6, 4, 8, generator=gen)
+
+    def step(module):
+        module.zero_grad()
+        out = module(x)
+        (out * torch.arange(out.numel()).view_as(out) / out.numel()).sum().backward()
+        return out, [p.grad.clone() for p in module.parameters()]
+
+    eager_out, eager_grads = step(model)
+    compiled = torch.compile(model, backend=compile_backend, fullgraph=True)
+    compiled_out, compiled_grads = step(compiled)
+    assert torch.equal(eager_out, compiled_out)
+    for a, b in zip(eager_grads, compiled_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_module_state_is_carried_and_reset(gen):
+    layer = snn_cuda.LIF((5,), alpha=0.8, theta=0.6, gamma=0.7, stateful=True, backend="cpp")
+    x = torch.rand(10, 3, 5, generator=gen)
+    whole = snn_cuda.lif(x, alpha=layer.alpha, theta=layer.theta, gamma=0.7, backend="cpp")
+    halves = torch.cat([layer(x[:4]), layer(x[4:])])
+    assert torch.equal(whole, halves)
+    assert layer.v is not None and not layer.v.requires_grad
+    layer.reset_state()
+    assert torch.equal(layer(x[:4]), whole[:4])
+    with pytest.raises(ValueError, match="reset_state"):
+        layer(x[:, :2])
+
+
+def test_module_learns_per_feature_parameters(gen):
+    layer = snn_cuda.LIF((5,), learn_alpha=True, learn_theta=True, backend="cpp")
+    x = torch.rand(8, 3, 5, generator=gen) * 2
+    layer(x).sum().backward()
+    assert layer.alpha.grad.shape == (5,) and layer.theta.grad.shape == (5,)
+    assert layer.theta.grad.abs().sum() > 0
+
+
+def test_no_grad_call_stores_nothing_and_matches():
+    x = torch.rand(9, 4, 7) * 2
+    with torch.no_grad():
+        fast = snn_cuda.lif(x, backend="cpp")
+    assert torch.equal(fast, snn_cuda.lif(x, backend="torch"))
+
+
+def test_auto_backend_and_forced_reference(monkeypatch):
+    x = torch.rand(3, 4, dtype=torch.float64)
+    assert torch.equal(snn_cuda.lif(x), snn_cuda.lif(x, backend="torch"))
+    monkeypatch.setenv(snn_cuda._ext.FORCE_REFERENCE_ENV, "1")
+    assert snn_cuda.ops._backend.select("lif", "auto", x) == "torch"
+    monkeypatch.delenv(snn_cuda._ext.FORCE_REFERENCE_ENV)
+    assert snn_cuda.ops._backend.select("lif", "auto", x) == "kernel"
+    # Half on the CPU has no kernel: auto falls back to the reference with a warning, "cpp" refuses.
+    half = x.half()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert snn_cuda.lif(half).dtype == torch.float16
+    with pytest.raises(RuntimeError, match="does not implement torch.float16"):
+        snn_cuda.lif(half, backend="cpp")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(x=torch.tensor(1.0)), ValueError, "x must have shape"),
+        (dict(x=torch.zeros(0, 3)), ValueError, "T = x.shape"),
+        (dict(x=torch.zeros(3, 4, dtype=torch.int64)), TypeError, "floating-point"),
+        (dict(x=[1.0, 2.0]), TypeError, "x must be a torch.Tensor"),
+        (dict(alpha=torch.ones(3)), ValueError, "alpha of shape"),
+        (dict(theta=torch.ones(2, 1, 1)), ValueError, "theta of shape"),
+        (dict(alpha=1.5), ValueError, r"alpha must lie in \[0.0, 1.0\]"),
+        (dict(alpha=-0.1), ValueError, "alpha must lie"),
+        (dict(theta=float("nan")), ValueError, "theta must be finite"),
+        (dict(reset="hardest"), ValueError, "reset must be one of"),
+        (dict(surrogate="relu"), ValueError, "surrogate must be one of"),
+        (dict(surrogate_param=0.0), ValueError, "surrogate_param must be a positive"),
+        (dict(surrogate_param=-1.0), ValueError, "surrogate_param must be a positive"),
+        (dict(v0=torch.zeros(4, 5)), ValueError, "v0 must have shape"),
+        (dict(v0=torch.zeros(2, 4, dtype=torch.float64)), TypeError, "v0 has dtype"),
+        (dict(r0=torch.zeros(2, 4)), ValueError, "r0 is given but gamma is None"),
+        (dict(backend="gpu"), ValueError, "backend must be one of"),
+        (dict(backend="cuda"), ValueError, "backend='cuda' runs on cuda tensors"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, error, match):
+    args = dict(x=torch.rand(3, 2, 4))
+    args.update(kwargs)
+    x = args.pop("x")
+    with pytest.raises(error, match=match):
+        snn_cuda.lif(x, **args)
+
+
+def test_kernel_checks_arguments_directly():
+    """torch.ops called directly (bypassing the Python checks) still fail with a message naming the argument."""
+    x = torch.rand(3, 2, 4)
+    good = torch.full((2, 4), 0.5)
+    with pytest.raises(RuntimeError, match="alpha must have shape"):
+        torch.ops.snn_cuda.lif_fwd(x, torch.ones(4), good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
+                                   False)  # fmt: skip
+    with pytest.raises(RuntimeError, match="theta must have dtype"):
+        torch.ops.snn_cuda.lif_fwd(x, good, good.double(), None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
+                                   False)  # fmt: skip
+    with pytest.raises(RuntimeError, match="reset must be one of"):
+        torch.ops.snn_cuda.lif_fwd(x, good, good, None, None, "up", 0.0, None, 1.0, False, "atan", 2.0, False)
+    with pytest.raises(RuntimeError, match="at least one time step"):
+        torch.ops.snn_cuda.lif_fwd(x[:0], good, good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
+                                   False)  # fmt: skip
