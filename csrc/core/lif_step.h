@@ -87,14 +87,15 @@ SNN_HD acc_t lif_charge(acc_t alpha, acc_t v_prev, acc_t x, acc_t r_prev) {
 // Strict '>' as in both seeds.
 template <typename acc_t>
 SNN_HD acc_t lif_fire(acc_t h, acc_t theta) {
-  return h > theta ? acc_t(1) : acc_t(0);
+  return static_cast<acc_t>(h > theta);
 }
 
 template <typename acc_t>
 SNN_HD acc_t lif_reset(const LifConfig<acc_t>& c, acc_t h, acc_t s, acc_t theta) {
   switch (c.reset) {
     case ResetMode::hard:
-      return (acc_t(1) - s) * h + s * c.v_reset;
+      // A select rather than (1 - s) h + s v_reset: equal for s in {0, 1}, and it vectorises as a blend.
+      return s != acc_t(0) ? c.v_reset : h;
     case ResetMode::soft:
       return h - theta * s;
     case ResetMode::none:

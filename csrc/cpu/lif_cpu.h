@@ -71,7 +71,7 @@ template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool
 void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kDetach, kSurrogate>(a.config);
   const int64_t N = a.N;
-  acc_t gv[kBlock], gr[kBlock], alpha[kBlock], theta[kBlock], galpha[kBlock], gtheta[kBlock];
+  acc_t gv[kBlock], gr[kBlock], alpha[kBlock], theta[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock];
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
     const int64_t len = std::min(kBlock, n_end - b);
     for (int64_t i = 0; i < len; ++i) {
@@ -85,17 +85,21 @@ void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t
     for (int64_t t = a.T - 1; t >= 0; --t) {
       const scalar_t* SNN_RESTRICT gs_in = a.grad_spikes + t * N + b;
       const scalar_t* SNN_RESTRICT h_row = a.h + t * N + b;
-      const scalar_t* SNN_RESTRICT h_prev_row = t > 0 ? a.h + (t - 1) * N + b : nullptr;
       scalar_t* SNN_RESTRICT gx_out = a.grad_x + t * N + b;
+      if (kParamGrads) {
+        // v[t-1] for the alpha gradient, in its own loop so the main loop below has no branches.
+        if (t > 0) {
+          const scalar_t* SNN_RESTRICT h_prev_row = a.h + (t - 1) * N + b;
+          for (int64_t i = 0; i < len; ++i) v_prev[i] = lif_state_from_h(c, to_acc<acc_t>(h_prev_row[i]), theta[i]);
+        } else {
+          for (int64_t i = 0; i < len; ++i) v_prev[i] = a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0);
+        }
+      }
 #pragma GCC ivdep
       for (int64_t i = 0; i < len; ++i) {
-        acc_t v_prev = acc_t(0);
-        if (kParamGrads) {
-          v_prev = h_prev_row ? lif_state_from_h(c, to_acc<acc_t>(h_prev_row[i]), theta[i])
-                              : (a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0));
-        }
-        const LifAdjointOut<acc_t> o = lif_adjoint_step(c, alpha[i], theta[i], to_acc<acc_t>(h_row[i]), v_prev,
-                                                        to_acc<acc_t>(gs_in[i]), gv[i], gr[i]);
+        const LifAdjointOut<acc_t> o =
+            lif_adjoint_step(c, alpha[i], theta[i], to_acc<acc_t>(h_row[i]), kParamGrads ? v_prev[i] : acc_t(0),
+                             to_acc<acc_t>(gs_in[i]), gv[i], gr[i]);
         gx_out[i] = from_acc<scalar_t>(o.grad_x);
         if (kParamGrads) {
           galpha[i] += o.grad_alpha;
