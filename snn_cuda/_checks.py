@@ -62,7 +62,9 @@ def check_state(value: torch.Tensor | None, name: str, x: torch.Tensor) -> torch
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
     if tuple(value.shape) != tuple(x.shape[1:]):
-        raise ValueError(f"{name} must have shape {tuple(x.shape[1:])} (the trailing shape of x), got {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must have shape {tuple(x.shape[1:])} (the trailing shape of x), got {tuple(value.shape)}"
+        )
     if value.device != x.device:
         raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
     if value.dtype != x.dtype:

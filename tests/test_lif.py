@@ -27,7 +27,9 @@ def make_case(gen, T, state_shape, dtype, *, per_element, trace, with_state):
         alpha = torch.tensor(0.6, dtype=torch.float64)
         theta = torch.tensor(0.9, dtype=torch.float64)
     v0 = (torch.rand(state_shape, generator=gen, dtype=torch.float64) - 0.5).to(dtype) if with_state else None
-    r0 = (torch.rand(state_shape, generator=gen, dtype=torch.float64) * 0.5).to(dtype) if with_state and trace else None
+    r0 = None
+    if with_state and trace:
+        r0 = (torch.rand(state_shape, generator=gen, dtype=torch.float64) * 0.5).to(dtype)
     return x, alpha, theta, v0, r0
 
 
@@ -47,10 +49,9 @@ def run_both(device, x, alpha, theta, v0, r0, *, reference_dtype=None, **options
         )
         w = torch.linspace(-1, 1, spikes.numel(), dtype=torch.float64, device=device).view(spikes.shape)
         loss = (spikes.double() * w).sum() + (v_last.double() ** 2).sum() + 0.5 * r_last.double().sum()
-        params = [t for t in leaves if t is not None]
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        named = dict(zip(("x", "alpha", "theta", "v0", "r0"), (g for g in grads)))
-        named = {k: v for k, v in named.items()}
+        present = {k: t for k, t in zip(("x", "alpha", "theta", "v0", "r0"), leaves, strict=True) if t is not None}
+        grads = torch.autograd.grad(loss, list(present.values()), allow_unused=True)
+        named = dict(zip(present, grads, strict=True))
         results.append({"spikes": spikes, "v_last": v_last, "r_last": r_last, **named})
     return results
 
@@ -240,7 +241,7 @@ def test_torch_compile_matches_eager(gen, compile_backend):
     compiled = torch.compile(model, backend=compile_backend, fullgraph=True)
     compiled_out, compiled_grads = step(compiled)
     assert torch.equal(eager_out, compiled_out)
-    for a, b in zip(eager_grads, compiled_grads):
+    for a, b in zip(eager_grads, compiled_grads, strict=True):
         torch.testing.assert_close(a, b)
 
 
