@@ -106,6 +106,15 @@ def test_lengths_dtypes_and_parameter_shapes(gen, device, T, per_element, dtype)
             compare(results, dtype)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_many_neurons_span_blocks_and_threads(gen, device):
+    """More neurons than one CPU kernel block (4096), an odd count: ranges split across threads and blocks."""
+    x, alpha, theta, v0, r0 = make_case(gen, 5, (3, 2900), torch.float64, per_element=True, trace=True,
+                                        with_state=True)  # fmt: skip
+    results = run_both(device, x, alpha, theta, v0, r0, reset="hard", gamma=0.7, surrogate="triangle")
+    compare(results, torch.float64)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("device", DEVICES[1:])
 def test_low_precision_cuda_against_float32_reference(gen, device, dtype):

@@ -9,14 +9,14 @@ namespace snn {
 namespace torch_ops {
 namespace {
 
-// Ranges are whole kernel blocks, so threads never split a block.
+// Threads get contiguous ranges of whole kAlign-neuron groups; the kernels split each range into blocks.
 template <typename F>
 void parallel_over_neurons(int64_t N, int64_t T, F&& body) {
-  const int64_t blocks = (N + cpu::kBlock - 1) / cpu::kBlock;
-  // Enough work per task to amortise the thread hand-off: about 32k neuron-steps.
-  const int64_t grain = std::max<int64_t>(1, 32768 / (cpu::kBlock * std::max<int64_t>(T, 1)));
-  at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
-    body(begin * cpu::kBlock, std::min(N, end * cpu::kBlock));
+  const int64_t groups = (N + cpu::kAlign - 1) / cpu::kAlign;
+  // Enough work per task to amortise the thread hand-off: about 64k neuron-steps.
+  const int64_t grain = std::max<int64_t>(1, 65536 / (cpu::kAlign * std::max<int64_t>(T, 1)));
+  at::parallel_for(0, groups, grain, [&](int64_t begin, int64_t end) {
+    body(begin * cpu::kAlign, std::min(N, end * cpu::kAlign));
   });
 }
 
