@@ -48,7 +48,9 @@ CUDA_GLUE_SOURCES = _sources("csrc/torch/*_cuda_ops.cpp")
 CUDA_KERNEL_SOURCES = _sources("csrc/cuda/*.cu")
 # C++20: the torch 2.13 headers use C++20 features (they warn under C++17).
 # -fno-trapping-math lets GCC if-convert the spike selects, so the neuron loops vectorise (results unchanged).
-CXX_FLAGS = ["-O3", "-std=c++20", "-fopenmp", "-fno-trapping-math"]
+# -ffp-contract=off: no fused multiply-adds, so the CPU kernels compiled per instruction set (csrc/cpu/isa.h)
+# agree bit for bit.
+CXX_FLAGS = ["-O3", "-std=c++20", "-fopenmp", "-fno-trapping-math", "-ffp-contract=off"]
 
 
 def _extension():

@@ -4,6 +4,9 @@ registration checks (opcheck, torch.compile) and argument errors."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -344,3 +347,39 @@ def test_kernel_checks_arguments_directly():
     with pytest.raises(RuntimeError, match="at least one time step"):
         torch.ops.snn_cuda.lif_fwd(x[:0], good, good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
                                    False)  # fmt: skip
+
+
+_ISA_SCRIPT = """
+import sys, torch, snn_cuda
+gen = torch.Generator().manual_seed(3)
+x = (torch.rand(17, 3, 1000, generator=gen) * 1.6 - 0.3).requires_grad_()
+alpha = (torch.rand(1000, generator=gen) * 0.9).requires_grad_()
+outputs = []
+for surrogate in snn_cuda.surrogate.NAMES:
+    s, (v, r) = snn_cuda.lif(x, alpha=alpha, theta=0.9, reset="soft", gamma=0.8, surrogate=surrogate,
+                             return_state=True, backend="cpp")
+    weights = (torch.arange(s.numel()) % 7 - 3.0).view_as(s)  # exact in every build, unlike linspace
+    grads = torch.autograd.grad((s * weights).sum() + v.sum(), [x, alpha])
+    outputs += [s, v, r, *grads]
+torch.save(outputs, sys.argv[1])
+print(torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def test_instruction_set_builds_agree_bitwise(tmp_path):
+    """The CPU kernels are compiled per instruction set (baseline, AVX2, AVX-512; ATEN_CPU_CAPABILITY picks, as
+    for PyTorch itself): every build this processor runs gives bitwise identical spikes, states and gradients."""
+    results = {}
+    for capability in ("default", "avx2", "avx512"):
+        path = tmp_path / f"{capability}.pt"
+        env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
+        done = subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(path)], env=env, capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        used = done.stdout.strip().splitlines()[-1]
+        print(f"ATEN_CPU_CAPABILITY={capability}: ran {used}")
+        results[used] = torch.load(path)
+    assert "DEFAULT" in results
+    reference = results["DEFAULT"]
+    for used, outputs in results.items():
+        for a, b in zip(outputs, reference, strict=True):
+            assert torch.equal(a, b), f"{used} differs from the baseline build"

@@ -5,7 +5,9 @@
 #define SNN_HD __host__ __device__ __forceinline__
 #define SNN_RESTRICT __restrict__
 #else
-#define SNN_HD inline
+// Always inlined on the CPU too: the CPU kernels are compiled once per instruction set (cpu/isa.h), and only code
+// inlined into them is compiled for that instruction set.
+#define SNN_HD inline __attribute__((always_inline))
 #define SNN_RESTRICT __restrict__
 #endif
 

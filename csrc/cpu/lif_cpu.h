@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "../core/lif_params.h"
+#include "isa.h"
 
 namespace snn {
 namespace cpu {
@@ -36,7 +37,7 @@ inline LifConfig<acc_t> fixed_config(const LifConfig<acc_t>& runtime) {
 }
 
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreH>
-void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
   const LifConfig<acc_t> c =
       fixed_config<acc_t, kReset, kTrace, false, Surrogate::atan>(a.config);
   const int64_t N = a.N;
@@ -74,7 +75,7 @@ void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n
 
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate,
           bool kParamGrads>
-void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kDetach, kSurrogate>(a.config);
   const int64_t N = a.N;
   acc_t gv[kBlock], gr[kBlock], alpha[kBlock], theta[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock];
@@ -159,30 +160,38 @@ void dispatch_surrogate(Surrogate kind, F&& f) {
   }
 }
 
-// Forward over neurons [n_begin, n_end); `store_h` is true when a backward will follow.
+// Forward over neurons [n_begin, n_end), compiled for `isa` (capped at what the processor runs); h is stored
+// when a backward will follow (a.h non-null).
 template <typename scalar_t, typename acc_t>
-void lif_forward_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+void lif_forward_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
+                       CpuIsa isa = best_supported_isa()) {
   dispatch_reset(a.config.reset, [&](auto reset) {
     dispatch_bool(a.config.trace, [&](auto trace) {
       dispatch_bool(a.h != nullptr, [&](auto store_h) {
-        lif_forward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
-                                decltype(store_h)::value>(a, n_begin, n_end);
+        run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
+          lif_forward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
+                                  decltype(store_h)::value>(a, n_begin, n_end);
+        });
       });
     });
   });
 }
 
-// Backward over neurons [n_begin, n_end); alpha and theta gradients are written when grad_alpha is non-null.
+// Backward over neurons [n_begin, n_end), compiled for `isa`; alpha and theta gradients are written when
+// grad_alpha is non-null.
 template <typename scalar_t, typename acc_t>
-void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
+                        CpuIsa isa = best_supported_isa()) {
   dispatch_reset(a.config.reset, [&](auto reset) {
     dispatch_bool(a.config.trace, [&](auto trace) {
       dispatch_bool(a.config.detach_reset, [&](auto detach) {
         dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
           dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
-            lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
-                                     decltype(detach)::value, decltype(surrogate)::value,
-                                     decltype(param_grads)::value>(a, n_begin, n_end);
+            run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
+              lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
+                                       decltype(detach)::value, decltype(surrogate)::value,
+                                       decltype(param_grads)::value>(a, n_begin, n_end);
+            });
           });
         });
       });

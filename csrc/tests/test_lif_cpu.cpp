@@ -16,6 +16,9 @@ using snn::Surrogate;
 
 namespace {
 
+// Each is capped at what this processor runs; best_supported_isa() is printed so the log says what ran.
+const snn::cpu::CpuIsa kIsas[] = {snn::cpu::CpuIsa::baseline, snn::cpu::CpuIsa::avx2, snn::cpu::CpuIsa::avx512};
+
 const Surrogate kSurrogates[] = {Surrogate::rectangular, Surrogate::gaussian,     Surrogate::sigmoid,
                                  Surrogate::atan,        Surrogate::fast_sigmoid, Surrogate::triangle};
 
@@ -66,20 +69,20 @@ Problem random_problem(std::mt19937& rng, int64_t T, int64_t N) {
   return p;
 }
 
-int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c) {
+int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn::cpu::CpuIsa isa) {
   const int64_t T = p.T, N = p.N;
   std::vector<double> spikes(T * N), h(T * N), v_last(N), r_last(N);
   snn::LifForwardArgs<double, double> fa{T, N, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
                                          p.r0.data(), spikes.data(), h.data(), v_last.data(), r_last.data()};
   // Two ranges, so a block boundary and a partial block are both exercised.
-  snn::cpu::lif_forward_range(fa, 0, N / 2);
-  snn::cpu::lif_forward_range(fa, N / 2, N);
+  snn::cpu::lif_forward_range(fa, 0, N / 2, isa);
+  snn::cpu::lif_forward_range(fa, N / 2, N, isa);
 
   std::vector<double> gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
   snn::LifBackwardArgs<double, double> ba{T, N, c, p.gs.data(), p.gv_last.data(), p.gr_last.data(), h.data(),
                                           p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(), gv0.data(),
                                           gr0.data(), galpha.data(), gtheta.data()};
-  snn::cpu::lif_backward_range(ba, 0, N);
+  snn::cpu::lif_backward_range(ba, 0, N, isa);
 
   const int before = snn_test::failures();
   for (int64_t n = 0; n < N && snn_test::failures() == before; ++n) {
@@ -115,9 +118,11 @@ void test_kernels_against_naive() {
         for (Surrogate kind : kSurrogates) {
           const LifConfig<double> c{reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6};
           const Problem p = random_problem(rng, 13, snn::cpu::kBlock + 45);
-          if (compare_kernel_with_naive(p, c) != 0) {
-            std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d\n", static_cast<int>(reset),
-                        trace, detach, static_cast<int>(kind));
+          for (snn::cpu::CpuIsa isa : kIsas) {
+            if (compare_kernel_with_naive(p, c, isa) != 0) {
+              std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d isa=%s\n",
+                          static_cast<int>(reset), trace, detach, static_cast<int>(kind), snn::cpu::isa_name(isa));
+            }
           }
           ++configs;
         }
@@ -187,12 +192,41 @@ void test_float_kernel_matches_double() {
   CHECK(flips * 1000 < T * N);  // rounding moves only potentials within ~1e-7 of theta
 }
 
+// The per-instruction-set builds of the float kernels agree bit for bit (no contraction, same operation order).
+void test_instruction_sets_agree_bitwise() {
+  std::mt19937 rng(11);
+  const Problem p = random_problem(rng, 23, 1000);
+  const int64_t T = p.T, N = p.N;
+  std::vector<float> x(p.x.begin(), p.x.end()), alpha(p.alpha.begin(), p.alpha.end()),
+      theta(p.theta.begin(), p.theta.end()), gs(p.gs.begin(), p.gs.end());
+  for (Surrogate kind : kSurrogates) {
+    const LifConfig<float> c{ResetMode::soft, true, false, kind, 0.9f, 0.0f, 0.8f, 0.5f};
+    std::vector<std::vector<float>> outputs;
+    for (snn::cpu::CpuIsa isa : kIsas) {
+      std::vector<float> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), ga(N), gt(N);
+      snn::LifForwardArgs<float, float> fa{T, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
+                                           s.data(), h.data(), vl.data(), rl.data()};
+      snn::cpu::lif_forward_range(fa, 0, N, isa);
+      snn::LifBackwardArgs<float, float> ba{T, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
+                                            theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
+                                            gt.data()};
+      snn::cpu::lif_backward_range(ba, 0, N, isa);
+      std::vector<float> all;
+      for (const auto* v : {&s, &h, &vl, &rl, &gx, &gv0, &gr0, &ga, &gt}) all.insert(all.end(), v->begin(), v->end());
+      outputs.push_back(all);
+    }
+    for (size_t i = 1; i < outputs.size(); ++i) CHECK(outputs[i] == outputs[0]);
+  }
+}
+
 }  // namespace
 
 int main() {
+  std::printf("test_lif_cpu: this processor runs up to %s\n", snn::cpu::isa_name(snn::cpu::best_supported_isa()));
   test_surrogate_closed_forms();
   test_kernels_against_naive();
   test_backward_matches_finite_differences();
   test_float_kernel_matches_double();
+  test_instruction_sets_agree_bitwise();
   return snn_test::finish("test_lif_cpu");
 }

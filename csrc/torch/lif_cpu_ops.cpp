@@ -1,5 +1,6 @@
 // CPU implementations of snn_cuda::lif_fwd / lif_bwd: dtype dispatch and a parallel loop over neuron ranges.
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <torch/library.h>
 
 #include "../cpu/lif_cpu.h"
@@ -8,6 +9,17 @@
 namespace snn {
 namespace torch_ops {
 namespace {
+
+// The instruction set PyTorch itself uses, so ATEN_CPU_CAPABILITY=default|avx2|avx512 sets ours too.
+cpu::CpuIsa torch_cpu_isa() {
+  static const cpu::CpuIsa isa = [] {
+    const std::string name = at::get_cpu_capability();
+    if (name == "AVX512") return cpu::CpuIsa::avx512;
+    if (name == "AVX2") return cpu::CpuIsa::avx2;
+    return cpu::CpuIsa::baseline;
+  }();
+  return isa;
+}
 
 // Threads get contiguous ranges of whole kAlign-neuron groups; the kernels split each range into blocks.
 template <typename F>
@@ -29,7 +41,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cpu(
     const auto config = make_lif_config<scalar_t>(reset, v_reset, gamma, rho, detach_reset, surrogate,
                                                   surrogate_param);
     const auto args = lif_forward_args<scalar_t, scalar_t>(p, config);
-    parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_forward_range(args, n0, n1); });
+    const cpu::CpuIsa isa = torch_cpu_isa();
+    parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_forward_range(args, n0, n1, isa); });
   });
   return {p.spikes, p.v_last, p.r_last, p.h};
 }
@@ -46,7 +59,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_c
     const auto config =
         make_lif_config<scalar_t>(reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param);
     const auto args = lif_backward_args<scalar_t, scalar_t>(p, config);
-    parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_backward_range(args, n0, n1); });
+    const cpu::CpuIsa isa = torch_cpu_isa();
+    parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_backward_range(args, n0, n1, isa); });
   });
   return {p.grad_x, p.grad_v0, p.grad_r0, p.grad_alpha, p.grad_theta};
 }

@@ -1,0 +1,71 @@
+// The instruction sets the CPU kernels are compiled for, and the runtime choice among them.
+//
+// The extension is built for the baseline x86-64 (SSE2), where the neuron loops vectorise 4 floats wide and are
+// compute-bound. Each kernel is therefore also compiled for AVX2 and AVX-512: `run_with_isa` calls a body
+// through a trampoline carrying a target attribute, and the body (always inlined, as are the step functions it
+// calls) is compiled for that instruction set. Floating-point contraction is off in every build (-ffp-contract=off),
+// so all variants give bitwise identical results; only the vector width differs.
+#pragma once
+
+#include <cstdlib>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define SNN_CPU_X86 1
+#define SNN_TARGET_AVX2 __attribute__((target("avx2")))
+#define SNN_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#else
+#define SNN_CPU_X86 0
+#endif
+#define SNN_ALWAYS_INLINE __attribute__((always_inline))
+
+namespace snn {
+namespace cpu {
+
+enum class CpuIsa : int { baseline = 0, avx2 = 1, avx512 = 2 };
+
+inline const char* isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::avx2: return "avx2";
+    case CpuIsa::avx512: return "avx512";
+    case CpuIsa::baseline: break;
+  }
+  return "baseline";
+}
+
+// The widest instruction set this processor runs.
+inline CpuIsa best_supported_isa() {
+#if SNN_CPU_X86
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+    return CpuIsa::avx512;
+  }
+  if (__builtin_cpu_supports("avx2")) return CpuIsa::avx2;
+#endif
+  return CpuIsa::baseline;
+}
+
+#if SNN_CPU_X86
+template <typename F>
+SNN_TARGET_AVX2 void run_avx2(F& body) {
+  body();
+}
+template <typename F>
+SNN_TARGET_AVX512 void run_avx512(F& body) {
+  body();
+}
+#endif
+
+// Runs `body` (a lambda marked SNN_ALWAYS_INLINE) compiled for `isa`, or for the baseline when `isa` is not
+// available on this processor or this build.
+template <typename F>
+void run_with_isa(CpuIsa isa, F&& body) {
+  if (static_cast<int>(isa) > static_cast<int>(best_supported_isa())) isa = best_supported_isa();
+#if SNN_CPU_X86
+  if (isa == CpuIsa::avx512) return run_avx512(body);
+  if (isa == CpuIsa::avx2) return run_avx2(body);
+#endif
+  body();
+}
+
+}  // namespace cpu
+}  // namespace snn
