@@ -124,7 +124,8 @@ def test_aedat_round_trip_multi_packet_overflow_spare_and_foreign_packets(tmp_pa
     assert len(packets) > 2000 // 97
     foreign = data.aedat_packet(0, 8, bytes(range(16)), number=2, capacity=4)  # special events: skipped
     foreign_odd_size = data.aedat_packet(2, 12, bytes(12), number=1)  # frame-like packet of another size
-    mixed = [packet for pair in zip(packets, [foreign, foreign_odd_size] * len(packets)) for packet in pair]
+    foreign_packets = (foreign, foreign_odd_size)
+    mixed = [item for i, packet in enumerate(packets) for item in (packet, foreign_packets[i % 2])]
     path = tmp_path / "trial.aedat"
     data.write_aedat(path, packets=mixed, line_ending=line_ending)
     assert path.read_bytes().startswith(f"#!AER-DAT3.1{line_ending}".encode())
