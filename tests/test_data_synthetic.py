@@ -104,13 +104,21 @@ def test_generation_is_skipped_when_complete_and_refuses_other_options(nmnist_ro
     assert (default_folder / synthetic.MARKER).is_file()
 
 
-def test_incomplete_folder_is_generated_again(tmp_path):
+def test_interrupted_folder_is_generated_again_and_foreign_folders_are_refused(tmp_path):
     root = data.synthetic_nmnist(tmp_path / "set", samples=12, progress=False)
+    assert not (root / synthetic.IN_PROGRESS).exists()
     (root / synthetic.MARKER).unlink()
+    (root / synthetic.IN_PROGRESS).touch()  # as a generation killed halfway leaves it
     stray = root / "Train" / "stray.bin"
     stray.write_bytes(b"half")
     assert data.synthetic_nmnist(root, samples=12, progress=False) == root
     assert not stray.exists() and (root / synthetic.MARKER).is_file()
+    foreign = tmp_path / "my_files"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not empty and holds no synthetic set"):
+        data.synthetic_nmnist(foreign, samples=12, progress=False)
+    assert (foreign / "notes.txt").read_text() == "keep me"
 
 
 # --------------------------------------------------------------------------------------------- Gesture set

@@ -24,7 +24,8 @@ it was simulated in, and the same options give the same bytes.
 
 Both functions generate into a cache folder (``root``, or ``$SNN_CUDA_DATA`` / ``~/.cache/snn_cuda`` plus a name
 keyed by the options) and return it; ``COMPLETE.json`` is written last, and a folder holding it with the same
-options is returned without generating again.
+options is returned without generating again. A folder left by an interrupted generation is made again; a
+non-empty folder that is not a synthetic set is refused, never deleted.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .events import EVENT_DTYPE
 
 GENERATOR_VERSION = 1  # part of the cache key: bump when generation changes
 MARKER = "COMPLETE.json"
+IN_PROGRESS = "GENERATING"  # present while a generation runs: an interrupted folder is made again
 DATA_ENV = "SNN_CUDA_DATA"
 
 SACCADES = ((3.5, 7.0), (3.5, -7.0), (-7.0, 0.0))  # (dx, dy) pixels, one per 105 ms
@@ -83,17 +85,22 @@ def _cached_generation(
         key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
         root = data_root() / f"{name}-{key}"
     folder = Path(root)
-    marker = folder / MARKER
+    marker, in_progress = folder / MARKER, folder / IN_PROGRESS
     if marker.is_file() and not force:
         recorded = json.loads(marker.read_text())["options"]
         if recorded != json.loads(json.dumps(options)):
             raise ValueError(f"{folder} holds a {name} set made with other options {recorded}; pass force=True")
         return folder
-    if folder.exists():
+    if folder.is_dir() and any(folder.iterdir()):
+        # only ever delete what a generation made: a finished set (force) or an interrupted one
+        if not (marker.is_file() or in_progress.is_file()):
+            raise ValueError(f"root {folder} is not empty and holds no synthetic set; give an empty or new folder")
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    in_progress.touch()
     statistics = generate(folder)
     marker.write_text(json.dumps({"options": options, "statistics": statistics}, indent=1))
+    in_progress.unlink()
     return folder
 
 
