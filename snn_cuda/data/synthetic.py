@@ -10,9 +10,9 @@
   rows are in class order (so rows are not in time order, as in the real set). Default: 12 users (9 train,
   3 test) x 3 lightings = 36 trials x 12 gestures = 432 samples of 1.2 to 1.8 s.
 
-Statistics of the defaults (seed 0; generation on 2 CPU cores): synthetic N-MNIST 1,797 samples in about 12 s,
+Statistics of the defaults (seed 0; generation on 2 CPU cores): synthetic N-MNIST 1,797 samples in 12 to 15 s,
 4,230 events per sample on average (3,092 to 5,619), 315 ms, ON fraction 0.51. Synthetic DVS Gesture 432 samples
-in about 16 s (93 MB with the event cache), 16,500 events per sample on average (4,500 to 52,600; 3,400 to 32,000
+in 16 to 18 s (93 MB with the event cache), 16,500 events per sample on average (4,500 to 52,600; 3,400 to 32,000
 events per second of gesture), mean 1.51 s, ON fraction 0.51. The tests hold every generated set to these
 documented ranges: N-MNIST 2,500 to 7,000 events per sample, Gesture 2,000 to 40,000 events per second, ON
 fraction 0.45 to 0.55.
