@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +46,9 @@ def gen(request) -> torch.Generator:
     seed = torch.seed() % (2**31)
     print(f"{request.node.name}: seed {seed}")
     return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture
+def rng(gen) -> np.random.Generator:
+    """A numpy generator drawn from the per-test ``gen`` (so the printed seed replays it too)."""
+    return np.random.default_rng(int(torch.randint(2**31, (1,), generator=gen)))

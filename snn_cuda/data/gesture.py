@@ -1,0 +1,193 @@
+"""DVS128 Gesture: the per-sample event cache and the :class:`DVSGesture` dataset of frames.
+
+A trial ``userNN_<lighting>.aedat`` with ``userNN_<lighting>_labels.csv`` gives one sample per label row: the
+events with ``start <= t < end``. Trial files are large, so each is parsed once and its samples are cached as
+compressed ``.npz`` files (written atomically), in a folder keyed by the trial's size, modification time and
+label file, so a changed source is parsed again. Label windows holding no event (outside the recording) are
+skipped, counted in ``DVSGesture.skipped`` and reported in one warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .aedat import read_aedat, read_labels, read_trial_list
+from .events import check_events
+from .framing import Framing
+from .splits import SPLITS, split_indices
+
+SENSOR_SIZE = (128, 128)  # (H, W)
+CLASSES = (
+    "hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise", "right_arm_counter_clockwise",
+    "left_arm_clockwise", "left_arm_counter_clockwise", "arm_roll", "air_drums", "air_guitar", "other_gestures",
+)  # fmt: skip
+TRIAL_LISTS = {"train": "trials_to_train.txt", "test": "trials_to_test.txt"}
+CACHE_FORMAT = 1  # bump when the cached layout changes, so old caches are rebuilt
+INDEX_FILE = "index.json"
+
+
+@dataclass(frozen=True)
+class GestureSample:
+    """One cached sample: its events file, 0-based label and label window ``[start_us, end_us)``."""
+
+    path: Path
+    label: int
+    start_us: int
+    end_us: int
+    trial: str
+    row: int
+
+    def events(self) -> np.ndarray:
+        """``events: [N]`` of the sample (absolute timestamps, inside the window)."""
+        with np.load(self.path) as archive:
+            return archive["events"]
+
+
+def labels_path(aedat_path: Path) -> Path:
+    """``userNN_x.aedat`` -> ``userNN_x_labels.csv``, the real set's naming."""
+    return aedat_path.with_name(aedat_path.stem + "_labels.csv")
+
+
+def _atomic_write(path: Path, write: Callable[[object], None]) -> None:
+    """Writes through a temporary file in the same folder and renames it, so readers never see half a file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _source_key(aedat_path: Path, label_file: Path) -> str:
+    stat = aedat_path.stat()
+    digest = hashlib.sha1(f"{CACHE_FORMAT}:{stat.st_size}:{stat.st_mtime_ns}:".encode())
+    digest.update(label_file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_trial(aedat_path: str | os.PathLike, cache_dir: str | os.PathLike) -> tuple[list[GestureSample], list[str]]:
+    """Parses one trial (unless its cache is current) into ``cache_dir/<trial>-<key>/sample_RRR.npz``.
+    Returns its samples in label-file order and the reasons for skipped rows (label windows without events)."""
+    aedat_path = Path(aedat_path)
+    label_file = labels_path(aedat_path)
+    if not aedat_path.is_file() or not label_file.is_file():
+        raise FileNotFoundError(f"trial {aedat_path} needs both the .aedat file and {label_file.name}")
+    folder = Path(cache_dir) / f"{aedat_path.stem}-{_source_key(aedat_path, label_file)}"
+    index_path = folder / INDEX_FILE
+    if not index_path.is_file():
+        _parse_trial(aedat_path, label_file, folder)
+    samples, skipped = [], []
+    for entry in json.loads(index_path.read_text()):
+        if entry["file"] is None:
+            skipped.append(f"{aedat_path.name} row {entry['row'] + 1}: {entry['skipped']}")
+        else:
+            samples.append(GestureSample(
+                folder / entry["file"], entry["label"], entry["start_us"], entry["end_us"], aedat_path.name,
+                entry["row"],
+            ))  # fmt: skip
+    return samples, skipped
+
+
+def _parse_trial(aedat_path: Path, label_file: Path, folder: Path) -> None:
+    """Writes the sample files of one trial, then its index (one entry per label row)."""
+    for stale in folder.parent.glob(f"{aedat_path.stem}-*"):
+        # caches of an older version of this trial (a trial name never contains "-")
+        if stale.is_dir() and stale.name.rsplit("-", 1)[0] == aedat_path.stem:
+            shutil.rmtree(stale)
+    folder.mkdir(parents=True, exist_ok=True)
+    events = check_events(read_aedat(aedat_path), f"{aedat_path} events", SENSOR_SIZE)
+    labels = read_labels(label_file)
+    recording = f"[{events['t'].min()}, {events['t'].max()}]" if len(events) else "empty"
+    index = []
+    for row, (label, start, end) in enumerate(labels.tolist()):
+        if label >= len(CLASSES):
+            raise ValueError(f"{label_file}: row {row + 1} has class {label + 1}, beyond the {len(CLASSES)} classes")
+        sample = events[(events["t"] >= start) & (events["t"] < end)]
+        entry = dict(row=row, label=label, start_us=start, end_us=end, events=len(sample), file=None)
+        if len(sample):
+            entry["file"] = f"sample_{row:03d}.npz"
+            _atomic_write(
+                folder / entry["file"], lambda file, events=sample: np.savez_compressed(file, events=events)
+            )
+        else:
+            entry["skipped"] = f"no events in [{start}, {end}) us; the recording spans {recording} us"
+        index.append(entry)
+    # written last: its presence means every sample file of this trial is complete
+    _atomic_write(folder / INDEX_FILE, lambda file: file.write(json.dumps(index, indent=1).encode()))
+
+
+class DVSGesture(torch.utils.data.Dataset):
+    """DVS128 Gesture samples as frames: items ``(frames: [T, 2, H, W] float32, label: int)``.
+
+    Args:
+        root: folder with the trial files, label CSVs and ``trials_to_train.txt`` / ``trials_to_test.txt`` (the
+            real set, or :func:`snn_cuda.data.synthetic_gesture`).
+        split: "train" / "dev" split the training samples with ``seed`` (``dev_fraction`` defaults to snn-iir's
+            128 of 1056); "train_all" is every training sample; "test" the test trials.
+        framing: how a sample's window ``[start, end)`` becomes frames. Default: snn-iir's 30 equal bins, ``or``,
+            at 128x128.
+        cache_dir: where parsed samples are cached (default ``root/snn_cuda_cache``).
+        transform: optional callable applied to the frames tensor.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        framing: Framing | None = None,
+        *,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        dev_fraction: float = 128 / 1056,
+        seed: int = 42,
+        progress: bool = True,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        root = Path(root)
+        cache_dir = root / "snn_cuda_cache" if cache_dir is None else Path(cache_dir)
+        trials = read_trial_list(root / TRIAL_LISTS["test" if split == "test" else "train"])
+        samples: list[GestureSample] = []
+        self.skipped: list[str] = []
+        for trial in tqdm(trials, desc=f"DVS Gesture {split}: caching trials", disable=not progress, leave=False):
+            trial_samples, trial_skipped = cache_trial(root / trial, cache_dir)
+            samples += trial_samples
+            self.skipped += trial_skipped
+        if self.skipped:
+            warnings.warn(
+                f"DVS Gesture {split}: skipped {len(self.skipped)} label windows without events, e.g. "
+                f"{self.skipped[0]}",
+                stacklevel=2,
+            )
+        self.samples = [samples[i] for i in split_indices(len(samples), split, dev_fraction=dev_fraction, seed=seed)]
+        self.framing = framing if framing is not None else Framing(frames=30, mode="or")
+        self.transform = transform
+
+    @property
+    def labels(self) -> list[int]:
+        return [sample.label for sample in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[index]
+        frames = self.framing(sample.events(), SENSOR_SIZE, start_us=sample.start_us, end_us=sample.end_us)
+        frames = torch.from_numpy(frames)
+        if self.transform is not None:
+            frames = self.transform(frames)
+        return frames, sample.label

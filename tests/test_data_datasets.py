@@ -1,0 +1,168 @@
+"""Datasets: seeded splits (identical to the seeds' random_split), items and labels, the Gesture sample cache
+(one sample per label row, skipped empty windows, no re-parsing, changed sources detected), MNIST encodings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from snn_cuda import data
+
+
+def test_split_indices_equal_torch_random_split_with_seed_42():
+    train, dev = torch.utils.data.random_split(range(60), [50, 10], generator=torch.Generator().manual_seed(42))
+    assert data.split_indices(60, "train", dev_fraction=1 / 6, seed=42).tolist() == list(train.indices)
+    assert data.split_indices(60, "dev", dev_fraction=1 / 6, seed=42).tolist() == list(dev.indices)
+    assert len(data.split_indices(60_000, "dev", dev_fraction=1 / 6, seed=42)) == 10_000  # snn-iir's 50k / 10k
+    assert data.split_indices(5, "test", dev_fraction=1 / 6, seed=42).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="split must be one of"):
+        data.split_indices(5, "validation", dev_fraction=1 / 6, seed=42)
+
+
+def make_nmnist_folder(root, rng, per_digit: int) -> None:
+    for folder in ("Train", "Test"):
+        for digit in range(3):
+            (root / folder / str(digit)).mkdir(parents=True)
+            for index in range(per_digit):
+                count = 50
+                t = np.sort(rng.integers(0, 310_000, count))
+                events = data.make_events(rng.integers(0, 34, count), rng.integers(0, 34, count), t,
+                                          rng.integers(0, 2, count))  # fmt: skip
+                data.write_nmnist(root / folder / str(digit) / f"{index}.bin", events)
+
+
+def test_nmnist_dataset_splits_items_and_transform(tmp_path, rng):
+    make_nmnist_folder(tmp_path, rng, per_digit=4)
+    train, dev = data.NMNIST(tmp_path, "train"), data.NMNIST(tmp_path, "dev")
+    assert (len(train), len(dev), len(data.NMNIST(tmp_path, "test"))) == (10, 2, 12)
+    train_files = {path for path, _ in train.samples}
+    assert not train_files & {path for path, _ in dev.samples}
+    assert train_files | {path for path, _ in dev.samples} == {
+        path for path, _ in data.NMNIST(tmp_path, "train_all").samples
+    }
+    frames, label = train[0]
+    path, expected_label = train.samples[0]
+    assert frames.shape == (30, 2, 34, 34) and frames.dtype == torch.float32
+    assert label == expected_label == int(path.parent.name)
+    expected = data.events_to_frames(data.read_nmnist(path), (34, 34), frames=30, dt_ms=10, start_us=0)
+    assert torch.equal(frames, torch.from_numpy(expected))
+    flipped = data.NMNIST(tmp_path, "train", transform=lambda x: x.flip(-1))
+    assert torch.equal(flipped[0][0], frames.flip(-1))
+    with pytest.raises(ValueError, match="split must be one of"):
+        data.NMNIST(tmp_path, "valid")
+
+
+def write_trial(root, name, events, rows) -> None:
+    data.write_aedat(root / f"{name}.aedat", events)
+    labels = np.array(rows, dtype=data.LABEL_DTYPE)
+    data.write_labels(root / f"{name}_labels.csv", labels)
+
+
+@pytest.fixture
+def gesture_root(tmp_path, rng):
+    """Two train trials and one test trial; rows out of time order; one label window past the recording."""
+    root = tmp_path / "DvsGesture"
+    root.mkdir()
+    for name in ("user01_led", "user02_lab", "user03_led"):
+        t = np.sort(rng.integers(0, 3_000_000, 4000))
+        events = data.make_events(rng.integers(0, 128, 4000), rng.integers(0, 128, 4000), t, rng.integers(0, 2, 4000))
+        rows = [(4, 1_500_000, 2_500_000), (0, 100_000, 1_000_000), (10, 1_000_000, 1_500_000)]
+        if name == "user02_lab":
+            rows.append((7, 5_000_000, 6_000_000))  # outside the recording: skipped and counted
+        write_trial(root, name, events, rows)
+    data.write_trial_list(root / "trials_to_train.txt", ["user01_led.aedat", "user02_lab.aedat"])
+    data.write_trial_list(root / "trials_to_test.txt", ["user03_led.aedat"])
+    return root
+
+
+def test_gesture_samples_are_label_windows_with_skips_counted(gesture_root):
+    with pytest.warns(UserWarning, match="skipped 1 label windows without events"):
+        dataset = data.DVSGesture(gesture_root, "train_all", progress=False)
+    assert len(dataset.skipped) == 1 and "user02_lab.aedat row 4" in dataset.skipped[0]
+    assert dataset.labels == [4, 0, 10, 4, 0, 10]
+    recording = data.read_aedat(gesture_root / "user01_led.aedat")
+    for sample in dataset.samples[:3]:
+        inside = recording[(recording["t"] >= sample.start_us) & (recording["t"] < sample.end_us)]
+        np.testing.assert_array_equal(sample.events(), inside)
+    frames, label = dataset[1]
+    assert frames.shape == (30, 2, 128, 128) and label == 0
+    expected = data.events_to_frames(dataset.samples[1].events(), (128, 128), frames=30, start_us=100_000,
+                                     end_us=1_000_000)  # fmt: skip
+    assert torch.equal(frames, torch.from_numpy(expected))
+    assert len(data.DVSGesture(gesture_root, "test", progress=False)) == 3
+
+
+def test_gesture_train_dev_split_is_seeded_and_disjoint(gesture_root):
+    with pytest.warns(UserWarning):
+        train = data.DVSGesture(gesture_root, "train", dev_fraction=1 / 3, progress=False)
+    with pytest.warns(UserWarning):
+        dev = data.DVSGesture(gesture_root, "dev", dev_fraction=1 / 3, progress=False)
+    assert (len(train), len(dev)) == (4, 2)
+    assert not {s.path for s in train.samples} & {s.path for s in dev.samples}
+
+
+def test_gesture_cache_is_reused_and_rebuilt_when_the_source_changes(gesture_root, rng, monkeypatch):
+    with pytest.warns(UserWarning):
+        first = data.DVSGesture(gesture_root, "train_all", progress=False)
+    cache = gesture_root / "snn_cuda_cache"
+    assert not list(cache.rglob("*.tmp"))
+
+    def no_parsing(path):
+        raise AssertionError(f"{path} was parsed again although its cache is current")
+
+    monkeypatch.setattr(data.gesture, "read_aedat", no_parsing)
+    with pytest.warns(UserWarning):
+        again = data.DVSGesture(gesture_root, "train_all", progress=False)
+    assert [s.path for s in again.samples] == [s.path for s in first.samples]
+    monkeypatch.undo()
+
+    old_folders = sorted(p.name for p in cache.iterdir() if p.name.startswith("user01_led-"))
+    events = data.make_events(rng.integers(0, 128, 10), rng.integers(0, 128, 10), np.arange(10) * 10 + 100_000,
+                              rng.integers(0, 2, 10))  # fmt: skip
+    data.write_aedat(gesture_root / "user01_led.aedat", events)
+    with pytest.warns(UserWarning):
+        changed = data.DVSGesture(gesture_root, "train_all", progress=False)
+    new_folders = sorted(p.name for p in cache.iterdir() if p.name.startswith("user01_led-"))
+    assert len(old_folders) == len(new_folders) == 1 and old_folders != new_folders
+    user01 = [s for s in changed.samples if s.trial == "user01_led.aedat"]
+    assert [len(s.events()) for s in user01] == [10]  # only the 100 ms .. 1 s window holds the new events
+
+
+def test_gesture_label_beyond_the_classes_names_the_file(tmp_path, rng):
+    write_trial(tmp_path, "user01_led", data.make_events([1], [1], [5], [1]), [(11, 0, 10)])
+    data.write_trial_list(tmp_path / "trials_to_train.txt", ["user01_led.aedat"])
+    with pytest.raises(ValueError, match=r"user01_led_labels\.csv: row 1 has class 12"):
+        data.DVSGesture(tmp_path, "train_all", progress=False)
+    data.write_trial_list(tmp_path / "trials_to_test.txt", ["user09_led.aedat"])
+    with pytest.raises(FileNotFoundError, match="user09_led"):
+        data.DVSGesture(tmp_path, "test", progress=False)
+
+
+def test_mnist_default_digits_encodings_and_splits(gen):
+    train, dev, test = (data.MNIST(split=split) for split in ("train", "dev", "test"))
+    assert len(train) + len(dev) == len(data.MNIST(split="train_all")) == 1498
+    assert (len(train), len(dev), len(test)) == (1248, 250, 299)  # 5:1 of the first 1,498 digits
+    x, label = train[0]
+    assert x.shape == (25, 1, 28, 28) and 0 <= label <= 9
+    assert torch.equal(x[0], x[-1]) and 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
+    small, _ = data.MNIST(split="test", size=8, steps=3)[0]
+    assert small.shape == (3, 1, 8, 8)
+    seeded = data.MNIST(split="test", encoding="poisson", steps=5, poisson_seed=3)
+    spikes, _ = seeded[7]
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(spikes, seeded[7][0])
+    with pytest.raises(ValueError, match="encoding must be one of"):
+        data.MNIST(encoding="rate")
+
+
+def test_poisson_rate_matches_intensity(gen):
+    image = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0])
+    spikes = data.poisson_encode(image, 20_000, gen)
+    rates = spikes.mean(0)
+    print("rates", rates.tolist())
+    torch.testing.assert_close(rates, image, atol=0.015, rtol=0)  # 5 sigma of a 20,000-step mean
+    assert rates[0] == 0 and rates[-1] == 1
+    assert torch.equal(data.copy_along_time(image, 3), image.expand(3, 5))
+    with pytest.raises(ValueError, match=r"intensities must lie in \[0, 1\]"):
+        data.poisson_encode(image * 2, 4)
