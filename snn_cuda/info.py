@@ -21,6 +21,11 @@ def report() -> str:
     for op in OPS:
         kernels = [d for d in ("cpu", "cuda") if _ext.has_kernel(op, d)]
         lines.append(f"  snn_cuda::{op}: {', '.join(kernels) if kernels else 'no kernels (reference fallback)'}")
+    if _ext.loaded():
+        lines.append(
+            f"CPU kernels built for baseline, AVX2 and AVX-512; this process runs "
+            f"{torch.backends.cpu.get_cpu_capability()} (set ATEN_CPU_CAPABILITY to change)"
+        )
     if _ext.reference_forced():
         lines.append(f"{_ext.FORCE_REFERENCE_ENV} is set: backend='auto' uses the pure-torch reference")
     return "\n".join(lines)

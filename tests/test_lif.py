@@ -208,11 +208,11 @@ def test_gradcheck_smooth_configuration():
     assert torch.autograd.gradcheck(final_potential, (x, v0, alpha))
 
 
-def _opcheck_samples():
-    x = torch.rand(5, 2, 3, dtype=torch.float32) * 2
-    acc = dict(dtype=torch.float32)
+def _opcheck_samples(device):
+    x = torch.rand(5, 2, 3, dtype=torch.float32, device=device) * 2
+    acc = dict(dtype=torch.float32, device=device)
     alpha, theta = torch.full((2, 3), 0.5, **acc), torch.full((2, 3), 0.8, **acc)
-    v0 = torch.rand(2, 3)
+    v0 = torch.rand(2, 3, device=device)
     return [
         (x.requires_grad_(), alpha, theta, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0, True),
         (x.detach(), alpha.requires_grad_(), theta.requires_grad_(), v0.requires_grad_(), v0.clone(), "soft",
@@ -222,31 +222,35 @@ def _opcheck_samples():
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("index", range(3))
-def test_opcheck_forward(index):
-    torch.library.opcheck(torch.ops.snn_cuda.lif_fwd.default, _opcheck_samples()[index])
+def test_opcheck_forward(device, index):
+    torch.library.opcheck(torch.ops.snn_cuda.lif_fwd.default, _opcheck_samples(device)[index])
 
 
-def test_opcheck_backward():
-    x = torch.rand(5, 2, 3)
-    h = torch.rand(5, 2, 3) * 2
-    alpha, theta = torch.full((2, 3), 0.5), torch.full((2, 3), 0.8)
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_backward(device):
+    x = torch.rand(5, 2, 3, device=device)
+    h = torch.rand(5, 2, 3, device=device) * 2
+    alpha, theta = torch.full((2, 3), 0.5, device=device), torch.full((2, 3), 0.8, device=device)
     for param_grads in (False, True):
-        args = (torch.randn_like(x), torch.randn(2, 3), None, h, alpha, theta, torch.rand(2, 3), "hard", 0.0,
-                None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
+        args = (torch.randn_like(x), torch.randn_like(alpha), None, h, alpha, theta, torch.rand_like(alpha),
+                "hard", 0.0, None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.lif_bwd.default, args)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
-def test_torch_compile_matches_eager(gen, compile_backend):
-    layer = snn_cuda.LIF((16,), alpha=0.7, theta=0.5, learn_alpha=True, learn_theta=True, backend="cpp")
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), layer)
-    x = torch.randn(6, 4, 8, generator=gen)
+def test_torch_compile_matches_eager(gen, device, compile_backend):
+    layer = snn_cuda.LIF((16,), alpha=0.7, theta=0.5, learn_alpha=True, learn_theta=True,
+                         backend=KERNEL_BACKEND[device])  # fmt: skip
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), layer).to(device)
+    x = torch.randn(6, 4, 8, generator=gen).to(device)
 
     def step(module):
         module.zero_grad()
         out = module(x)
-        (out * torch.arange(out.numel()).view_as(out) / out.numel()).sum().backward()
+        (out * torch.arange(out.numel(), device=device).view_as(out) / out.numel()).sum().backward()
         return out, [p.grad.clone() for p in module.parameters()]
 
     eager_out, eager_grads = step(model)
@@ -383,3 +387,37 @@ def test_instruction_set_builds_agree_bitwise(tmp_path):
     for used, outputs in results.items():
         for a, b in zip(outputs, reference, strict=True):
             assert torch.equal(a, b), f"{used} differs from the baseline build"
+
+
+def test_import_without_the_extension_falls_back_with_one_warning():
+    """With snn_cuda._C unloadable, import works, auto uses the reference (warning once), "cpp" says why not."""
+    script = """
+import sys, warnings
+sys.modules["snn_cuda._C"] = None  # makes importing the compiled library fail
+import torch, snn_cuda
+assert not snn_cuda._ext.loaded() and "snn_cuda._C" in snn_cuda._ext.load_error()
+x = torch.rand(4, 3) * 2
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out = snn_cuda.lif(x)
+    snn_cuda.lif(x)
+assert torch.equal(out, snn_cuda.reference.lif(x))
+assert len(caught) == 1 and "pure-torch reference" in str(caught[0].message), [str(w.message) for w in caught]
+try:
+    snn_cuda.lif(x, backend="cpp")
+except RuntimeError as error:
+    assert "could not be loaded" in str(error)
+else:
+    raise AssertionError("backend='cpp' ran without the extension")
+from snn_cuda.info import report
+print(report())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "NOT loaded" in done.stdout and "reference fallback" in done.stdout
+
+
+def test_info_lists_the_loaded_kernels():
+    done = subprocess.run([sys.executable, "-m", "snn_cuda.info"], capture_output=True, text=True, check=True)
+    assert "compiled extension: loaded" in done.stdout
+    assert "snn_cuda::lif_fwd: cpu" in done.stdout
