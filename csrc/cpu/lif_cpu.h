@@ -10,21 +10,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
-#include <utility>
 
 #include "../core/lif_params.h"
+#include "common.h"
 #include "isa.h"
 
 namespace snn {
 namespace cpu {
-
-// Neurons per block. Each time step touches one kBlock-long run of every [T, N] tensor, so longer runs stream
-// better (hardware prefetchers restart at every jump to the next row); the per-block state arrays (up to seven
-// of them in the backward, 112 KiB at 4096 floats) stay in L2. Measured single-threaded on the build machines at
-// [64, 64 * 4096] float32: forward 17.8 -> 16.5 ms, backward 19.5 -> 15.5 ms going from 256 to 4096.
-constexpr int64_t kBlock = 4096;
-// Ranges handed to threads are multiples of this many neurons (a cache line of doubles, any vector width).
-constexpr int64_t kAlign = 64;
 
 template <typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate>
 inline LifConfig<acc_t> fixed_config(const LifConfig<acc_t>& runtime) {
@@ -128,17 +120,8 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
   }
 }
 
-// Runtime -> compile-time dispatch. Each helper turns one runtime value into a std::integral_constant and
-// passes it on, so the kernels above are instantiated for every combination once.
-template <typename F>
-void dispatch_bool(bool value, F&& f) {
-  if (value) {
-    f(std::integral_constant<bool, true>{});
-  } else {
-    f(std::integral_constant<bool, false>{});
-  }
-}
-
+// Runtime -> compile-time dispatch of the LIF modes, as dispatch_bool (common.h) does for flags, so the kernels
+// above are instantiated for every combination once.
 template <typename F>
 void dispatch_reset(ResetMode mode, F&& f) {
   switch (mode) {

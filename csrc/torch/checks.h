@@ -2,6 +2,7 @@
 // (or from torch.ops directly) fails with a RuntimeError that says what to fix.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <torch/library.h>
@@ -18,6 +19,13 @@ inline void check_same_device_dtype(const at::Tensor& t, const at::Tensor& like,
               " has dtype ", like.scalar_type());
 }
 
+// A time-major sequence [T, ...] with T > 0 and a floating-point dtype.
+inline void check_sequence(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() >= 1, name, " must have shape [T, ...] with at least one dimension, got a scalar");
+  TORCH_CHECK(t.size(0) > 0, name, " must have at least one time step (T = ", name, ".shape[0] = 0)");
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), name, " must be a floating-point tensor, got ", t.scalar_type());
+}
+
 // A per-element tensor: same device as `x`, shape equal to `shape`, dtype `dtype`.
 inline void check_per_element(const at::Tensor& t, const at::Tensor& x, at::IntArrayRef shape,
                               at::ScalarType dtype, const char* name) {
@@ -25,6 +33,15 @@ inline void check_per_element(const at::Tensor& t, const at::Tensor& x, at::IntA
   TORCH_CHECK(t.sizes() == shape, name, " must have shape ", shape, " (the trailing shape of x), got ",
               t.sizes());
   TORCH_CHECK(t.scalar_type() == dtype, name, " must have dtype ", dtype, ", got ", t.scalar_type());
+}
+
+// An optional per-element state (an initial state or a final-state gradient): absent, or checked like x's
+// elements (shape, dtype, device) and made contiguous.
+inline std::optional<at::Tensor> checked_state(const std::optional<at::Tensor>& t, const at::Tensor& like,
+                                               at::IntArrayRef shape, const char* name) {
+  if (!t.has_value()) return std::nullopt;
+  check_per_element(*t, like, shape, like.scalar_type(), name);
+  return t->contiguous();
 }
 
 inline at::ScalarType compute_dtype(at::ScalarType storage) {

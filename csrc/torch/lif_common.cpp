@@ -23,23 +23,10 @@ Surrogate parse_surrogate(const std::string& name) {
               "'triangle', got '", name, "'");
 }
 
-namespace {
-
-std::optional<at::Tensor> checked_state(const std::optional<at::Tensor>& t, const at::Tensor& like,
-                                        at::IntArrayRef shape, const char* name) {
-  if (!t.has_value()) return std::nullopt;
-  check_per_element(*t, like, shape, like.scalar_type(), name);
-  return t->contiguous();
-}
-
-}  // namespace
-
 LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta,
                                       const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
                                       bool has_trace, bool store_h) {
-  TORCH_CHECK(x.dim() >= 1, "x must have shape [T, ...] with at least one dimension, got a scalar");
-  TORCH_CHECK(x.size(0) > 0, "x must have at least one time step (T = x.shape[0] = 0)");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "x must be a floating-point tensor, got ", x.scalar_type());
+  check_sequence(x, "x");
   TORCH_CHECK(has_trace || !r0.has_value(), "r0 is given but gamma is None: the reset trace is off");
   const auto state_shape = x.sizes().slice(1);
   const auto acc = compute_dtype(x.scalar_type());

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include "../core/lif_params.h"
+#include "tensor_args.h"
 
 namespace snn {
 namespace torch_ops {
@@ -52,16 +53,6 @@ LifConfig<acc_t> make_lif_config(const std::string& reset, double v_reset, std::
   c.gamma = static_cast<acc_t>(gamma.value_or(0.0));
   c.rho = static_cast<acc_t>(rho);
   return c;
-}
-
-template <typename T>
-T* ptr_or_null(const std::optional<at::Tensor>& t) {
-  return t.has_value() ? static_cast<T*>(t->data_ptr()) : nullptr;
-}
-
-template <typename T>
-T* ptr_or_null(const at::Tensor& t) {
-  return t.numel() > 0 ? static_cast<T*>(t.data_ptr()) : nullptr;
 }
 
 // storage_t is the kernel's element type (e.g. __half for at::Half on CUDA); the layouts are identical.

@@ -1,36 +1,13 @@
 // CPU implementations of snn_cuda::lif_fwd / lif_bwd: dtype dispatch and a parallel loop over neuron ranges.
-#include <ATen/Parallel.h>
-#include <ATen/Version.h>
 #include <torch/library.h>
 
 #include "../cpu/lif_cpu.h"
+#include "cpu_launch.h"
 #include "lif_common.h"
 
 namespace snn {
 namespace torch_ops {
 namespace {
-
-// The instruction set PyTorch itself uses, so ATEN_CPU_CAPABILITY=default|avx2|avx512 sets ours too.
-cpu::CpuIsa torch_cpu_isa() {
-  static const cpu::CpuIsa isa = [] {
-    const std::string name = at::get_cpu_capability();
-    if (name == "AVX512") return cpu::CpuIsa::avx512;
-    if (name == "AVX2") return cpu::CpuIsa::avx2;
-    return cpu::CpuIsa::baseline;
-  }();
-  return isa;
-}
-
-// Threads get contiguous ranges of whole kAlign-neuron groups; the kernels split each range into blocks.
-template <typename F>
-void parallel_over_neurons(int64_t N, int64_t T, F&& body) {
-  const int64_t groups = (N + cpu::kAlign - 1) / cpu::kAlign;
-  // Enough work per task to amortise the thread hand-off: about 64k neuron-steps.
-  const int64_t grain = std::max<int64_t>(1, 65536 / (cpu::kAlign * std::max<int64_t>(T, 1)));
-  at::parallel_for(0, groups, grain, [&](int64_t begin, int64_t end) {
-    body(begin * cpu::kAlign, std::min(N, end * cpu::kAlign));
-  });
-}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cpu(
     const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta, const std::optional<at::Tensor>& v0,

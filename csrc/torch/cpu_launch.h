@@ -1,0 +1,42 @@
+// How the CPU op implementations run the kernels: the instruction set PyTorch uses, and the parallel loop over
+// neuron ranges.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+
+#include "../cpu/common.h"
+#include "../cpu/isa.h"
+
+namespace snn {
+namespace torch_ops {
+
+// The instruction set PyTorch itself uses, so ATEN_CPU_CAPABILITY=default|avx2|avx512 sets ours too.
+inline cpu::CpuIsa torch_cpu_isa() {
+  static const cpu::CpuIsa isa = [] {
+    const std::string name = at::get_cpu_capability();
+    if (name == "AVX512") return cpu::CpuIsa::avx512;
+    if (name == "AVX2") return cpu::CpuIsa::avx2;
+    return cpu::CpuIsa::baseline;
+  }();
+  return isa;
+}
+
+// Calls body(n_begin, n_end) over [0, N): threads get contiguous ranges of whole kAlign-neuron groups; the
+// kernels split each range into blocks.
+template <typename F>
+void parallel_over_neurons(int64_t N, int64_t T, F&& body) {
+  const int64_t groups = (N + cpu::kAlign - 1) / cpu::kAlign;
+  // Enough work per task to amortise the thread hand-off: about 64k neuron-steps.
+  const int64_t grain = std::max<int64_t>(1, 65536 / (cpu::kAlign * std::max<int64_t>(T, 1)));
+  at::parallel_for(0, groups, grain, [&](int64_t begin, int64_t end) {
+    body(begin * cpu::kAlign, std::min(N, end * cpu::kAlign));
+  });
+}
+
+}  // namespace torch_ops
+}  // namespace snn
