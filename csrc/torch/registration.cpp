@@ -19,6 +19,17 @@ TORCH_LIBRARY(snn_cuda, m) {
       "lif_bwd(Tensor grad_spikes, Tensor? grad_v_last, Tensor? grad_r_last, Tensor h, Tensor alpha, "
       "Tensor theta, Tensor? v0, str reset, float v_reset, float? gamma, float rho, bool detach_reset, "
       "str surrogate, float surrogate_param, bool param_grads) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  // The IIR filter p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]. a1, a2, b are per element (shape of x[0], float32 or
+  // float64); a2 None is first order. Returns (p, p_last, p_before_last); the backward needs only p and x.
+  m.def(
+      "iir_fwd(Tensor x, Tensor a1, Tensor? a2, Tensor b, Tensor? p1, Tensor? p2) -> (Tensor, Tensor, Tensor)");
+  // Returns (grad_x, grad_a1, grad_a2, grad_b, grad_p1, grad_p2). grad_x is computed when grad_x, the a1, a2
+  // gradients (per element, the compute dtype) when grad_a, which needs p, and the b gradient when grad_b, which
+  // needs x; the ones not computed are empty.
+  m.def(
+      "iir_bwd(Tensor grad_p, Tensor? grad_p_last, Tensor? grad_p_before_last, Tensor? p, Tensor? x, Tensor a1, "
+      "Tensor? a2, Tensor b, Tensor? p1, Tensor? p2, bool grad_x, bool grad_a, bool grad_b) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 // Importing snn_cuda._C runs the static initialisers above; the module itself holds nothing.

@@ -1,0 +1,137 @@
+// Fused IIR filter forward and backward on the CPU over a range of elements [n_begin, n_end).
+//
+//   forward:  p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]                  (p[-1] = p1, p[-2] = p2)
+//   adjoint:  q[t] = g[t] + a1 q[t+1] + a2 q[t+2]                      (g = dL/dp plus the final-state grads)
+//             dL/dx[t] = b q[t];  dL/da1 = sum_t q[t] p[t-1];  dL/da2 = sum_t q[t] p[t-2];
+//             dL/db = sum_t q[t] x[t];  dL/dp1 = a1 q[0] + a2 q[1];  dL/dp2 = a2 q[0]
+// (derivation and the carried form in core/iir_step.h). The backward reads only the forward's output p and its
+// input x, and each only when a gradient needs it: no other [T, N] tensor is saved.
+//
+// Elements are processed in blocks of kBlock whose state lives in small stack arrays; the time loop is outside
+// and the element loop inside, so each row of a block is a contiguous, vectorisable run of memory. The order and
+// which gradients are wanted are template arguments, so the inner loops have no branches. Coefficient gradients
+// are per-element sums over t in acc_t: deterministic. Torch-free: the torch binding calls these from
+// at::parallel_for; the C++ tests call them directly.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../core/iir_params.h"
+#include "common.h"
+
+namespace snn {
+namespace cpu {
+
+template <typename acc_t>
+void load_block(const acc_t* SNN_RESTRICT source, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
+  for (int64_t i = 0; i < len; ++i) out[i] = source[begin + i];
+}
+
+// An optional [N] state of storage type as acc_t; zeros when absent.
+template <typename scalar_t, typename acc_t>
+void load_state_block(const scalar_t* SNN_RESTRICT state, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
+  for (int64_t i = 0; i < len; ++i) out[i] = state ? to_acc<acc_t>(state[begin + i]) : acc_t(0);
+}
+
+template <typename scalar_t, typename acc_t, bool kSecondOrder>
+void iir_forward_block_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  const int64_t N = a.N;
+  acc_t p_prev[kBlock], p_prev2[kBlock], a1[kBlock], a2[kBlock], b[kBlock];
+  for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
+    const int64_t len = std::min(kBlock, n_end - begin);
+    load_state_block(a.p1, begin, len, p_prev);
+    load_state_block(a.p2, begin, len, p_prev2);
+    load_block(a.a1, begin, len, a1);
+    if (kSecondOrder) load_block(a.a2, begin, len, a2);
+    load_block(a.b, begin, len, b);
+    for (int64_t t = 0; t < a.T; ++t) {
+      const scalar_t* SNN_RESTRICT x = a.x + t * N + begin;
+      scalar_t* SNN_RESTRICT p_out = a.p + t * N + begin;
+#pragma GCC ivdep
+      for (int64_t i = 0; i < len; ++i) {
+        const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], p_prev[i],
+                                               p_prev2[i], to_acc<acc_t>(x[i]));
+        p_out[i] = from_acc<scalar_t>(p);
+        p_prev2[i] = p_prev[i];
+        p_prev[i] = p;
+      }
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      a.p_last[begin + i] = from_acc<scalar_t>(p_prev[i]);
+      a.p_before_last[begin + i] = from_acc<scalar_t>(p_prev2[i]);
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t, bool kSecondOrder, bool kGradX, bool kGradA, bool kGradB>
+void iir_backward_block_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  const int64_t N = a.N;
+  acc_t u1[kBlock], u2[kBlock], a1[kBlock], a2[kBlock], b[kBlock], grad_a1[kBlock], grad_a2[kBlock],
+      grad_b[kBlock];
+  // Stands in for an absent initial state in the a1, a2 gradients of the first steps.
+  const scalar_t zeros[kBlock] = {};
+  for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
+    const int64_t len = std::min(kBlock, n_end - begin);
+    load_state_block(a.grad_p_last, begin, len, u1);
+    load_state_block(a.grad_p_before_last, begin, len, u2);
+    load_block(a.a1, begin, len, a1);
+    if (kSecondOrder) load_block(a.a2, begin, len, a2);
+    load_block(a.b, begin, len, b);
+    for (int64_t i = 0; i < len; ++i) grad_a1[i] = grad_a2[i] = grad_b[i] = acc_t(0);
+    auto history = [&](int64_t k) -> const scalar_t* {
+      const scalar_t* row = iir_history_row(a, k);
+      return row ? row + begin : zeros;
+    };
+    for (int64_t t = a.T - 1; t >= 0; --t) {
+      const scalar_t* SNN_RESTRICT g = a.grad_p + t * N + begin;
+      const scalar_t* SNN_RESTRICT x = kGradB ? a.x + t * N + begin : nullptr;
+      const scalar_t* SNN_RESTRICT p_prev = kGradA ? history(t - 1) : nullptr;
+      const scalar_t* SNN_RESTRICT p_prev2 = kGradA && kSecondOrder ? history(t - 2) : nullptr;
+      scalar_t* SNN_RESTRICT grad_x = kGradX ? a.grad_x + t * N + begin : nullptr;
+#pragma GCC ivdep
+      for (int64_t i = 0; i < len; ++i) {
+        const acc_t q =
+            iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), to_acc<acc_t>(g[i]), u1[i], u2[i]);
+        if (kGradX) grad_x[i] = from_acc<scalar_t>(b[i] * q);
+        if (kGradA) grad_a1[i] += q * to_acc<acc_t>(p_prev[i]);
+        if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2[i]);
+        if (kGradB) grad_b[i] += q * to_acc<acc_t>(x[i]);
+      }
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      a.grad_p1[begin + i] = from_acc<scalar_t>(u1[i]);
+      a.grad_p2[begin + i] = from_acc<scalar_t>(u2[i]);
+      if (kGradA) a.grad_a1[begin + i] = grad_a1[i];
+      if (kGradA && kSecondOrder) a.grad_a2[begin + i] = grad_a2[i];
+      if (kGradB) a.grad_b[begin + i] = grad_b[i];
+    }
+  }
+}
+
+// Forward over elements [n_begin, n_end); first order when a2 is null.
+template <typename scalar_t, typename acc_t>
+void iir_forward_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  dispatch_bool(a.a2 != nullptr, [&](auto second_order) {
+    iir_forward_block_range<scalar_t, acc_t, decltype(second_order)::value>(a, n_begin, n_end);
+  });
+}
+
+// Backward over elements [n_begin, n_end); each gradient output that is null is skipped. grad_a1 stands for
+// both feedback coefficients: null skips a1 and a2, otherwise second order writes grad_a2 too.
+template <typename scalar_t, typename acc_t>
+void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+  dispatch_bool(a.a2 != nullptr, [&](auto second_order) {
+    dispatch_bool(a.grad_x != nullptr, [&](auto grad_x) {
+      dispatch_bool(a.grad_a1 != nullptr, [&](auto grad_a) {
+        dispatch_bool(a.grad_b != nullptr, [&](auto grad_b) {
+          iir_backward_block_range<scalar_t, acc_t, decltype(second_order)::value, decltype(grad_x)::value,
+                                   decltype(grad_a)::value, decltype(grad_b)::value>(a, n_begin, n_end);
+        });
+      });
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace snn
