@@ -8,7 +8,7 @@ import torch
 
 from . import __version__, _ext
 
-OPS = ("lif_fwd", "lif_bwd")
+OPS = ("lif_fwd", "lif_bwd", "iir_fwd", "iir_bwd")
 
 
 def report() -> str:

@@ -1,0 +1,109 @@
+"""``snn_cuda.iir_filter``: the fused IIR filter op, its fake (meta) implementation and its autograd formula."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _ext
+from .._checks import ParamLike
+from ..reference import iir_filter as reference
+from ..reference.iir import check_iir_args
+from . import _backend
+
+
+def iir_filter(
+    x: torch.Tensor,
+    a1: ParamLike,
+    a2: ParamLike,
+    b: ParamLike,
+    *,
+    p1: torch.Tensor | None = None,
+    p2: torch.Tensor | None = None,
+    return_state: bool = False,
+    backend: str = "auto",
+):
+    """Runs the IIR filter ``p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]`` (models.md section 2) over all time steps.
+
+    Args:
+        x: input ``[T, *S]``, time-major.
+        a1, a2, b: coefficients, each a float or a tensor broadcasting against ``S`` (per feature ``[F]``, per
+            channel ``[C, 1, 1]``, per element); tensors are learnable and their gradients are reduced over the
+            broadcast dimensions. ``a2`` given as the number 0 is first order (a faster kernel with no p[t-2]).
+            :mod:`snn_cuda.synapse` builds them from time constants.
+        p1: the state ``p[-1]``, shape ``S`` (default zeros); p2: ``p[-2]``, shape ``S`` (default zeros).
+        return_state: also return the final state ``(p_last, p_before_last) = (p[T-1], p[T-2])``, each ``S``, to
+            pass as ``(p1, p2)`` to the call on the next chunk of the sequence (``p_before_last`` is ``p1`` when
+            T = 1).
+        backend: "auto" (the compiled kernel for x's device when loaded, else the reference with a warning),
+            "cpp", "cuda" or "torch" (the reference).
+
+    Returns:
+        p ``[T, *S]`` in x's dtype, or ``(p, (p_last, p_before_last))``.
+    """
+    c = check_iir_args(x, a1, a2, b, p1, p2)
+    if _backend.select("iir", backend, x) == "torch":
+        return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
+    state_shape = x.shape[1:]
+    acc = _backend.compute_dtype(x.dtype)
+    a1_t = _backend.per_element(c.a1, state_shape, acc, x.device)
+    a2_t = None if c.first_order else _backend.per_element(c.a2, state_shape, acc, x.device)
+    b_t = _backend.per_element(c.b, state_shape, acc, x.device)
+    p, p_last, p_before_last = torch.ops.snn_cuda.iir_fwd(x, a1_t, a2_t, b_t, c.p1, c.p2)
+    return (p, (p_last, p_before_last)) if return_state else p
+
+
+def _requires_grad(*tensors: torch.Tensor | None) -> bool:
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+def _register() -> None:
+    @torch.library.register_fake("snn_cuda::iir_fwd")
+    def _(x, a1, a2, b, p1, p2):
+        state = x.new_empty(x.shape[1:])
+        return torch.empty_like(x), state, torch.empty_like(state)
+
+    @torch.library.register_fake("snn_cuda::iir_bwd")
+    def _(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a, grad_b):
+        state_shape = grad_p.shape[1:]
+
+        def coefficient_grad(wanted):
+            return a1.new_empty(state_shape if wanted else (0,))
+
+        return (
+            torch.empty_like(grad_p) if grad_x else grad_p.new_empty((0,)),
+            coefficient_grad(grad_a),
+            coefficient_grad(grad_a and a2 is not None),
+            coefficient_grad(grad_b),
+            grad_p.new_empty(state_shape),
+            grad_p.new_empty(state_shape),
+        )
+
+    def setup_context(ctx, inputs, output):
+        x, a1, a2, b, p1, p2 = inputs
+        # The backward reads the output p (for the a1, a2 gradients) and the input x (for the b gradient), and
+        # nothing else of size [T, N]; each is kept only when its gradient can be asked for.
+        keep_p = _requires_grad(a1, a2)
+        ctx.save_for_backward(output[0] if keep_p else None, x if _requires_grad(b) else None, a1, a2, b, p1, p2)
+        ctx.has_p1, ctx.has_p2 = p1 is not None, p2 is not None
+
+    def backward(ctx, grad_p, grad_p_last, grad_p_before_last):
+        p, x, a1, a2, b, p1, p2 = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grad_x, grad_a1, grad_a2, grad_b, grad_p1, grad_p2 = torch.ops.snn_cuda.iir_bwd(
+            grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, needs[0], needs[1] or needs[2],
+            needs[3],
+        )  # fmt: skip
+        return (
+            grad_x if needs[0] else None,
+            grad_a1 if needs[1] else None,
+            grad_a2 if needs[2] else None,
+            grad_b if needs[3] else None,
+            grad_p1 if ctx.has_p1 and needs[4] else None,
+            grad_p2 if ctx.has_p2 and needs[5] else None,
+        )
+
+    torch.library.register_autograd("snn_cuda::iir_fwd", backward, setup_context=setup_context)
+
+
+if _ext.loaded():
+    _register()

@@ -1,0 +1,68 @@
+"""The IIR filter recurrence of models.md section 2, step by step in plain torch: the specification.
+
+Autograd through this function gives the reference gradients the fused kernels are tested against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .._checks import ParamLike, check_param, check_sequence, check_state
+
+
+@dataclass(frozen=True)
+class IirConfig:
+    """Validated IIR filter arguments (see :func:`snn_cuda.iir_filter` for their meaning)."""
+
+    a1: ParamLike
+    a2: ParamLike
+    b: ParamLike
+    p1: torch.Tensor | None
+    p2: torch.Tensor | None
+
+    @property
+    def first_order(self) -> bool:
+        """a2 given as the number 0: no p[t-2] term (the fused kernels' first-order fast path)."""
+        return not isinstance(self.a2, torch.Tensor) and self.a2 == 0.0
+
+
+def check_iir_args(
+    x: torch.Tensor, a1: ParamLike, a2: ParamLike, b: ParamLike, p1: torch.Tensor | None, p2: torch.Tensor | None
+) -> IirConfig:
+    check_sequence(x)
+    return IirConfig(
+        a1=check_param(a1, "a1", x),
+        a2=check_param(a2, "a2", x),
+        b=check_param(b, "b", x),
+        p1=check_state(p1, "p1", x),
+        p2=check_state(p2, "p2", x),
+    )
+
+
+def iir_filter(
+    x: torch.Tensor,
+    a1: ParamLike,
+    a2: ParamLike,
+    b: ParamLike,
+    *,
+    p1: torch.Tensor | None = None,
+    p2: torch.Tensor | None = None,
+    return_state: bool = False,
+):
+    """Reference IIR filter: x ``[T, *S]`` -> p ``[T, *S]`` (and ``(p_last, p_before_last)`` with ``return_state``).
+
+    ``p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]`` with ``p[-1] = p1``, ``p[-2] = p2`` (zeros when None).
+    """
+    c = check_iir_args(x, a1, a2, b, p1, p2)
+    a1_, a2_, b_ = (v.to(x.dtype) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
+    p_prev = c.p1 if c.p1 is not None else x.new_zeros(x.shape[1:])
+    p_prev2 = c.p2 if c.p2 is not None else x.new_zeros(x.shape[1:])
+    outputs = []
+    for t in range(x.shape[0]):
+        p = a1_ * p_prev + a2_ * p_prev2 + b_ * x[t]
+        outputs.append(p)
+        p_prev2, p_prev = p_prev, p
+    out = torch.stack(outputs)
+    return (out, (p_prev, p_prev2)) if return_state else out
