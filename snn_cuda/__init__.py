@@ -6,10 +6,29 @@ Importing never fails because the compiled extension is missing: the ops then fa
 ``python -m snn_cuda.info``).
 """
 
-from . import reference, surrogate
+from . import reference, surrogate, synapse
+from .layers import IIRConv2d, IIRLayer, IIRLinear, OverTime, snn_iir_neuron
 from .neuron import LIF
 from .ops import iir_filter, lif
+from .synapse import IIRSynapse, dual_exp, first_order, normalised_dual_exp
 
 __version__ = "0.1.0"
 
-__all__ = ["LIF", "iir_filter", "lif", "reference", "surrogate", "__version__"]
+__all__ = [
+    "LIF",
+    "IIRConv2d",
+    "IIRLayer",
+    "IIRLinear",
+    "IIRSynapse",
+    "OverTime",
+    "dual_exp",
+    "first_order",
+    "iir_filter",
+    "lif",
+    "normalised_dual_exp",
+    "reference",
+    "snn_iir_neuron",
+    "surrogate",
+    "synapse",
+    "__version__",
+]
