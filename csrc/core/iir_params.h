@@ -1,8 +1,9 @@
 // Arguments of the fused IIR filter kernels: sizes and pointers. Torch-free, shared by CPU and CUDA.
 //
 // All [T, N] tensors are time-major and contiguous (index t * N + n); [N] tensors hold one value per element.
-// Storage type scalar_t for signals and states; acc_t (float, or double for double) for the compute, the
-// coefficients and their gradients. Optional pointers are null when absent. a2 null means first order.
+// Storage type scalar_t for signals and states; acc_t for the compute, the coefficients and their gradients
+// (double for float and double storage, float for half and bfloat16: see torch/iir_common.h). Optional
+// pointers are null when absent; a2 null means first order.
 #pragma once
 
 #include <cstdint>

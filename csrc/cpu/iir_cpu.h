@@ -10,7 +10,7 @@
 // Elements are processed in blocks of kBlock whose state lives in small stack arrays; the time loop is outside
 // and the element loop inside, so each row of a block is a contiguous, vectorisable run of memory. The order and
 // which gradients are wanted are template arguments, so the inner loops have no branches. Coefficient gradients
-// are per-element sums over t in acc_t: deterministic. Torch-free: the torch binding calls these from
+// are per-element sums over t in acc_t (double for float32 storage): deterministic. Torch-free: the torch binding calls these from
 // at::parallel_for; the C++ tests call them directly.
 #pragma once
 

@@ -7,7 +7,8 @@
 // (derivation and the carried form in core/iir_step.h; the same step functions as the CPU kernels). The backward
 // reads only the forward's output p and its input x, each only when a gradient needs it; p[t-1] and p[t-2] are
 // carried in registers, so each p row is loaded once. Time-major [T, N] layout: a warp reads 32 consecutive
-// elements of one row, so loads and stores coalesce. Half and bfloat16 are computed in float32. Coefficient
+// elements of one row, so loads and stores coalesce. float32 and float64 are computed in float64, half and
+// bfloat16 in float32 (why: torch/iir_common.h). Coefficient
 // gradients are per-element sums over t in registers: deterministic, no atomics. First order is its own
 // template instantiation. Torch-free: launchers take the argument structs and a stream.
 #include <cuda_bf16.h>
@@ -120,7 +121,7 @@ cudaError_t launch_iir_backward(const IirBackwardArgs<scalar_t, acc_t>& args, cu
   template cudaError_t launch_iir_backward<scalar_t, acc_t>(const IirBackwardArgs<scalar_t, acc_t>&, \
                                                             cudaStream_t);
 
-SNN_INSTANTIATE_IIR(float, float)
+SNN_INSTANTIATE_IIR(float, double)
 SNN_INSTANTIATE_IIR(double, double)
 SNN_INSTANTIATE_IIR(__half, float)
 SNN_INSTANTIATE_IIR(__nv_bfloat16, float)

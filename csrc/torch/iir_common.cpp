@@ -10,7 +10,7 @@ namespace {
 std::optional<at::Tensor> checked_coefficient(const std::optional<at::Tensor>& t, const at::Tensor& like,
                                               at::IntArrayRef shape, const char* name) {
   if (!t.has_value()) return std::nullopt;
-  check_per_element(*t, like, shape, compute_dtype(like.scalar_type()), name);
+  check_per_element(*t, like, shape, iir_compute_dtype(like.scalar_type()), name);
   return t->contiguous();
 }
 
@@ -69,7 +69,7 @@ IirBackwardTensors prepare_iir_backward(const at::Tensor& grad_p, const std::opt
   t.b = *checked_coefficient(b, grad_p, state_shape, "b");
   t.p1 = checked_state(p1, grad_p, state_shape, "p1");
   t.p2 = checked_state(p2, grad_p, state_shape, "p2");
-  const auto acc_options = grad_p.options().dtype(compute_dtype(grad_p.scalar_type()));
+  const auto acc_options = grad_p.options().dtype(iir_compute_dtype(grad_p.scalar_type()));
   const auto coefficient_grad = [&](bool wanted) {
     return wanted ? at::empty(state_shape, acc_options) : at::empty({0}, acc_options);
   };

@@ -18,8 +18,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> iir_fwd_cuda(const at::Tensor& x,
   const c10::cuda::CUDAGuard guard(x.device());
   IirForwardTensors t = prepare_iir_forward(x, a1, a2, b, p1, p2);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.x.scalar_type(), "iir_fwd_cuda", [&] {
-    using types = CudaTypes<scalar_t>;
-    const auto args = iir_forward_args<typename types::storage, typename types::acc>(t);
+    using storage = typename CudaTypes<scalar_t>::storage;
+    const auto args = iir_forward_args<storage, IirCompute<scalar_t>>(t);
     SNN_CUDA_CHECK_LAUNCH(cuda::launch_iir_forward(args, c10::cuda::getCurrentCUDAStream()));
   });
   return {t.p, t.p_last, t.p_before_last};
@@ -35,8 +35,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   IirBackwardTensors t =
       prepare_iir_backward(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a, grad_b);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.grad_p.scalar_type(), "iir_bwd_cuda", [&] {
-    using types = CudaTypes<scalar_t>;
-    const auto args = iir_backward_args<typename types::storage, typename types::acc>(t);
+    using storage = typename CudaTypes<scalar_t>::storage;
+    const auto args = iir_backward_args<storage, IirCompute<scalar_t>>(t);
     SNN_CUDA_CHECK_LAUNCH(cuda::launch_iir_backward(args, c10::cuda::getCurrentCUDAStream()));
   });
   return {t.grad_x, t.grad_a1, t.grad_a2, t.grad_b, t.grad_p1, t.grad_p2};

@@ -11,6 +11,13 @@ from ..reference.iir import check_iir_args
 from . import _backend
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The IIR kernels' compute dtype, also that of the coefficients they take: float64 for float32 and float64
+    (rounding of the filter state accumulates over long T; see csrc/torch/iir_common.h), float32 for half and
+    bfloat16."""
+    return torch.float64 if dtype.itemsize >= 4 else torch.float32
+
+
 def iir_filter(
     x: torch.Tensor,
     a1: ParamLike,
@@ -44,7 +51,7 @@ def iir_filter(
     if _backend.select("iir", backend, x) == "torch":
         return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
     state_shape = x.shape[1:]
-    acc = _backend.compute_dtype(x.dtype)
+    acc = compute_dtype(x.dtype)
     a1_t = _backend.per_element(c.a1, state_shape, acc, x.device)
     a2_t = None if c.first_order else _backend.per_element(c.a2, state_shape, acc, x.device)
     b_t = _backend.per_element(c.b, state_shape, acc, x.device)
