@@ -9,31 +9,12 @@
 #include "check.h"
 #include "cpu/lif_cpu.h"
 #include "cuda/lif_cuda.h"
+#include "device_buffer.h"
 
 namespace {
 
-#define CUDA_OK(expr) CHECK((expr) == cudaSuccess)
-
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t n = 0;
-  explicit DeviceBuffer(const std::vector<T>& host) : n(host.size()) {
-    CUDA_OK(cudaMalloc(&ptr, n * sizeof(T)));
-    CUDA_OK(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> to_host() const {
-    std::vector<T> host(n);
-    CUDA_OK(cudaMemcpy(host.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-};
-
-template <typename T>
-void compare(const std::vector<T>& gpu, const std::vector<T>& cpu, double tol, const char* what) {
-  for (size_t i = 0; i < gpu.size(); ++i) CHECK_NEAR(gpu[i], cpu[i], tol, what);
-}
+using snn_test::compare;
+using snn_test::DeviceBuffer;
 
 template <typename T>
 void run_configuration(const snn::LifConfig<T>& c, std::mt19937& rng, double tol) {
@@ -88,11 +69,7 @@ void run_configuration(const snn::LifConfig<T>& c, std::mt19937& rng, double tol
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("test_lif_gpu: no CUDA device, skipped\n");
-    return 77;
-  }
+  if (const int skipped = snn_test::skip_without_gpu("test_lif_gpu")) return skipped;
   std::mt19937 rng(5);
   using snn::ResetMode;
   using snn::Surrogate;
