@@ -17,6 +17,9 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.bfloat16: (5e-2, 5e-2),
 }
 
+# The compiled backend for each device, to run against backend="torch" (the reference).
+KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}
+
 HAS_CUDA_KERNELS = torch.cuda.is_available() and snn_cuda._ext.has_kernel("lif_fwd", "cuda")
 
 DEVICES = [

@@ -11,13 +11,12 @@ import warnings
 
 import pytest
 import torch
-from conftest import DEVICES, TOLERANCES, assert_close
+from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close
 
 import snn_cuda
 from snn_cuda import surrogate as surrogates
 
 RESETS = ("hard", "soft", "none")
-KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}
 
 
 def make_case(gen, T, state_shape, dtype, *, per_element, trace, with_state):

@@ -1,0 +1,417 @@
+"""The fused IIR filter op against the reference (outputs, final states, every gradient), the models.md golden
+values, long-sequence precision, registration checks (gradcheck, opcheck, torch.compile), argument errors, and
+the IIRSynapse module and snn-iir layer built on it."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close
+from torch import nn
+
+import snn_cuda
+from snn_cuda import synapse
+from snn_cuda.ops import _backend
+
+# x: [T, B, C, H, W]; each coefficient layout broadcasts against the trailing shape (B, C, H, W).
+STATE_SHAPE = (2, 3, 4, 5)
+COEFFICIENT_SHAPES = {"scalar": None, "per_feature": (5,), "per_channel": (3, 1, 1), "per_element": (3, 4, 5)}
+LEAVES = ("x", "a1", "a2", "b", "p1", "p2")
+
+
+def random_coefficients(gen, shape, *, first_order):
+    """Stable filters: dual-exp (or first-order) poles from random time constants, a random input gain.
+
+    Tensors of ``shape`` in float64, or Python floats when ``shape`` is None. First order has a2 = 0.0 (a number).
+    """
+    size = () if shape is None else shape
+    tau_m = 2 + 18 * torch.rand(size, generator=gen, dtype=torch.float64)
+    tau_s = tau_m * (0.1 + 0.7 * torch.rand(size, generator=gen, dtype=torch.float64))
+    a, c = torch.exp(-1 / tau_m), torch.exp(-1 / tau_s)
+    gain = 0.5 + torch.rand(size, generator=gen, dtype=torch.float64)
+    a1, a2, b = (a, 0.0, gain) if first_order else (a + c, -a * c, (a - c) * gain)
+    if shape is None:
+        return tuple(float(v) for v in (a1, a2, b))
+    return a1, a2, b
+
+
+def make_case(gen, T, dtype, *, coefficient_shape, first_order, with_state, state_shape=STATE_SHAPE):
+    """Leaves (x, a1, a2, b, p1, p2): random signed input and initial states in ``dtype``, coefficients in float64."""
+    x = torch.randn((T, *state_shape), generator=gen, dtype=torch.float64).to(dtype)
+    a1, a2, b = random_coefficients(gen, coefficient_shape, first_order=first_order)
+    p1 = p2 = None
+    if with_state:
+        p1, p2 = (torch.randn(state_shape, generator=gen, dtype=torch.float64).to(dtype) for _ in range(2))
+    return x, a1, a2, b, p1, p2
+
+
+def run_both(device, case):
+    """Runs kernel and reference on copies of the same leaves; returns outputs and gradients of each.
+
+    The reference runs in float64 on the kernel's (rounded) inputs: it is the exact answer the kernel's result
+    is rounded from, within the kernel dtype's tolerance. (A float32 reference would not do at T = 1000: its own
+    rounding error, accumulated through the filter's gain, exceeds the float32 tolerance.) The loss weighs p and
+    both final states with fixed random weights, so every gradient path is exercised. Python-number coefficients
+    stay numbers (no gradient); tensors become leaves that require grad.
+    """
+    results = []
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        leaves = [
+            value.detach()
+            .to(device=device, dtype=torch.float64 if backend == "torch" else value.dtype)
+            .requires_grad_()
+            if isinstance(value, torch.Tensor)
+            else value
+            for value in case
+        ]
+        x, a1, a2, b, p1, p2 = leaves
+        p, (p_last, p_before_last) = snn_cuda.iir_filter(
+            x, a1, a2, b, p1=p1, p2=p2, return_state=True, backend=backend
+        )
+        weights = torch.linspace(-1, 1, p.numel(), dtype=torch.float64, device=device).view(p.shape)
+        loss = (p.double() * weights).sum() + (p_last.double() ** 2).sum() + 0.5 * (p_before_last.double()).sum()
+        present = {k: t for k, t in zip(LEAVES, leaves, strict=True) if isinstance(t, torch.Tensor)}
+        grads = torch.autograd.grad(loss, list(present.values()))
+        results.append({"p": p, "p_last": p_last, "p_before_last": p_before_last,
+                        **{f"grad {k}": g for k, g in zip(present, grads, strict=True)}})  # fmt: skip
+    return results
+
+
+def compare(results, dtype):
+    fused, ref = results
+    assert set(fused) == set(ref)
+    for name in fused:
+        assert fused[name].shape == ref[name].shape, name
+        assert_close(name, fused[name], ref[name], dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T", [1, 2, 7, 300, 1000])
+@pytest.mark.parametrize("coefficient_shape", list(COEFFICIENT_SHAPES))
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("first_order", [False, True])
+def test_matches_reference(gen, device, dtype, T, coefficient_shape, with_state, first_order):
+    case = make_case(gen, T, dtype, coefficient_shape=COEFFICIENT_SHAPES[coefficient_shape],
+                     first_order=first_order, with_state=with_state)  # fmt: skip
+    results = run_both(device, case)
+    fused = results[0]
+    if COEFFICIENT_SHAPES[coefficient_shape] is not None:
+        assert fused["grad a1"].shape == COEFFICIENT_SHAPES[coefficient_shape]
+    assert ("grad a2" in fused) == (not first_order and coefficient_shape != "scalar")
+    compare(results, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_p2_without_p1_and_state_gradients_alone(gen, device):
+    """p[-2] given alone (p[-1] = 0), and a loss on the final states only (no gradient reaches p itself)."""
+    for T in (1, 2, 5):
+        x, a1, a2, b, _, p2 = make_case(gen, T, torch.float64, coefficient_shape=(5,), first_order=False,
+                                        with_state=True)  # fmt: skip
+        compare(run_both(device, (x, a1, a2, b, None, p2)), torch.float64)
+        grads = []
+        for backend in (KERNEL_BACKEND[device], "torch"):
+            xl = x.to(device).requires_grad_()
+            p1 = torch.ones(STATE_SHAPE, dtype=torch.float64, device=device, requires_grad=True)
+            _, (p_last, p_before_last) = snn_cuda.iir_filter(xl, a1.to(device), a2.to(device), b.to(device),
+                                                             p1=p1, return_state=True, backend=backend)  # fmt: skip
+            grads.append(torch.autograd.grad((p_last - 2 * p_before_last).sum(), [xl, p1]))
+        for name, fused, ref in zip(("grad x", "grad p1"), *grads, strict=True):
+            assert_close(name, fused, ref, torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_low_precision_cuda(gen, device, dtype):
+    """Half and bfloat16 storage, float32 compute, against the reference on the same rounded inputs."""
+    case = make_case(gen, 64, dtype, coefficient_shape=(5,), first_order=False, with_state=True)
+    fused, ref = run_both(device, case)
+    for name in fused:
+        # Coefficient gradients are sums over T and the batch: compare them relative to their size.
+        scale = ref[name].abs().max().item() if name in ("grad a1", "grad a2", "grad b") else 1.0
+        rtol, atol = TOLERANCES[dtype]
+        diff = (fused[name].float() - ref[name].float()).abs().max().item()
+        print(f"{name}: max |diff| = {diff:.3e} (scale {scale:.3e})")
+        torch.testing.assert_close(fused[name].float(), ref[name].float(), rtol=rtol, atol=atol * scale)
+
+
+def test_constructors_match_the_golden_values():
+    """models.md section 2."""
+    assert synapse.dual_exp(4, 1) == pytest.approx((1.14668, -0.28650, 0.41092), abs=5e-6)
+    assert synapse.dual_exp(8, 2) == pytest.approx((1.48903, -0.53526, 0.27597), abs=5e-6)
+    assert synapse.dual_exp_peak_scale(4, 1) == pytest.approx(2.116535, abs=5e-7)
+    a1, a2, b = synapse.normalised_dual_exp(4, 1)
+    assert (a1, a2) == synapse.dual_exp(4, 1)[:2]
+    assert b == pytest.approx(0.41092134 * 2.116535, rel=1e-6)
+    assert synapse.first_order(10) == (math.exp(-0.1), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_impulse_response_through_every_backend(device, dtype):
+    """dual_exp(4, 1): h = 0.41092, 0.47120, 0.42258, 0.34956, 0.27977 and h[n] = a^(n+1) - c^(n+1) for long n;
+    first_order(4): h[n] = e^(-n/4); the normalised filter peaks at about 1."""
+    T = 60
+    impulse = torch.zeros(T, 1, dtype=dtype, device=device)
+    impulse[0] = 1
+    a, c = math.exp(-1 / 4), math.exp(-1)
+    n = torch.arange(T, dtype=torch.float64)
+    closed_form = (a ** (n + 1) - c ** (n + 1)).view(T, 1)
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        h = snn_cuda.iir_filter(impulse, *synapse.dual_exp(4, 1), backend=backend).double().cpu()
+        assert h[:5, 0].tolist() == pytest.approx([0.41092, 0.47120, 0.42258, 0.34956, 0.27977], abs=5e-6)
+        assert_close(f"{backend} dual-exp impulse response", h, closed_form, dtype)
+        h = snn_cuda.iir_filter(impulse, *synapse.first_order(4), backend=backend).double().cpu()
+        assert_close(f"{backend} first-order impulse response", h, torch.exp(-n / 4).view(T, 1), dtype)
+        peak = snn_cuda.iir_filter(impulse, *synapse.normalised_dual_exp(4, 1), backend=backend).max().item()
+        assert peak == pytest.approx(0.997, abs=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_poles_near_one_stay_precise_in_float32(gen, device):
+    """tau_m 200, tau_s 50 (poles 0.995 and 0.980, DC gain 150) over T = 1000 on a biased random signal: the
+    float32 kernel stays within the float32 tolerance of the float64 reference, outputs and gradients."""
+    x = (torch.randn(1000, 4, 16, generator=gen, dtype=torch.float64) + 0.5).float()
+    a1, a2, b = (torch.full((16,), v, dtype=torch.float64) for v in synapse.dual_exp(200, 50))
+    fused, ref = run_both(device, (x, a1, a2, b, None, None))
+    assert ref["p"].abs().max() > 50  # the slow poles have built up a large state
+    compare((fused, ref), torch.float32)
+
+
+def test_gradcheck():
+    """The op is linear in x, p1, p2 and polynomial in the coefficients: gradcheck every input, both orders."""
+    gen = torch.Generator().manual_seed(0)
+    for first_order in (False, True):
+        x, a1, a2, b, p1, p2 = make_case(gen, 6, torch.float64, coefficient_shape=(5,), first_order=first_order,
+                                         with_state=True, state_shape=(2, 5))  # fmt: skip
+        leaves = [t.requires_grad_() for t in (x, a1, b, p1, p2)] + ([] if first_order else [a2.requires_grad_()])
+
+        def filtered(x, a1, b, p1, p2, *a2_):
+            a2_value = a2_[0] if a2_ else 0.0
+            p, state = snn_cuda.iir_filter(x, a1, a2_value, b, p1=p1, p2=p2, return_state=True, backend="cpp")
+            return p, *state
+
+        assert torch.autograd.gradcheck(filtered, leaves)
+
+
+def _opcheck_forward_samples():
+    """float32 storage takes float64 coefficients (the kernels compute in float64), half would take float32."""
+    x = torch.randn(5, 2, 3)
+    a1, a2, b = (torch.full((2, 3), v, dtype=torch.float64) for v in (0.9, -0.2, 1.0))
+    p1, p2 = torch.randn(2, 3), torch.randn(2, 3)
+    return [
+        (x.clone().requires_grad_(), a1.clone().requires_grad_(), a2.clone().requires_grad_(),
+         b.clone().requires_grad_(), p1.clone().requires_grad_(), p2.clone().requires_grad_()),
+        (x.clone().requires_grad_(), a1, None, b.clone().requires_grad_(), None, None),
+        (x[:1].clone(), a1, a2, b, p1, None),
+        (x.double(), a1, a2, b, None, p2.double()),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_opcheck_forward(index):
+    torch.library.opcheck(torch.ops.snn_cuda.iir_fwd.default, _opcheck_forward_samples()[index])
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_opcheck_backward(first_order):
+    x, a1, a2, b, p1, p2 = _opcheck_forward_samples()[0]
+    a2 = None if first_order else a2.detach()
+    a1, b = a1.detach(), b.detach()
+    p = torch.randn_like(x)
+    for grad_x, grad_a, grad_b in ((True, True, True), (True, False, False), (False, True, False),
+                                   (False, False, True)):  # fmt: skip
+        args = (torch.randn_like(p), torch.randn(2, 3), None, p, x.detach(), a1, a2, b, p1.detach(), p2.detach(),
+                grad_x, grad_a, grad_b)  # fmt: skip
+        torch.library.opcheck(torch.ops.snn_cuda.iir_bwd.default, args)
+
+
+@pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
+def test_torch_compile_matches_eager(gen, compile_backend):
+    model = nn.Sequential(nn.Linear(8, 16), snn_cuda.IIRSynapse((16,), synapse.dual_exp(4, 1), backend="cpp"))
+    x = torch.randn(6, 4, 8, generator=gen)
+
+    def step(module):
+        module.zero_grad()
+        out = module(x)
+        (out * torch.arange(out.numel()).view_as(out) / out.numel()).sum().backward()
+        return out, [p.grad.clone() for p in module.parameters()]
+
+    eager_out, eager_grads = step(model)
+    compiled_out, compiled_grads = step(torch.compile(model, backend=compile_backend, fullgraph=True))
+    torch.testing.assert_close(compiled_out, eager_out)
+    for a, b in zip(eager_grads, compiled_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_no_grad_call_matches_and_first_order_needs_no_a2_gradient(gen):
+    x = torch.randn(9, 4, 7, generator=gen)
+    with torch.no_grad():
+        # float32 is computed in float64 in the spec's order, then rounded once
+        expected = snn_cuda.iir_filter(x.double(), 0.8, -0.1, 0.5, backend="torch").float()
+        assert torch.equal(snn_cuda.iir_filter(x, 0.8, -0.1, 0.5, backend="cpp"), expected)
+    a1 = torch.full((7,), 0.8, requires_grad=True)
+    snn_cuda.iir_filter(x, a1, 0.0, 1.0, backend="cpp").sum().backward()
+    assert a1.grad.shape == (7,) and a1.grad.abs().sum() > 0
+
+
+def test_auto_backend_falls_back_with_one_warning(monkeypatch):
+    x = torch.rand(3, 4, dtype=torch.float64)
+    assert torch.equal(snn_cuda.iir_filter(x, 0.5, 0.1, 1.0), snn_cuda.iir_filter(x, 0.5, 0.1, 1.0, backend="torch"))
+    assert _backend.select("iir", "auto", x) == "kernel"
+    monkeypatch.setenv(snn_cuda._ext.FORCE_REFERENCE_ENV, "1")
+    assert _backend.select("iir", "auto", x) == "torch"
+    monkeypatch.delenv(snn_cuda._ext.FORCE_REFERENCE_ENV)
+    # Half on the CPU has no kernel: auto falls back to the reference with one warning, "cpp" refuses.
+    monkeypatch.setattr(_backend, "_warned", set())
+    half = x.half()
+    with pytest.warns(UserWarning, match="snn_cuda.iir: using the pure-torch reference"):
+        assert snn_cuda.iir_filter(half, 0.5, 0.1, 1.0).dtype == torch.float16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        snn_cuda.iir_filter(half, 0.5, 0.1, 1.0)
+    with pytest.raises(RuntimeError, match="does not implement torch.float16"):
+        snn_cuda.iir_filter(half, 0.5, 0.1, 1.0, backend="cpp")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(x=torch.tensor(1.0)), ValueError, "x must have shape"),
+        (dict(x=torch.zeros(0, 2, 4)), ValueError, "T = x.shape"),
+        (dict(x=torch.zeros(3, 2, 4, dtype=torch.int64)), TypeError, "x must be a floating-point"),
+        (dict(x=[1.0, 2.0]), TypeError, "x must be a torch.Tensor"),
+        (dict(a1=torch.ones(3)), ValueError, "a1 of shape"),
+        (dict(a2=torch.ones(2, 1, 1)), ValueError, "a2 of shape"),
+        (dict(b=torch.ones(4, dtype=torch.int64)), TypeError, "b must be a floating-point"),
+        (dict(a2=float("nan")), ValueError, "a2 must be finite"),
+        (dict(b="1"), TypeError, "b must be a number"),
+        (dict(a1=torch.ones(4, device="meta")), ValueError, "a1 is on meta"),
+        (dict(p1=torch.zeros(4, 2)), ValueError, "p1 must have shape"),
+        (dict(p1=torch.zeros(2, 4, dtype=torch.float64)), TypeError, "p1 has dtype"),
+        (dict(p2=torch.zeros(2, 4, dtype=torch.float16)), TypeError, "p2 has dtype"),
+        (dict(p2=torch.zeros(2, 4, device="meta")), ValueError, "p2 is on meta"),
+        (dict(backend="gpu"), ValueError, "backend must be one of"),
+        (dict(backend="cuda"), ValueError, "backend='cuda' runs on cuda tensors"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, error, match):
+    args = dict(x=torch.rand(3, 2, 4), a1=0.9, a2=-0.2, b=1.0)
+    args.update(kwargs)
+    x, a1, a2, b = (args.pop(k) for k in ("x", "a1", "a2", "b"))
+    with pytest.raises(error, match=match):
+        snn_cuda.iir_filter(x, a1, a2, b, **args)
+
+
+def test_kernel_checks_arguments_directly():
+    """torch.ops called directly (bypassing the Python checks) still fail with a message naming the argument."""
+    x = torch.rand(3, 2, 4)
+    good = torch.full((2, 4), 0.5, dtype=torch.float64)
+    forward = torch.ops.snn_cuda.iir_fwd
+    with pytest.raises(RuntimeError, match="a1 must have shape"):
+        forward(x, torch.ones(4, dtype=torch.float64), good, good, None, None)
+    with pytest.raises(RuntimeError, match="a2 must have dtype Double"):
+        forward(x, good, good.float(), good, None, None)
+    with pytest.raises(RuntimeError, match="b must have shape"):
+        forward(x, good, None, torch.ones(2, 1, dtype=torch.float64), None, None)
+    with pytest.raises(RuntimeError, match="p1 must have dtype"):
+        forward(x, good, None, good, good, None)
+    with pytest.raises(RuntimeError, match="x must have at least one time step"):
+        forward(x[:0], good, None, good, None, None)
+    with pytest.raises(RuntimeError, match="x must be a floating-point tensor"):
+        forward(x.int(), good, None, good, None, None)
+    backward = torch.ops.snn_cuda.iir_bwd
+    with pytest.raises(RuntimeError, match="p \\(the forward's output\\) is required"):
+        backward(x, None, None, None, x, good, None, good, None, None, True, True, False)
+    with pytest.raises(RuntimeError, match="x is required for the b gradient"):
+        backward(x, None, None, x, None, good, None, good, None, None, True, False, True)
+    with pytest.raises(RuntimeError, match="p must have the shape of grad_p"):
+        backward(x, None, None, x[:2], x, good, None, good, None, None, False, True, False)
+    with pytest.raises(RuntimeError, match="grad_p_last must have shape"):
+        backward(x, x, None, x, x, good, None, good, None, None, False, False, False)
+
+
+def test_synapse_preserved_state_is_carried_detached_and_reset(gen):
+    layer = snn_cuda.IIRSynapse((5,), synapse.dual_exp(8, 2), initial_state="preserved", backend="cpp").double()
+    x = torch.rand(10, 3, 5, generator=gen, dtype=torch.float64)
+    whole = snn_cuda.iir_filter(x, layer.a1, layer.a2, layer.b, backend="cpp")
+    halves = torch.cat([layer(x[:4]), layer(x[4:])])
+    torch.testing.assert_close(halves, whole, rtol=0, atol=0)
+    assert all(not s.requires_grad for s in layer.state)
+    layer.reset_state()
+    torch.testing.assert_close(layer(x[:4]), whole[:4], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="reset_state"):
+        layer(x[:, :2])
+
+
+def test_synapse_zero_state_and_first_order(gen):
+    layer = snn_cuda.IIRSynapse((5,), synapse.first_order(4), backend="cpp")
+    assert not hasattr(layer, "a2") and layer.first_order
+    x = torch.rand(6, 3, 5, generator=gen)
+    assert torch.equal(layer(x), layer(x))  # "zero": every call starts afresh
+    torch.testing.assert_close(layer(x), snn_cuda.iir_filter(x, math.exp(-1 / 4), 0.0, 1.0, backend="torch"))
+    frozen = snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable=False)
+    assert list(frozen.parameters()) == [] and frozen.a2.shape == (5,)
+    with pytest.raises(ValueError, match="initial_state must be one of"):
+        snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), initial_state="kept")
+    with pytest.raises(ValueError, match="tau_m must exceed tau_s"):
+        synapse.dual_exp(1, 4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_synapse_per_element_parameters_get_gradients_of_their_shape(gen, device):
+    layer = snn_cuda.IIRSynapse((2, 4, 4), synapse.dual_exp(4, 1), backend=KERNEL_BACKEND[device]).to(device)
+    x = torch.rand(7, 3, 2, 4, 4, generator=gen).to(device)
+    (layer(x) ** 2).sum().backward()
+    for name in ("a1", "a2", "b"):
+        grad = getattr(layer, name).grad
+        assert grad.shape == (2, 4, 4) and grad.abs().min() > 0, name
+
+
+def test_snn_iir_layers_shapes_and_gradients(gen):
+    linear = snn_cuda.IIRLinear(12, 6, tau_m=4, tau_s=1, backend="cpp")
+    conv = snn_cuda.IIRConv2d(2, 4, 3, input_size=(8, 8), padding=1, tau_m=8, tau_s=2, backend="cpp")
+    pooled = snn_cuda.IIRLayer(snn_cuda.IIRSynapse((2, 8, 8), synapse.dual_exp(4, 1), backend="cpp"),
+                               nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(2, 4, 3, padding=1)),
+                               snn_cuda.snn_iir_neuron(4, backend="cpp"))  # fmt: skip
+    for layer, x, out_shape in (
+        (linear, torch.rand(10, 3, 12, generator=gen) * 4, (10, 3, 6)),
+        (conv, torch.rand(5, 2, 2, 8, 8, generator=gen) * 4, (5, 2, 4, 8, 8)),
+        (pooled, torch.rand(5, 2, 2, 8, 8, generator=gen) * 4, (5, 2, 4, 4, 4)),
+    ):
+        spikes = layer(x)
+        assert spikes.shape == out_shape
+        assert 0 < spikes.mean() < 1
+        spikes.sum().backward()
+        for name, parameter in layer.named_parameters():
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_snn_iir_layer_compiled_backend_matches_torch_backend(gen):
+    """The same layer on the fused kernels and on the reference, float64: equal spikes, close gradients."""
+    layers = [snn_cuda.IIRLinear(10, 8, tau_m=4, tau_s=1, backend=b).double() for b in ("cpp", "torch")]
+    layers[1].load_state_dict(layers[0].state_dict())
+    x = torch.rand(12, 3, 10, generator=gen, dtype=torch.float64) * 4
+    outputs = []
+    for layer in layers:
+        spikes = layer(x)
+        (spikes * torch.linspace(0, 1, spikes.numel(), dtype=torch.float64).view_as(spikes)).sum().backward()
+        outputs.append((spikes, {n: p.grad for n, p in layer.named_parameters()}))
+    (fused, fused_grads), (ref, ref_grads) = outputs
+    assert torch.equal(fused, ref) and 0 < fused.mean() < 1
+    for name in fused_grads:
+        assert_close(f"grad {name}", fused_grads[name], ref_grads[name], torch.float64)
+
+
+def test_snn_iir_layer_preserved_state_splits_sequences(gen):
+    layer = snn_cuda.IIRLinear(6, 5, tau_m=4, tau_s=1, initial_state="preserved", backend="cpp").double()
+    x = torch.rand(12, 2, 6, generator=gen, dtype=torch.float64) * 4
+    whole = layer(x)
+    layer.reset_state()
+    halves = torch.cat([layer(x[:5]), layer(x[5:])])
+    assert torch.equal(whole, halves) and 0 < whole.mean() < 1
+    layer.reset_state()
+    assert layer.synapse.state is None and layer.neuron.v is None
