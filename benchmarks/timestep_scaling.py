@@ -28,7 +28,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.f
 
 @dataclass
 class Case:
-    """One op at one size: the input leaf, the two implementations, and the bytes the fused kernels move."""
+    """One op at one size: the input leaves, the two implementations, and the bytes the fused kernels move."""
 
     inputs: list[torch.Tensor]
     fused: Callable[..., torch.Tensor]
@@ -51,7 +51,22 @@ def lif_case(T: int, batch: int, neurons: int, dtype: torch.dtype, device: torch
     )
 
 
-OPS = {"lif": lif_case}
+def iir_case(T: int, batch: int, neurons: int, dtype: torch.dtype, device: torch.device, backend: str) -> Case:
+    x = torch.rand(T, batch, neurons, device=device).to(dtype).requires_grad_()
+    # Learnable per-feature dual-exp coefficients (tau_m 4, tau_s 1), as in an snn-iir layer.
+    a1, a2, b = (torch.full((neurons,), v, device=device, requires_grad=True) for v in snn_cuda.dual_exp(4, 1))
+    tensor_bytes = x.numel() * x.element_size()
+    return Case(
+        inputs=[x, a1, a2, b],
+        fused=lambda x, a1, a2, b: snn_cuda.iir_filter(x, a1, a2, b, backend=backend),
+        reference=lambda x, a1, a2, b: snn_cuda.iir_filter(x, a1, a2, b, backend="torch"),
+        # forward reads x, writes p; backward reads grad_p, p and x, writes grad_x
+        bytes_forward=2 * tensor_bytes,
+        bytes_backward=4 * tensor_bytes,
+    )
+
+
+OPS = {"lif": lif_case, "iir": iir_case}
 
 
 def measure(case: Case, impl: str, device: torch.device, repeats: int) -> dict[str, float]:
