@@ -9,7 +9,8 @@
 //
 // Elements are processed in blocks of kBlock whose state lives in small stack arrays; the time loop is outside
 // and the element loop inside, so each row of a block is a contiguous, vectorisable run of memory. The order and
-// which gradients are wanted are template arguments, so the inner loops have no branches. Coefficient gradients
+// which gradients are wanted are template arguments, so the inner loops have no branches; each kernel is compiled
+// for the baseline, AVX2 and AVX-512 and chosen at run time (isa.h), so everything it calls is always inlined. Coefficient gradients
 // are per-element sums over t in acc_t (double for float32 storage): deterministic. Torch-free: the torch binding calls these from
 // at::parallel_for; the C++ tests call them directly.
 #pragma once
@@ -19,23 +20,25 @@
 
 #include "../core/iir_params.h"
 #include "common.h"
+#include "isa.h"
 
 namespace snn {
 namespace cpu {
 
 template <typename acc_t>
-void load_block(const acc_t* SNN_RESTRICT source, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
+SNN_ALWAYS_INLINE inline void load_block(const acc_t* SNN_RESTRICT source, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
   for (int64_t i = 0; i < len; ++i) out[i] = source[begin + i];
 }
 
 // An optional [N] state of storage type as acc_t; zeros when absent.
 template <typename scalar_t, typename acc_t>
-void load_state_block(const scalar_t* SNN_RESTRICT state, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
+SNN_ALWAYS_INLINE inline void load_state_block(const scalar_t* SNN_RESTRICT state, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
   for (int64_t i = 0; i < len; ++i) out[i] = state ? to_acc<acc_t>(state[begin + i]) : acc_t(0);
 }
 
 template <typename scalar_t, typename acc_t, bool kSecondOrder>
-void iir_forward_block_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
+                                                      int64_t n_end) {
   const int64_t N = a.N;
   acc_t p_prev[kBlock], p_prev2[kBlock], a1[kBlock], a2[kBlock], b[kBlock];
   for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
@@ -65,7 +68,8 @@ void iir_forward_block_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n
 }
 
 template <typename scalar_t, typename acc_t, bool kSecondOrder, bool kGradX, bool kGradA, bool kGradB>
-void iir_backward_block_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
+                                                       int64_t n_end) {
   const int64_t N = a.N;
   acc_t u1[kBlock], u2[kBlock], a1[kBlock], a2[kBlock], b[kBlock], grad_a1[kBlock], grad_a2[kBlock],
       grad_b[kBlock];
@@ -79,7 +83,7 @@ void iir_backward_block_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t
     if (kSecondOrder) load_block(a.a2, begin, len, a2);
     load_block(a.b, begin, len, b);
     for (int64_t i = 0; i < len; ++i) grad_a1[i] = grad_a2[i] = grad_b[i] = acc_t(0);
-    auto history = [&](int64_t k) -> const scalar_t* {
+    auto history = [&](int64_t k) SNN_ALWAYS_INLINE -> const scalar_t* {
       const scalar_t* row = iir_history_row(a, k);
       return row ? row + begin : zeros;
     };
@@ -109,24 +113,31 @@ void iir_backward_block_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t
   }
 }
 
-// Forward over elements [n_begin, n_end); first order when a2 is null.
+// Forward over elements [n_begin, n_end), compiled for `isa` (capped at what the processor runs); first order
+// when a2 is null.
 template <typename scalar_t, typename acc_t>
-void iir_forward_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+void iir_forward_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
+                       CpuIsa isa = best_supported_isa()) {
   dispatch_bool(a.a2 != nullptr, [&](auto second_order) {
-    iir_forward_block_range<scalar_t, acc_t, decltype(second_order)::value>(a, n_begin, n_end);
+    run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
+      iir_forward_block_range<scalar_t, acc_t, decltype(second_order)::value>(a, n_begin, n_end);
+    });
   });
 }
 
-// Backward over elements [n_begin, n_end); each gradient output that is null is skipped. grad_a1 stands for
+// Backward over elements [n_begin, n_end), compiled for `isa`; each gradient output that is null is skipped. grad_a1 stands for
 // both feedback coefficients: null skips a1 and a2, otherwise second order writes grad_a2 too.
 template <typename scalar_t, typename acc_t>
-void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
+                        CpuIsa isa = best_supported_isa()) {
   dispatch_bool(a.a2 != nullptr, [&](auto second_order) {
     dispatch_bool(a.grad_x != nullptr, [&](auto grad_x) {
       dispatch_bool(a.grad_a1 != nullptr, [&](auto grad_a) {
         dispatch_bool(a.grad_b != nullptr, [&](auto grad_b) {
-          iir_backward_block_range<scalar_t, acc_t, decltype(second_order)::value, decltype(grad_x)::value,
-                                   decltype(grad_a)::value, decltype(grad_b)::value>(a, n_begin, n_end);
+          run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
+            iir_backward_block_range<scalar_t, acc_t, decltype(second_order)::value, decltype(grad_x)::value,
+                                     decltype(grad_a)::value, decltype(grad_b)::value>(a, n_begin, n_end);
+          });
         });
       });
     });

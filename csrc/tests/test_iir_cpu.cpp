@@ -12,6 +12,9 @@
 
 namespace {
 
+// Each is capped at what this processor runs; best_supported_isa() is printed so the log says what ran.
+const snn::cpu::CpuIsa kIsas[] = {snn::cpu::CpuIsa::baseline, snn::cpu::CpuIsa::avx2, snn::cpu::CpuIsa::avx512};
+
 // One filter problem in double; the kernels run it with N elements side by side.
 struct Problem {
   int64_t T, N;
@@ -81,10 +84,11 @@ struct Result {
   std::vector<double> p, p_last, p_before_last, grad_x, grad_a1, grad_a2, grad_b, grad_p1, grad_p2;
 };
 
-// Runs forward and backward with storage scalar_t (compute double) over two element ranges, so a block
-// boundary and a partial block are both exercised. Gradients not wanted stay empty.
+// Runs forward and backward with storage scalar_t (compute double), compiled for `isa`, over two element ranges,
+// so a block boundary and a partial block are both exercised. Gradients not wanted stay empty.
 template <typename scalar_t>
-Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b) {
+Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b,
+                   snn::cpu::CpuIsa isa = snn::cpu::best_supported_isa()) {
   const int64_t T = q.T, N = q.N;
   const auto x = cast<scalar_t>(q.x), p1 = cast<scalar_t>(q.p1), p2 = cast<scalar_t>(q.p2),
              grad_p = cast<scalar_t>(q.grad_p), grad_p_last = cast<scalar_t>(q.grad_p_last),
@@ -97,8 +101,8 @@ Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b) {
   snn::IirForwardArgs<scalar_t, double> fa{T,       N,        x.data(),     q.a1.data(),      a2,
                                            q.b.data(), p1_ptr, p2_ptr, p.data(), p_last.data(),
                                            p_before_last.data()};
-  snn::cpu::iir_forward_range(fa, 0, N / 2);
-  snn::cpu::iir_forward_range(fa, N / 2, N);
+  snn::cpu::iir_forward_range(fa, 0, N / 2, isa);
+  snn::cpu::iir_forward_range(fa, N / 2, N, isa);
   snn::IirBackwardArgs<scalar_t, double> ba{T,
                                             N,
                                             grad_p.data(),
@@ -117,8 +121,8 @@ Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b) {
                                             want_b ? grad_b.data() : nullptr,
                                             grad_p1.data(),
                                             grad_p2.data()};
-  snn::cpu::iir_backward_range(ba, 0, N / 2);
-  snn::cpu::iir_backward_range(ba, N / 2, N);
+  snn::cpu::iir_backward_range(ba, 0, N / 2, isa);
+  snn::cpu::iir_backward_range(ba, N / 2, N, isa);
   auto wide = [](const std::vector<scalar_t>& v) { return std::vector<double>(v.begin(), v.end()); };
   Result r{wide(p), wide(p_last), wide(p_before_last), {}, {}, {}, {}, wide(grad_p1), wide(grad_p2)};
   if (want_x) r.grad_x = wide(grad_x);
@@ -128,8 +132,8 @@ Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b) {
   return r;
 }
 
-void check_against_naive(const Problem& q) {
-  const Result r = run_kernels<double>(q, true, true, true);
+void check_against_naive(const Problem& q, snn::cpu::CpuIsa isa) {
+  const Result r = run_kernels<double>(q, true, true, true, isa);
   const int64_t T = q.T, N = q.N;
   const int before = snn_test::failures();
   for (int64_t n = 0; n < N && snn_test::failures() == before; ++n) {
@@ -149,8 +153,8 @@ void check_against_naive(const Problem& q) {
     CHECK_NEAR(r.grad_p2[n], derivative(q, n, q.p2[n]), 1e-12, "grad p2");
   }
   if (snn_test::failures() != before) {
-    std::printf("  in T=%lld second_order=%d with_state=%d\n", static_cast<long long>(T), q.second_order,
-                q.with_state);
+    std::printf("  in T=%lld second_order=%d with_state=%d isa=%s\n", static_cast<long long>(T), q.second_order,
+                q.with_state, snn::cpu::isa_name(isa));
   }
 }
 
@@ -159,7 +163,8 @@ void test_kernels_against_naive_loop_and_derivatives() {
   for (int64_t T : {1, 2, 3, 7, 40}) {
     for (bool second_order : {false, true}) {
       for (bool with_state : {false, true}) {
-        check_against_naive(random_problem(rng, T, snn::cpu::kBlock + 45, second_order, with_state));
+        const Problem q = random_problem(rng, T, snn::cpu::kBlock + 45, second_order, with_state);
+        for (snn::cpu::CpuIsa isa : kIsas) check_against_naive(q, isa);
       }
     }
   }
@@ -232,12 +237,30 @@ void test_float_storage_keeps_precision_over_long_sequences() {
   std::printf("float storage, T = 1000, slow poles: worst relative error %.2e\n", worst);
 }
 
+// The per-instruction-set builds of the float-storage kernels agree bit for bit (no contraction, same
+// operation order).
+void test_instruction_sets_agree_bitwise() {
+  std::mt19937 rng(5);
+  for (bool second_order : {false, true}) {
+    const Problem q = random_problem(rng, 23, 1000, second_order, true);
+    const Result baseline = run_kernels<float>(q, true, true, true, snn::cpu::CpuIsa::baseline);
+    for (snn::cpu::CpuIsa isa : kIsas) {
+      const Result r = run_kernels<float>(q, true, true, true, isa);
+      CHECK(r.p == baseline.p && r.p_last == baseline.p_last && r.p_before_last == baseline.p_before_last);
+      CHECK(r.grad_x == baseline.grad_x && r.grad_a1 == baseline.grad_a1 && r.grad_a2 == baseline.grad_a2);
+      CHECK(r.grad_b == baseline.grad_b && r.grad_p1 == baseline.grad_p1 && r.grad_p2 == baseline.grad_p2);
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
+  std::printf("test_iir_cpu: this processor runs up to %s\n", snn::cpu::isa_name(snn::cpu::best_supported_isa()));
   test_kernels_against_naive_loop_and_derivatives();
   test_each_subset_of_gradients_matches_the_full_backward();
   test_golden_impulse_response();
   test_float_storage_keeps_precision_over_long_sequences();
+  test_instruction_sets_agree_bitwise();
   return snn_test::finish("test_iir_cpu");
 }

@@ -2,7 +2,7 @@
 #include <torch/library.h>
 
 #include "../cpu/iir_cpu.h"
-#include "cpu_parallel.h"
+#include "cpu_launch.h"
 #include "iir_common.h"
 
 namespace snn {
@@ -16,7 +16,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> iir_fwd_cpu(const at::Tensor& x, 
   IirForwardTensors t = prepare_iir_forward(x, a1, a2, b, p1, p2);
   AT_DISPATCH_FLOATING_TYPES(t.x.scalar_type(), "iir_fwd_cpu", [&] {
     const auto args = iir_forward_args<scalar_t, IirCompute<scalar_t>>(t);
-    parallel_over_neurons(t.N, t.T, [&](int64_t n0, int64_t n1) { cpu::iir_forward_range(args, n0, n1); });
+    const cpu::CpuIsa isa = torch_cpu_isa();
+    parallel_over_neurons(t.N, t.T, [&](int64_t n0, int64_t n1) { cpu::iir_forward_range(args, n0, n1, isa); });
   });
   return {t.p, t.p_last, t.p_before_last};
 }
@@ -31,7 +32,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       prepare_iir_backward(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a, grad_b);
   AT_DISPATCH_FLOATING_TYPES(t.grad_p.scalar_type(), "iir_bwd_cpu", [&] {
     const auto args = iir_backward_args<scalar_t, IirCompute<scalar_t>>(t);
-    parallel_over_neurons(t.N, t.T, [&](int64_t n0, int64_t n1) { cpu::iir_backward_range(args, n0, n1); });
+    const cpu::CpuIsa isa = torch_cpu_isa();
+    parallel_over_neurons(t.N, t.T, [&](int64_t n0, int64_t n1) { cpu::iir_backward_range(args, n0, n1, isa); });
   });
   return {t.grad_x, t.grad_a1, t.grad_a2, t.grad_b, t.grad_p1, t.grad_p2};
 }
