@@ -197,11 +197,11 @@ def test_gradcheck():
         assert torch.autograd.gradcheck(filtered, leaves)
 
 
-def _opcheck_forward_samples():
+def _opcheck_forward_samples(device):
     """float32 storage takes float64 coefficients (the kernels compute in float64), half would take float32."""
-    x = torch.randn(5, 2, 3)
-    a1, a2, b = (torch.full((2, 3), v, dtype=torch.float64) for v in (0.9, -0.2, 1.0))
-    p1, p2 = torch.randn(2, 3), torch.randn(2, 3)
+    x = torch.randn(5, 2, 3, device=device)
+    a1, a2, b = (torch.full((2, 3), v, dtype=torch.float64, device=device) for v in (0.9, -0.2, 1.0))
+    p1, p2 = torch.randn(2, 3, device=device), torch.randn(2, 3, device=device)
     return [
         (x.clone().requires_grad_(), a1.clone().requires_grad_(), a2.clone().requires_grad_(),
          b.clone().requires_grad_(), p1.clone().requires_grad_(), p2.clone().requires_grad_()),
@@ -211,33 +211,37 @@ def _opcheck_forward_samples():
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("index", range(4))
-def test_opcheck_forward(index):
-    torch.library.opcheck(torch.ops.snn_cuda.iir_fwd.default, _opcheck_forward_samples()[index])
+def test_opcheck_forward(device, index):
+    torch.library.opcheck(torch.ops.snn_cuda.iir_fwd.default, _opcheck_forward_samples(device)[index])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("first_order", [False, True])
-def test_opcheck_backward(first_order):
-    x, a1, a2, b, p1, p2 = _opcheck_forward_samples()[0]
+def test_opcheck_backward(device, first_order):
+    x, a1, a2, b, p1, p2 = _opcheck_forward_samples(device)[0]
     a2 = None if first_order else a2.detach()
     a1, b = a1.detach(), b.detach()
     p = torch.randn_like(x)
     for grad_x, grad_a, grad_b in ((True, True, True), (True, False, False), (False, True, False),
                                    (False, False, True)):  # fmt: skip
-        args = (torch.randn_like(p), torch.randn(2, 3), None, p, x.detach(), a1, a2, b, p1.detach(), p2.detach(),
-                grad_x, grad_a, grad_b)  # fmt: skip
+        args = (torch.randn_like(p), torch.randn_like(p1), None, p, x.detach(), a1, a2, b, p1.detach(),
+                p2.detach(), grad_x, grad_a, grad_b)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.iir_bwd.default, args)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
-def test_torch_compile_matches_eager(gen, compile_backend):
-    model = nn.Sequential(nn.Linear(8, 16), snn_cuda.IIRSynapse((16,), synapse.dual_exp(4, 1), backend="cpp"))
-    x = torch.randn(6, 4, 8, generator=gen)
+def test_torch_compile_matches_eager(gen, device, compile_backend):
+    filter_ = snn_cuda.IIRSynapse((16,), synapse.dual_exp(4, 1), backend=KERNEL_BACKEND[device])
+    model = nn.Sequential(nn.Linear(8, 16), filter_).to(device)
+    x = torch.randn(6, 4, 8, generator=gen).to(device)
 
     def step(module):
         module.zero_grad()
         out = module(x)
-        (out * torch.arange(out.numel()).view_as(out) / out.numel()).sum().backward()
+        (out * torch.arange(out.numel(), device=device).view_as(out) / out.numel()).sum().backward()
         return out, [p.grad.clone() for p in module.parameters()]
 
     eager_out, eager_grads = step(model)
@@ -371,6 +375,14 @@ def test_synapse_per_element_parameters_get_gradients_of_their_shape(gen, device
         assert grad.shape == (2, 4, 4) and grad.abs().min() > 0, name
 
 
+def excitatory_weights(layer: nn.Module, gen: torch.Generator) -> nn.Module:
+    """Mostly positive weights, drawn from ``gen``: the neurons fire sometimes but not always, for any seed."""
+    for module in layer.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.uniform_(module.weight, -0.05, 0.25, generator=gen)
+    return layer
+
+
 def test_snn_iir_layers_shapes_and_gradients(gen):
     linear = snn_cuda.IIRLinear(12, 6, tau_m=4, tau_s=1, backend="cpp")
     conv = snn_cuda.IIRConv2d(2, 4, 3, input_size=(8, 8), padding=1, tau_m=8, tau_s=2, backend="cpp")
@@ -382,7 +394,7 @@ def test_snn_iir_layers_shapes_and_gradients(gen):
         (conv, torch.rand(5, 2, 2, 8, 8, generator=gen) * 4, (5, 2, 4, 8, 8)),
         (pooled, torch.rand(5, 2, 2, 8, 8, generator=gen) * 4, (5, 2, 4, 4, 4)),
     ):
-        spikes = layer(x)
+        spikes = excitatory_weights(layer, gen)(x)
         assert spikes.shape == out_shape
         assert 0 < spikes.mean() < 1
         spikes.sum().backward()
@@ -392,7 +404,8 @@ def test_snn_iir_layers_shapes_and_gradients(gen):
 
 def test_snn_iir_layer_compiled_backend_matches_torch_backend(gen):
     """The same layer on the fused kernels and on the reference, float64: equal spikes, close gradients."""
-    layers = [snn_cuda.IIRLinear(10, 8, tau_m=4, tau_s=1, backend=b).double() for b in ("cpp", "torch")]
+    layers = [excitatory_weights(snn_cuda.IIRLinear(10, 8, tau_m=4, tau_s=1, backend=b).double(), gen)
+              for b in ("cpp", "torch")]  # fmt: skip
     layers[1].load_state_dict(layers[0].state_dict())
     x = torch.rand(12, 3, 10, generator=gen, dtype=torch.float64) * 4
     outputs = []
@@ -408,6 +421,7 @@ def test_snn_iir_layer_compiled_backend_matches_torch_backend(gen):
 
 def test_snn_iir_layer_preserved_state_splits_sequences(gen):
     layer = snn_cuda.IIRLinear(6, 5, tau_m=4, tau_s=1, initial_state="preserved", backend="cpp").double()
+    excitatory_weights(layer, gen)
     x = torch.rand(12, 2, 6, generator=gen, dtype=torch.float64) * 4
     whole = layer(x)
     layer.reset_state()
