@@ -43,6 +43,19 @@ def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, dtype:
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
 
 
+def eager_and_compiled_step(model: torch.nn.Module, x: torch.Tensor, compile_backend: str):
+    """One training step of ``model`` on ``x``, eagerly and under ``torch.compile(fullgraph=True)``: returns
+    ``(output, parameter gradients)`` of each. The loss weighs every output element differently."""
+
+    def step(module):
+        module.zero_grad()
+        out = module(x)
+        (out * torch.arange(out.numel(), device=out.device).view_as(out) / out.numel()).sum().backward()
+        return out, [p.grad.clone() for p in module.parameters()]
+
+    return step(model), step(torch.compile(model, backend=compile_backend, fullgraph=True))
+
+
 @pytest.fixture
 def gen(request) -> torch.Generator:
     """A generator seeded freshly per test run (the seed is printed so a failure can be replayed)."""

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close
+from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close, eager_and_compiled_step
 from torch import nn
 
 import snn_cuda
@@ -237,15 +237,7 @@ def test_torch_compile_matches_eager(gen, device, compile_backend):
     filter_ = snn_cuda.IIRSynapse((16,), synapse.dual_exp(4, 1), backend=KERNEL_BACKEND[device])
     model = nn.Sequential(nn.Linear(8, 16), filter_).to(device)
     x = torch.randn(6, 4, 8, generator=gen).to(device)
-
-    def step(module):
-        module.zero_grad()
-        out = module(x)
-        (out * torch.arange(out.numel(), device=device).view_as(out) / out.numel()).sum().backward()
-        return out, [p.grad.clone() for p in module.parameters()]
-
-    eager_out, eager_grads = step(model)
-    compiled_out, compiled_grads = step(torch.compile(model, backend=compile_backend, fullgraph=True))
+    (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, compile_backend)
     torch.testing.assert_close(compiled_out, eager_out)
     for a, b in zip(eager_grads, compiled_grads, strict=True):
         torch.testing.assert_close(a, b)

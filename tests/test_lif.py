@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close
+from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close, eager_and_compiled_step
 
 import snn_cuda
 from snn_cuda import surrogate as surrogates
@@ -245,16 +245,7 @@ def test_torch_compile_matches_eager(gen, device, compile_backend):
                          backend=KERNEL_BACKEND[device])  # fmt: skip
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), layer).to(device)
     x = torch.randn(6, 4, 8, generator=gen).to(device)
-
-    def step(module):
-        module.zero_grad()
-        out = module(x)
-        (out * torch.arange(out.numel(), device=device).view_as(out) / out.numel()).sum().backward()
-        return out, [p.grad.clone() for p in module.parameters()]
-
-    eager_out, eager_grads = step(model)
-    compiled = torch.compile(model, backend=compile_backend, fullgraph=True)
-    compiled_out, compiled_grads = step(compiled)
+    (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, compile_backend)
     assert torch.equal(eager_out, compiled_out)
     for a, b in zip(eager_grads, compiled_grads, strict=True):
         torch.testing.assert_close(a, b)
