@@ -7,12 +7,12 @@
 // (derivation and the carried form in core/iir_step.h). The backward reads only the forward's output p and its
 // input x, and each only when a gradient needs it: no other [T, N] tensor is saved.
 //
-// Elements are processed in blocks of kBlock whose state lives in small stack arrays; the time loop is outside
-// and the element loop inside, so each row of a block is a contiguous, vectorisable run of memory. The order and
-// which gradients are wanted are template arguments, so the inner loops have no branches; each kernel is compiled
-// for the baseline, AVX2 and AVX-512 and chosen at run time (isa.h), so everything it calls is always inlined. Coefficient gradients
-// are per-element sums over t in acc_t (double for float32 storage): deterministic. Torch-free: the torch binding calls these from
-// at::parallel_for; the C++ tests call them directly.
+// Elements are processed in blocks of kBlock whose state lives in stack arrays; the time loop is outside and the
+// element loop inside, so each row of a block is a contiguous, vectorisable run of memory. The order and which
+// gradients are wanted are template arguments, so the inner loops have no branches. Each kernel is compiled for
+// the baseline, AVX2 and AVX-512 and chosen at run time (isa.h), so everything it calls is always inlined.
+// Coefficient gradients are per-element sums over t in acc_t (double for float32 storage): deterministic.
+// Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
 #pragma once
 
 #include <algorithm>
@@ -26,13 +26,15 @@ namespace snn {
 namespace cpu {
 
 template <typename acc_t>
-SNN_ALWAYS_INLINE inline void load_block(const acc_t* SNN_RESTRICT source, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
+SNN_ALWAYS_INLINE inline void load_block(const acc_t* SNN_RESTRICT source, int64_t begin, int64_t len,
+                                         acc_t* SNN_RESTRICT out) {
   for (int64_t i = 0; i < len; ++i) out[i] = source[begin + i];
 }
 
 // An optional [N] state of storage type as acc_t; zeros when absent.
 template <typename scalar_t, typename acc_t>
-SNN_ALWAYS_INLINE inline void load_state_block(const scalar_t* SNN_RESTRICT state, int64_t begin, int64_t len, acc_t* SNN_RESTRICT out) {
+SNN_ALWAYS_INLINE inline void load_state_block(const scalar_t* SNN_RESTRICT state, int64_t begin, int64_t len,
+                                               acc_t* SNN_RESTRICT out) {
   for (int64_t i = 0; i < len; ++i) out[i] = state ? to_acc<acc_t>(state[begin + i]) : acc_t(0);
 }
 
@@ -95,8 +97,8 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
       scalar_t* SNN_RESTRICT grad_x = kGradX ? a.grad_x + t * N + begin : nullptr;
 #pragma GCC ivdep
       for (int64_t i = 0; i < len; ++i) {
-        const acc_t q =
-            iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), to_acc<acc_t>(g[i]), u1[i], u2[i]);
+        const acc_t q = iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), to_acc<acc_t>(g[i]),
+                                                       u1[i], u2[i]);
         if (kGradX) grad_x[i] = from_acc<scalar_t>(b[i] * q);
         if (kGradA) grad_a1[i] += q * to_acc<acc_t>(p_prev[i]);
         if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2[i]);
@@ -125,8 +127,8 @@ void iir_forward_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin
   });
 }
 
-// Backward over elements [n_begin, n_end), compiled for `isa`; each gradient output that is null is skipped. grad_a1 stands for
-// both feedback coefficients: null skips a1 and a2, otherwise second order writes grad_a2 too.
+// Backward over elements [n_begin, n_end), compiled for `isa`; each gradient output that is null is skipped.
+// grad_a1 stands for both feedback coefficients: null skips a1 and a2, otherwise second order writes grad_a2 too.
 template <typename scalar_t, typename acc_t>
 void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
                         CpuIsa isa = best_supported_isa()) {

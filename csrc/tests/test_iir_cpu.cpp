@@ -1,6 +1,7 @@
-// C++ tests of the torch-free IIR filter core: the CPU kernels against a naive loop (forward), against
-// complex-step finite differences of that loop (every gradient), with each subset of wanted gradients, at the golden values
-// of models.md, and float storage (double compute) against double storage over a long, slow filter.
+// C++ tests of the torch-free IIR filter core: the CPU kernels (every instruction set) against a naive loop
+// (forward) and against complex-step derivatives of that loop (every gradient), each subset of wanted gradients,
+// the golden values of models.md, float storage (double compute) against double storage over a long, slow filter,
+// and the instruction-set builds against each other.
 #include <cmath>
 #include <complex>
 #include <cstdio>
@@ -196,7 +197,9 @@ void test_golden_impulse_response() {
   const Result r = run_kernels<double>(q, false, false, false);
   const double golden[] = {0.41092, 0.47120, 0.42258, 0.34956, 0.27977};
   for (int t = 0; t < 5; ++t) CHECK_NEAR(r.p[t], golden[t], 5e-6, "golden impulse response");
-  for (int t = 0; t < 60; ++t) CHECK_NEAR(r.p[t], std::pow(a, t + 1) - std::pow(c, t + 1), 1e-14, "a^(n+1) - c^(n+1)");
+  for (int t = 0; t < 60; ++t) {
+    CHECK_NEAR(r.p[t], std::pow(a, t + 1) - std::pow(c, t + 1), 1e-14, "h[n] = a^(n+1) - c^(n+1)");
+  }
 }
 
 void test_float_storage_keeps_precision_over_long_sequences() {
