@@ -89,8 +89,8 @@ def _register() -> None:
         x, a1, a2, b, p1, p2 = inputs
         # The backward reads the output p (for the a1, a2 gradients) and the input x (for the b gradient), and
         # nothing else of size [T, N]; each is kept only when its gradient can be asked for.
-        keep_p = _requires_grad(a1, a2)
-        ctx.save_for_backward(output[0] if keep_p else None, x if _requires_grad(b) else None, a1, a2, b, p1, p2)
+        p = output[0] if _requires_grad(a1, a2) else None
+        ctx.save_for_backward(p, x if _requires_grad(b) else None, a1, a2, b, p1, p2)
         ctx.has_p1, ctx.has_p2 = p1 is not None, p2 is not None
 
     def backward(ctx, grad_p, grad_p_last, grad_p_before_last):
