@@ -1,0 +1,326 @@
+"""One BPTT training loop for every model of :mod:`snn_cuda.models` (spiking, snn-iir, RNN, LSTM).
+
+- Losses of the seeds: "mse" (He et al.: MSE between the readout, e.g. the mean output rate, and the one-hot
+  label), "ce" (snn-iir: cross entropy with the readout, e.g. the spike counts, as logits), "sequence_mse"
+  (snn-iir's associative memory: MSE between whole output and target sequences).
+- Adam with a step schedule; the model of the best dev epoch is kept (``best.pt``) and evaluated on the test set.
+- Per-epoch metrics in ``metrics.csv``; a tqdm bar shows loss, accuracy and samples/s.
+- Checkpoints are written atomically (temporary file + ``os.replace``). ``last.pt`` holds model, optimizer,
+  scheduler, RNG states, epoch and history, and the shuffling of epoch e depends only on (seed, e), so
+  ``fit(..., resume=True)`` reproduces an uninterrupted run exactly.
+- Mixed precision on CUDA (``amp="bf16"`` or ``"fp16"``, autocast; fp16 with a gradient scaler).
+
+Datasets yield ``(x: [T, *input_shape], label: int)`` (or a ``[T, F]`` target sequence for "sequence_mse");
+batches are made time-major, ``x: [T, B, *input_shape]``, before the model sees them.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from .models import SequenceModel, apply_readout, build_model
+
+LOSSES = ("mse", "ce", "sequence_mse")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CHECKPOINT_FORMAT = 1
+METRICS_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT = "metrics.csv", "last.pt", "best.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read or is not a snn_cuda checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (YAML-friendly). ``lr_step_epochs``: multiply the learning rate by ``lr_gamma`` every so
+    many epochs (None: constant). ``max_batches``: cap on batches per epoch and per evaluation (smoke runs)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-4
+    lr_step_epochs: int | None = None
+    lr_gamma: float = 0.1
+    weight_decay: float = 0.0
+    loss: str = "mse"
+    seed: int = 0
+    device: str = "cpu"
+    amp: str | None = None
+    max_batches: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.amp is not None and self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be None or one of {tuple(AMP_DTYPES)}, got {self.amp!r}")
+        if self.amp is not None and torch.device(self.device).type != "cuda":
+            raise ValueError(f"amp={self.amp!r} needs a CUDA device, got device={self.device!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"training config has unknown keys {unknown}; accepted: {sorted(known)}")
+        return cls(**values)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def time_major(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x: [B, T, ...], target: [B] or [B, T, F])`` -> ``(x: [T, B, ...], target: [B] or [T, B, F])``."""
+    x, target = batch
+    x = x.to(device, non_blocking=True).transpose(0, 1)
+    target = target.to(device, non_blocking=True)
+    return x, target.transpose(0, 1) if target.dim() >= 2 else target
+
+
+def compute_loss(outputs: torch.Tensor, target: torch.Tensor, readout: str, loss: str):
+    """``outputs: [T, B, C]`` -> ``(loss, scores)``; scores ``[B, C]`` are the readout (None for sequences)."""
+    outputs = outputs.float()
+    if loss == "sequence_mse":
+        return F.mse_loss(outputs, target.float()), None
+    scores = apply_readout(outputs, readout)
+    if loss == "mse":
+        return F.mse_loss(scores, F.one_hot(target, scores.shape[-1]).float()), scores
+    return F.cross_entropy(scores, target), scores
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(obj, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Reads a checkpoint written by :class:`Trainer`; a missing, corrupt or foreign file raises
+    :class:`CheckpointError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read (corrupt or truncated?): {error}") from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a snn_cuda checkpoint of format {CHECKPOINT_FORMAT}")
+    return checkpoint
+
+
+def model_from_checkpoint(path: str | os.PathLike, **overrides) -> SequenceModel:
+    """Rebuilds the model stored in a checkpoint (its config, then its weights); ``overrides`` as in
+    :func:`snn_cuda.models.build_model` (e.g. ``backend``)."""
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint["model_config"], **overrides)
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def _rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(state["python"])
+
+
+class Trainer:
+    """Trains ``model`` by BPTT with ``config``, writing metrics and checkpoints into ``out_dir``.
+
+    ``fit(train_set, dev_set)`` trains (or resumes), ``evaluate(dataset)`` measures loss, accuracy and
+    throughput, ``test(test_set)`` evaluates the best dev checkpoint.
+    """
+
+    def __init__(self, model: SequenceModel, config: TrainConfig, out_dir: str | os.PathLike, *, name: str = "model"):
+        self.config = config
+        self.device = torch.device(config.device)
+        self.model = model.to(self.device)
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        step = config.lr_step_epochs or config.epochs + 1
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=step, gamma=config.lr_gamma)
+        self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+        self.epoch = 0  # completed epochs
+        self.history: list[dict] = []
+        self.best: dict = {}
+
+    # -- batches -------------------------------------------------------------------------------------------
+
+    def _loader(self, dataset, *, shuffle_epoch: int | None) -> torch.utils.data.DataLoader:
+        # An explicit generator: shuffling depends only on (seed, epoch), and creating the loader never draws
+        # from the global RNG (which dropout uses), so resumed and uninterrupted runs see the same numbers.
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + (shuffle_epoch or 0))
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=self.config.batch_size, shuffle=shuffle_epoch is not None, generator=generator,
+            pin_memory=self.device.type == "cuda",
+        )  # fmt: skip
+
+    def _autocast(self):
+        if self.config.amp is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.config.amp])
+
+    def _run(self, dataset, *, train: bool, desc: str) -> dict:
+        """One pass over ``dataset``: loss, accuracy (classification) and samples per second."""
+        self.model.train(train)
+        loader = self._loader(dataset, shuffle_epoch=self.epoch if train else None)
+        total_loss, correct, seen, seconds, size = 0.0, 0, 0, 0.0, 0
+        batches = len(loader) if self.config.max_batches is None else min(len(loader), self.config.max_batches)
+        bar = tqdm(loader, total=batches, desc=desc, disable=not self.config.progress, leave=False)
+        # Layers with preserved initial states carry them across the batches of one pass, never across passes
+        # or into a batch of another size.
+        self.model.reset_state()
+        with torch.set_grad_enabled(train):
+            for index, batch in enumerate(bar):
+                if index == batches:
+                    break
+                x, target = time_major(batch, self.device)
+                if index and x.shape[1] != size:
+                    self.model.reset_state()
+                start = time.perf_counter()
+                with self._autocast():
+                    outputs = self.model(x)
+                loss, scores = compute_loss(outputs, target, self.model.readout, self.config.loss)
+                if train:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if self.scaler is not None:
+                        self.scaler.scale(loss).backward()
+                        self.scaler.step(self.optimizer)
+                        self.scaler.update()
+                    else:
+                        loss.backward()
+                        self.optimizer.step()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                seconds += time.perf_counter() - start
+                size = x.shape[1]
+                total_loss += loss.item() * size
+                seen += size
+                if scores is not None:
+                    correct += (scores.argmax(-1) == target).sum().item()
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
+                                samples_s=f"{seen / max(seconds, 1e-9):.0f}")  # fmt: skip
+        if seen == 0:
+            raise ValueError(f"{desc}: the dataset gave no batch")
+        accuracy = correct / seen if self.config.loss != "sequence_mse" else float("nan")
+        return {"loss": total_loss / seen, "accuracy": accuracy, "samples_per_s": seen / max(seconds, 1e-9)}
+
+    def evaluate(self, dataset, *, desc: str = "eval") -> dict:
+        """``{"loss", "accuracy", "samples_per_s"}`` of the current model on ``dataset`` (no gradients)."""
+        return self._run(dataset, train=False, desc=f"{self.name} {desc}")
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+
+    def _checkpoint(self, *, full: bool) -> dict:
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT, "name": self.name, "model_config": self.model.config,
+            "model": self.model.state_dict(), "epoch": self.epoch, "train_config": dataclasses.asdict(self.config),
+        }  # fmt: skip
+        if full:
+            checkpoint |= {
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None, "rng": _rng_state(),
+                "history": self.history, "best": self.best,
+            }  # fmt: skip
+        return checkpoint
+
+    def _restore(self, path: Path) -> None:
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        if "optimizer" not in checkpoint:
+            raise CheckpointError(f"checkpoint {path} holds only weights; resuming needs a last.pt checkpoint")
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.scaler is not None and checkpoint["scaler"] is not None:
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        _set_rng_state(checkpoint["rng"])
+        self.epoch, self.history, self.best = checkpoint["epoch"], checkpoint["history"], checkpoint["best"]
+
+    def _write_metrics(self) -> None:
+        path = self.out_dir / METRICS_FILE
+        with open(path.with_suffix(".tmp"), "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(self.history[0]))
+            writer.writeheader()
+            writer.writerows(self.history)
+        os.replace(path.with_suffix(".tmp"), path)
+
+    # -- training ------------------------------------------------------------------------------------------
+
+    def _improved(self, dev: dict) -> bool:
+        if not self.best:
+            return True
+        if self.config.loss == "sequence_mse":
+            return dev["loss"] < self.best["loss"]
+        return (dev["accuracy"], -dev["loss"]) > (self.best["accuracy"], -self.best["loss"])
+
+    def fit(self, train_set, dev_set=None, *, resume: bool = False,
+            on_epoch: Callable[[dict], None] | None = None) -> list[dict]:  # fmt: skip
+        """Trains up to ``config.epochs`` epochs; returns the per-epoch history. With ``resume``, continues from
+        ``out_dir/last.pt`` when it exists. Without ``dev_set`` the last epoch counts as the best."""
+        last = self.out_dir / LAST_CHECKPOINT
+        if resume and last.exists():
+            self._restore(last)
+        else:
+            seed_everything(self.config.seed)
+        while self.epoch < self.config.epochs:
+            lr = self.optimizer.param_groups[0]["lr"]
+            train = self._run(train_set, train=True, desc=f"{self.name} epoch {self.epoch + 1}/{self.config.epochs}")
+            self.scheduler.step()
+            self.epoch += 1
+            dev = self.evaluate(dev_set, desc="dev") if dev_set is not None else train
+            row = {"epoch": self.epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
+                   **{f"dev_{k}": v for k, v in dev.items()}}  # fmt: skip
+            self.history.append(row)
+            if self._improved(dev):
+                self.best = {"epoch": self.epoch, "loss": dev["loss"], "accuracy": dev["accuracy"]}
+                _atomic_save(self._checkpoint(full=False), self.out_dir / BEST_CHECKPOINT)
+            _atomic_save(self._checkpoint(full=True), last)
+            self._write_metrics()
+            if on_epoch is not None:
+                on_epoch(row)
+        return self.history
+
+    def test(self, test_set) -> dict:
+        """Evaluates the best dev checkpoint on ``test_set`` (the model keeps those weights afterwards)."""
+        checkpoint = load_checkpoint(self.out_dir / BEST_CHECKPOINT, map_location=self.device)
+        self.model.load_state_dict(checkpoint["model"])
+        return {"best_epoch": checkpoint["epoch"], **self.evaluate(test_set, desc="test")}
