@@ -98,12 +98,13 @@ def time_major(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -
 
 def compute_loss(outputs: torch.Tensor, target: torch.Tensor, readout: str, loss: str):
     """``outputs: [T, B, C]`` -> ``(loss, scores)``; scores ``[B, C]`` are the readout (None for sequences)."""
-    outputs = outputs.float()
+    if outputs.dtype in (torch.float16, torch.bfloat16):
+        outputs = outputs.float()  # the loss of a mixed-precision forward in float32
     if loss == "sequence_mse":
-        return F.mse_loss(outputs, target.float()), None
+        return F.mse_loss(outputs, target.to(outputs.dtype)), None
     scores = apply_readout(outputs, readout)
     if loss == "mse":
-        return F.mse_loss(scores, F.one_hot(target, scores.shape[-1]).float()), scores
+        return F.mse_loss(scores, F.one_hot(target, scores.shape[-1]).to(scores.dtype)), scores
     return F.cross_entropy(scores, target), scores
 
 
@@ -162,19 +163,24 @@ def _set_rng_state(state: dict) -> None:
 
 
 class Trainer:
-    """Trains ``model`` by BPTT with ``config``, writing metrics and checkpoints into ``out_dir``.
+    """Trains ``model`` by BPTT with ``config``, writing metrics and checkpoints into ``out_dir``; ``metadata``
+    (YAML-like values) is stored in every checkpoint.
 
     ``fit(train_set, dev_set)`` trains (or resumes), ``evaluate(dataset)`` measures loss, accuracy and
     throughput, ``test(test_set)`` evaluates the best dev checkpoint.
     """
 
-    def __init__(self, model: SequenceModel, config: TrainConfig, out_dir: str | os.PathLike, *, name: str = "model"):
+    def __init__(
+        self, model: SequenceModel, config: TrainConfig, out_dir: str | os.PathLike, *, name: str = "model",
+        metadata: dict | None = None,
+    ) -> None:  # fmt: skip
         self.config = config
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.metadata = metadata or {}  # stored in every checkpoint, e.g. the data settings an experiment used
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         step = config.lr_step_epochs or config.epochs + 1
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=step, gamma=config.lr_gamma)
@@ -254,6 +260,7 @@ class Trainer:
         checkpoint = {
             "format": CHECKPOINT_FORMAT, "name": self.name, "model_config": self.model.config,
             "model": self.model.state_dict(), "epoch": self.epoch, "train_config": dataclasses.asdict(self.config),
+            "metadata": self.metadata,
         }  # fmt: skip
         if full:
             checkpoint |= {
