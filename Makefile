@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 CMAKE_BUILD ?= build/cmake
 
-.PHONY: setup run demo test ctest lint bench clean
+.PHONY: setup run test ctest lint bench clean
 
 $(VENV)/.installed: setup.py pyproject.toml $(wildcard csrc/*/*.h csrc/*/*.cpp csrc/*/*.cu)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: setup.py pyproject.toml $(wildcard csrc/*/*.h csrc/*/*.cpp c
 setup: $(VENV)/.installed
 
 run: setup
-	$(PY) experiments/demo.py
+	$(PY) experiments/gesture.py
 
 test: setup
 	$(PY) -m pytest -q
@@ -37,6 +37,7 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/timestep_scaling.py
+	$(PY) benchmarks/complexity.py
 
 clean:
 	rm -rf build $(VENV) snn_cuda/*.so *.egg-info
