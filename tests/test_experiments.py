@@ -1,0 +1,117 @@
+"""The experiment drivers end to end in their smoke settings, and the complexity benchmark's JSON."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snn_cuda.experiment import RESULT_COLUMNS, load_config
+from snn_cuda.models import PRESETS
+
+ROOT = Path(__file__).resolve().parents[1]
+GESTURE_MODELS = ["snn_lif", "snn_iir", "rnn_mainstream", "rnn_rate", "lstm_mainstream", "lstm_rate"]
+
+
+def load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gesture():
+    return load_script(ROOT / "experiments" / "gesture.py")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("snn_data")
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path) as file:
+        return list(csv.DictReader(file))
+
+
+def test_gesture_smoke_writes_the_comparison(gesture, data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+    out = tmp_path / "gesture"
+    rows = gesture.main(["--smoke", "--quiet", "--out", str(out), "--device", "cpu"])
+    assert [row["model"] for row in rows] == GESTURE_MODELS
+    table = read_rows(out / "results.csv")
+    assert [row["model"] for row in table] == GESTURE_MODELS and list(table[0]) == list(RESULT_COLUMNS)
+    for row in table:
+        assert 0.0 <= float(row["test_accuracy"]) <= 1.0 and int(row["params"]) > 0
+        assert float(row["train_samples_per_s"]) > 0 and float(row["saved_activations_mb"]) > 0
+        run = out / row["model"]
+        assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+        assert len(read_rows(run / "metrics.csv")) == 2
+    snn = next(row for row in table if row["model"] == "snn_lif")
+    assert float(snn["acs_per_step"]) > 0 and float(snn["macs_per_step"]) == 0
+    assert all(float(row["macs_per_step"]) > 0 for row in table if row["model"] != "snn_lif")
+    markdown = (out / "results.md").read_text()
+    assert all(name in markdown for name in GESTURE_MODELS) and "chance accuracy 0.091" in markdown
+    for plot in ("accuracy_curves.png", "accuracy_vs_cost.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert load_config(out / "config.yaml")["training"]["epochs"] == 2
+
+    # --resume of a finished run trains nothing more and reproduces the table's accuracies
+    resumed = gesture.main(["--smoke", "--quiet", "--out", str(out), "--device", "cpu", "--resume",
+                            "--models", "snn_lif", "lstm_rate"])  # fmt: skip
+    for row in resumed:
+        first = next(r for r in rows if r["model"] == row["model"])
+        assert row["test_accuracy"] == first["test_accuracy"] and row["epochs"] == 2
+
+    # --test evaluates one checkpoint with the data settings stored in it
+    capsys.readouterr()
+    result = gesture.main(["--test", str(out / "snn_iir" / "best.pt"), "--quiet", "--device", "cpu"])
+    assert result["accuracy"] == pytest.approx(next(r for r in rows if r["model"] == "snn_iir")["test_accuracy"])
+    assert "snn_iir (epoch" in capsys.readouterr().out
+
+
+def test_gesture_argument_errors(gesture, tmp_path):
+    with pytest.raises(SystemExit, match=r"--models: \['gru'\]"):
+        gesture.main(["--smoke", "--quiet", "--out", str(tmp_path), "--models", "gru"])
+    with pytest.raises(FileNotFoundError, match="config file .*missing.yaml does not exist"):
+        gesture.main(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
+
+
+def test_conv_comparison_config_runs(gesture, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+    config = ROOT / "experiments" / "configs" / "gesture_conv_he2020.yaml"
+    rows = gesture.main(["--config", str(config), "--smoke", "--quiet", "--out", str(tmp_path), "--device", "cpu"])
+    assert [row["model"] for row in rows] == ["scnn", "conv_rnn_rate", "conv_lstm_rate"]
+    assert (tmp_path / "results.md").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments" / "configs").glob("*.yaml")))
+def test_configs_build_their_models(name):
+    from snn_cuda.models import build_model
+
+    config = load_config(ROOT / "experiments" / "configs" / name)
+    side = 128 // config["data"]["framing"]["downsample"]
+    for model_config in config["models"].values():
+        assert build_model({**model_config, "input_shape": [2, side, side]}).config["spec"] == model_config["spec"]
+
+
+def test_complexity_benchmark_json():
+    command = [sys.executable, str(ROOT / "benchmarks" / "complexity.py"), "--json", "--models",
+               "he_fc_snn_nmnist", "he_fc_snn_gesture", "he_rnn_nmnist", "he_lstm_nmnist", "he_scnn_gesture",
+               "iir_mlp_mnist"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    costs = json.loads(result.stdout)
+    assert {name: cost["params"] for name, cost in costs.items()} == {
+        "he_fc_snn_nmnist": 1_189_386, "he_fc_snn_gesture": 1_054_731, "he_rnn_nmnist": 1_977_354,
+        "he_lstm_nmnist": 7_894_026, "he_scnn_gesture": 2_322_891, "iir_mlp_mnist": 648_010 + 5_352,
+    }  # fmt: skip
+    assert costs["iir_mlp_mnist"]["iir_coefficients"] == 5_352
+    assert costs["he_lstm_nmnist"]["macs_per_step"] == 4 * ((2312 + 512) * 512 + 1024 * 512) + 512 * 10
+    assert costs["he_fc_snn_gesture"]["macs_per_step"] == 0 < costs["he_fc_snn_gesture"]["acs_per_step"]
+    assert set(PRESETS) >= set(costs)
