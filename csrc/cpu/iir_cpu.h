@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "../core/iir_params.h"
 #include "common.h"
@@ -42,29 +43,37 @@ template <typename scalar_t, typename acc_t, bool kSecondOrder>
 SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                       int64_t n_end) {
   const int64_t N = a.N;
-  acc_t p_prev[kBlock], p_prev2[kBlock], a1[kBlock], a2[kBlock], b[kBlock];
+  // p[t-1] and p[t-2] (second order) in two arrays whose roles swap every step: p[t] overwrites p[t-2], so no
+  // state is copied. The state arrays and coefficients are the per-step traffic besides x and p.
+  acc_t state[2][kBlock], a1[kBlock], a2[kBlock], b[kBlock];
   for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
     const int64_t len = std::min(kBlock, n_end - begin);
+    acc_t* p_prev = state[0];
+    acc_t* p_prev2 = state[1];
     load_state_block(a.p1, begin, len, p_prev);
-    load_state_block(a.p2, begin, len, p_prev2);
+    if (kSecondOrder) load_state_block(a.p2, begin, len, p_prev2);
     load_block(a.a1, begin, len, a1);
     if (kSecondOrder) load_block(a.a2, begin, len, a2);
     load_block(a.b, begin, len, b);
     for (int64_t t = 0; t < a.T; ++t) {
       const scalar_t* SNN_RESTRICT x = a.x + t * N + begin;
       scalar_t* SNN_RESTRICT p_out = a.p + t * N + begin;
+      acc_t* SNN_RESTRICT prev = p_prev;
+      acc_t* SNN_RESTRICT prev2 = p_prev2;
 #pragma GCC ivdep
       for (int64_t i = 0; i < len; ++i) {
-        const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], p_prev[i],
-                                               p_prev2[i], to_acc<acc_t>(x[i]));
+        const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], prev[i],
+                                               kSecondOrder ? prev2[i] : acc_t(0), to_acc<acc_t>(x[i]));
         p_out[i] = from_acc<scalar_t>(p);
-        p_prev2[i] = p_prev[i];
-        p_prev[i] = p;
+        (kSecondOrder ? prev2 : prev)[i] = p;
       }
+      if (kSecondOrder) std::swap(p_prev, p_prev2);
     }
+    // p[T-2] as stored (the state rounded to scalar_t, as p_before_last is), or p[-1] when T = 1.
+    const scalar_t* before_last = a.T >= 2 ? a.p + (a.T - 2) * N : a.p1;
     for (int64_t i = 0; i < len; ++i) {
       a.p_last[begin + i] = from_acc<scalar_t>(p_prev[i]);
-      a.p_before_last[begin + i] = from_acc<scalar_t>(p_prev2[i]);
+      a.p_before_last[begin + i] = before_last ? before_last[begin + i] : scalar_t(0);
     }
   }
 }
