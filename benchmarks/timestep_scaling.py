@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _common import RESULTS, copy_bandwidth_gbps, environment, markdown_table, median_ms, write_csv
+from _common import RESULTS, copy_bandwidth_gbps, environment, median_ms, write_csv
 
 import snn_cuda
+from snn_cuda.experiment import markdown_table
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -173,7 +174,7 @@ def main() -> None:
     write_csv(stem.with_suffix(".csv"), rows)
     header = ", ".join(f"{k} {v}" for k, v in env.items())
     columns = ["op", "impl", "T", "phase", "median_ms", "GBps", "fraction_of_copy_bw", "speedup_vs_reference"]
-    table = markdown_table(rows, columns)
+    table = markdown_table(rows, tuple(columns))
     shape = f"[T, {args.batch}, {args.neurons}] {args.dtype}"
     stem.with_suffix(".md").write_text(
         f"# Timestep scaling, {shape}\n\n{header}\n\ncopy bandwidth {rows[0]['copy_bw_GBps']} GB/s\n\n{table}\n"
