@@ -16,22 +16,18 @@ accuracy_vs_cost.png, config.yaml, and per model metrics.csv, last.pt and best.p
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import torch
-import yaml
-
 from snn_cuda.data import DVSGesture, Framing, synthetic_gesture
-from snn_cuda.experiment import load_config, markdown_table, materialize, train_and_measure, write_results
-from snn_cuda.training import TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
+from snn_cuda.experiment import driver_parser, evaluate_checkpoint, load_config, materialize, run_comparison
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "gesture_quick.yaml"
 SENSOR = 128
+CLASSES = 11
 
 
-def gesture_datasets(data: dict, data_root: str | None, *, progress: bool) -> dict:
+def gesture_datasets(data: dict, data_root: str | None, progress: bool) -> dict:
     """Train / dev / test sets of frames ``[T, 2, H, W]`` in memory, from ``data_root`` or the synthetic set."""
     root = data_root if data_root is not None else synthetic_gesture(**data.get("synthetic", {}), progress=progress)
     framing = Framing(**data["framing"])
@@ -45,87 +41,20 @@ def input_shape(data: dict) -> list[int]:
     return [2, side, side]
 
 
-def evaluate_checkpoint(path: str, args: argparse.Namespace) -> dict:
-    """``--test``: the test accuracy of one checkpoint, with the data settings stored in it."""
-    checkpoint = load_checkpoint(path)
-    data = checkpoint["metadata"]["data"]
-    sets = gesture_datasets(data, args.data_root, progress=not args.quiet)
-    model = model_from_checkpoint(path, backend=args.backend)
-    training = TrainConfig.from_dict({**checkpoint["train_config"], "device": args.device, "amp": args.amp,
-                                      "progress": not args.quiet})  # fmt: skip
-    result = Trainer(model, training, Path(path).parent, name=checkpoint["name"]).evaluate(sets["test"], desc="test")
-    print(f"{checkpoint['name']} (epoch {checkpoint['epoch']}): test accuracy {result['accuracy']:.4f}, "
-          f"loss {result['loss']:.4f}, {result['samples_per_s']:.0f} samples/s")  # fmt: skip
-    return result
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML experiment config")
-    parser.add_argument("--data-root", default=None, help="real DVS Gesture folder (default: synthetic set)")
-    parser.add_argument("--out", default="results/gesture", help="output folder")
-    parser.add_argument("--smoke", action="store_true", help="merge the config's smoke section: a run of seconds")
-    parser.add_argument("--models", nargs="+", default=None, help="train only these models of the config")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    parser.add_argument("--backend", default="auto", choices=("auto", "cpp", "cuda", "torch"))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
-    parser.add_argument("--test", metavar="CHECKPOINT", default=None, help="only evaluate this checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> list[dict] | dict:
-    args = parse_args(argv)
+    parser = driver_parser(__doc__, DEFAULT_CONFIG, name="gesture",
+                           data_help="real DVS Gesture folder (default: synthetic set)")
+    args = parser.parse_args(argv)
     if args.test is not None:
-        return evaluate_checkpoint(args.test, args)
+        return evaluate_checkpoint(args.test, args, gesture_datasets)
     config = load_config(args.config, smoke=args.smoke)
-    data, models = config["data"], config["models"]
-    overrides = {"epochs": args.epochs, "seed": args.seed}
-    training = TrainConfig.from_dict({
-        **config["training"], **{k: v for k, v in overrides.items() if v is not None},
-        "device": args.device, "amp": args.amp, "progress": not args.quiet,
-    })  # fmt: skip
-    names = args.models or list(models)
-    unknown = sorted(set(names) - set(models))
-    if unknown:
-        raise SystemExit(f"--models: {unknown} are not in {args.config} (it has {list(models)})")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False))
-
+    data = config["data"]
     source = args.data_root or "the embedded synthetic set"
-    print(f"DVS Gesture from {source}; framing {data['framing']}; {training.epochs} epochs, batch "
-          f"{training.batch_size}, lr {training.lr}, loss {training.loss}, device {training.device}")  # fmt: skip
-    sets = gesture_datasets(data, args.data_root, progress=not args.quiet)
-    print(f"samples: train {len(sets['train'])}, dev {len(sets['dev'])}, test {len(sets['test'])}; "
-          f"frames {list(sets['train'].tensors[0].shape[1:])}")  # fmt: skip
-    rows, histories = [], {}
-    for name in names:
-        model_config = {**models[name], "input_shape": input_shape(data)}
-        row, history = train_and_measure(name, model_config, training, sets, out, resume=args.resume,
-                                         backend=args.backend, metadata={"data": data})  # fmt: skip
-        print(f"{name}: test accuracy {row['test_accuracy']:.4f} (best dev epoch {row['best_epoch']}), "
-              f"{row['train_seconds']:.0f} s")  # fmt: skip
-        rows.append(row)
-        histories[name] = history
-    chance = 1 / 11
-    notes = [
-        f"data: {source}; framing {data['framing']}; train {len(sets['train'])}, dev {len(sets['dev'])}, "
-        f"test {len(sets['test'])} samples; chance accuracy {chance:.3f}",
-        f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}, "
-        f"loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}",
-        "test accuracy of the best dev epoch; operations per sample and time step; AC counted from the measured "
-        "input event / spike rate (He et al.'s SNN only), mean_spike_rate = mean rate at the inputs of the "
-        "hidden-to-output layers; saved_activations_mb = what autograd keeps for the backward of one batch",
-    ]
-    write_results(rows, histories, out, title="DVS Gesture: SNN vs RNN vs LSTM under one protocol", notes=notes)
-    print(markdown_table(rows))
-    print(f"written: {out / 'results.csv'}, {out / 'results.md'}, {out / 'accuracy_curves.png'}, "
-          f"{out / 'accuracy_vs_cost.png'}")  # fmt: skip
-    return rows
+    print(f"DVS Gesture from {source}; framing {data['framing']}")
+    sets = gesture_datasets(data, args.data_root, not args.quiet)
+    notes = [f"data: {source}; framing {data['framing']}; chance accuracy {1 / CLASSES:.3f}"]
+    return run_comparison(config, args, sets, input_shape=input_shape(data), notes=notes,
+                          title="DVS Gesture: SNN vs RNN vs LSTM under one protocol")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """What every experiment driver shares: YAML configs with a ``smoke`` section, in-memory datasets, training a set
-of models under one protocol, and the comparison table (CSV + markdown) and plots (PNG)."""
+of models under one protocol, the comparison table (CSV + markdown) and plots (PNG), and the command line
+(:func:`driver_parser`, :func:`run_comparison`, :func:`evaluate_checkpoint`)."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,7 +19,7 @@ from tqdm import tqdm
 
 from .complexity import measure_cost, saved_for_backward_bytes
 from .models import build_model
-from .training import TrainConfig, Trainer
+from .training import TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
 
 RESULT_COLUMNS = (
     "model", "test_accuracy", "best_dev_accuracy", "best_epoch", "epochs", "params", "macs_per_step",
@@ -148,3 +151,97 @@ def _plot(rows: list[dict], histories: dict[str, list[dict]], out_dir: Path) -> 
     figure.tight_layout()
     figure.savefig(out_dir / "accuracy_vs_cost.png", dpi=120)
     plt.close(figure)
+
+
+# ---- the command line every driver shares -------------------------------------------------------------------
+
+DatasetsFn = Callable[[dict, "str | None", bool], dict]  # (data config, data root, progress) -> split -> dataset
+
+
+def driver_parser(doc: str, default_config: Path, *, name: str, data_help: str) -> argparse.ArgumentParser:
+    """The options of every experiment driver (results go to ``results/<name>`` by default); a driver adds its
+    own before parsing."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(default_config), help="YAML experiment config")
+    parser.add_argument("--data-root", default=None, help=data_help)
+    parser.add_argument("--out", default=f"results/{name}", help="output folder")
+    parser.add_argument("--smoke", action="store_true", help="merge the config's smoke section: a run of seconds")
+    parser.add_argument("--models", nargs="+", default=None, help="train only these models of the config")
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    parser.add_argument("--backend", default="auto", choices=("auto", "cpp", "cuda", "torch"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    parser.add_argument("--test", metavar="CHECKPOINT", default=None, help="only evaluate this checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
+    """The config's training section with the command line's overrides."""
+    overrides = {"epochs": args.epochs, "seed": args.seed}
+    return TrainConfig.from_dict({
+        **config["training"], **{k: v for k, v in overrides.items() if v is not None},
+        "device": args.device, "amp": args.amp, "progress": not args.quiet,
+    })  # fmt: skip
+
+
+def selected_models(config: dict, args: argparse.Namespace) -> list[str]:
+    """``--models`` (default: all of the config), checked against the config."""
+    names = args.models or list(config["models"])
+    unknown = sorted(set(names) - set(config["models"]))
+    if unknown:
+        raise SystemExit(f"--models: {unknown} are not in {args.config} (it has {list(config['models'])})")
+    return names
+
+
+def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsFn) -> dict:
+    """``--test``: the test accuracy of one checkpoint, with the data settings stored in it."""
+    checkpoint = load_checkpoint(path)
+    sets = datasets(checkpoint["metadata"]["data"], args.data_root, not args.quiet)
+    model = model_from_checkpoint(path, backend=args.backend)
+    training = TrainConfig.from_dict({**checkpoint["train_config"], "device": args.device, "amp": args.amp,
+                                      "progress": not args.quiet})  # fmt: skip
+    result = Trainer(model, training, Path(path).parent, name=checkpoint["name"]).evaluate(sets["test"], desc="test")
+    print(f"{checkpoint['name']} (epoch {checkpoint['epoch']}): test accuracy {result['accuracy']:.4f}, "
+          f"loss {result['loss']:.4f}, {result['samples_per_s']:.0f} samples/s")  # fmt: skip
+    return result
+
+
+def run_comparison(
+    config: dict, args: argparse.Namespace, sets: dict, *, input_shape: list[int], title: str, notes: list[str],
+) -> list[dict]:  # fmt: skip
+    """Trains every selected model of ``config`` on ``sets`` ("train", "dev", "test") under one protocol, and
+    writes config.yaml, results.csv / .md and the plots into ``args.out``. ``notes`` describe the data."""
+    training = training_config(config, args)
+    names = selected_models(config, args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False))
+    print(f"{training.epochs} epochs, batch {training.batch_size}, lr {training.lr}, loss {training.loss}, "
+          f"device {training.device}; samples: train {len(sets['train'])}, dev {len(sets['dev'])}, "
+          f"test {len(sets['test'])}; inputs {list(sets['train'].tensors[0].shape[1:])}")  # fmt: skip
+    rows, histories = [], {}
+    for name in names:
+        model_config = {**config["models"][name], "input_shape": input_shape}
+        row, history = train_and_measure(name, model_config, training, sets, out, resume=args.resume,
+                                         backend=args.backend, metadata={"data": config["data"]})  # fmt: skip
+        print(f"{name}: test accuracy {row['test_accuracy']:.4f} (best dev epoch {row['best_epoch']}), "
+              f"{row['train_seconds']:.0f} s")  # fmt: skip
+        rows.append(row)
+        histories[name] = history
+    notes = [
+        *notes,
+        f"train {len(sets['train'])}, dev {len(sets['dev'])}, test {len(sets['test'])} samples",
+        f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}, "
+        f"loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}",
+        "test accuracy of the best dev epoch; operations per sample and time step; AC counted from the measured "
+        "input event / spike rate (He et al.'s SNN only), mean_spike_rate = mean rate at the inputs of the "
+        "hidden-to-output layers; saved_activations_mb = what autograd keeps for the backward of one batch",
+    ]
+    write_results(rows, histories, out, title=title, notes=notes)
+    print(markdown_table(rows))
+    print(f"written: {out / 'results.csv'}, {out / 'results.md'}, {out / 'accuracy_curves.png'}, "
+          f"{out / 'accuracy_vs_cost.png'}")  # fmt: skip
+    return rows
