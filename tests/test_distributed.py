@@ -144,11 +144,18 @@ def worker(out: Path) -> None:
 
         # which result files each rank writes: every write goes through os.replace (atomic)
         written, replace = [], os.replace
-        os.replace = lambda source, target: (written.append(Path(target).name), replace(source, target))[1]
-        straight = fit(out / "straight", 2)
-        fit(out / "resumed", 1)
-        resumed = fit(out / "resumed", 2, resume=True)
-        os.replace = replace
+
+        def recording_replace(source, target) -> None:
+            written.append(Path(target).name)
+            replace(source, target)
+
+        os.replace = recording_replace
+        try:
+            straight = fit(out / "straight", 2)
+            fit(out / "resumed", 1)
+            resumed = fit(out / "resumed", 2, resume=True)
+        finally:
+            os.replace = replace
         evaluation = straight.evaluate(trainer_data())
         result = dict(gradients=gradients, stateful=stateful, written=sorted(set(written)),
                       straight=straight.history, resumed=resumed.history, evaluation=evaluation)  # fmt: skip
