@@ -50,7 +50,8 @@ def copy_bandwidth_gbps(device: torch.device, *, megabytes: int = 512, repeats: 
 
 
 def environment(device: torch.device) -> dict[str, str]:
-    """Device, versions and allocator settings to store beside every result."""
+    """Device, versions, allocator settings and the machine's load (timings on a loaded machine are slower and
+    noisier) to store beside every result."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
@@ -67,6 +68,7 @@ def environment(device: torch.device) -> dict[str, str]:
         "cuda": str(torch.version.cuda),
         "snn_cuda": snn_cuda.__version__,
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", "0"),
+        "load_average_1_5_15_min": " ".join(f"{load:.2f}" for load in os.getloadavg()),
     }
 
 

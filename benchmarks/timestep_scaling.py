@@ -1,12 +1,22 @@
-"""Headline benchmark: time of the fused recurrences vs the pure-torch reference as T grows.
+"""Headline benchmark: time of the fused recurrences vs the pure-torch reference as T grows, and of whole layers:
+spiking layers vs torch.nn.RNN / torch.nn.LSTM of the same hidden size at the same T.
 
-For each op and T: forward (training mode, saving what the backward needs), backward, and forward+backward,
-medians after warm-up, allocation included for both implementations. Each fused row also reports the bytes
-the kernel must move and the achieved fraction of the copy bandwidth measured in the same run.
+For each case and T: forward (training mode, saving what the backward needs), backward (to the input and every
+parameter, as in training), and forward+backward, medians after warm-up, allocation included for every
+implementation.
 
-    python benchmarks/timestep_scaling.py                       # [T, 64, 4096], T = 8 .. 256, float32, CPU
-    python benchmarks/timestep_scaling.py --device cuda --dtype float16 --neurons 65536
-    python benchmarks/timestep_scaling.py --T 8 16 --repeats 3 --reference-max-T 16
+- Ops (``lif``, ``iir``) on ``[T, batch, neurons]``: the fused kernel vs the reference. Each fused row also
+  reports the bytes the kernel must move and the achieved fraction of the copy bandwidth measured in the run.
+- Layers on ``[T, batch, inputs]`` -> ``hidden`` units (defaults: He et al.'s gesture net, 2048 -> 512):
+  ``snn_layer`` (Linear + LIF, He et al.'s neuron), ``iir_layer`` (IIR synapses on the input, Linear, snn-iir
+  neuron), each with the fused ops and with the reference; ``rnn`` and ``lstm`` (one torch.nn.RNN / LSTM layer:
+  cuDNN on CUDA, torch's own CPU kernels otherwise). Each row also holds the parameters and the MACs and ACs per
+  sample and step (:func:`snn_cuda.complexity.measure_cost`; the spiking layer's input is events at rate 0.1,
+  so its synaptic operations are ACs).
+
+    python benchmarks/timestep_scaling.py                       # every case, T = 8 .. 256, float32, CPU
+    python benchmarks/timestep_scaling.py --ops lif iir --device cuda --dtype float16 --neurons 65536
+    python benchmarks/timestep_scaling.py --ops snn_layer lstm --hidden 256 --inputs 1024 --T 8 16 --repeats 3
 
 Writes timestep_scaling_<device>_<dtype>.{csv,md,png} under benchmarks/results/ (or --out).
 """
@@ -14,6 +24,7 @@ Writes timestep_scaling_<device>_<dtype>.{csv,md,png} under benchmarks/results/ 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,56 +33,113 @@ import torch
 from _common import RESULTS, copy_bandwidth_gbps, environment, median_ms, write_csv
 
 import snn_cuda
+from snn_cuda.complexity import measure_cost
 from snn_cuda.experiment import markdown_table
+from snn_cuda.models import SequenceModel, StackedRecurrent, build_model
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+INPUT_EVENT_RATE = 0.1  # of the layers' input: events, as the frames of an event camera
+
+
+@dataclass
+class Sizes:
+    batch: int
+    neurons: int  # of the ops
+    inputs: int  # of the layers
+    hidden: int
 
 
 @dataclass
 class Case:
-    """One op at one size: the input leaves, the two implementations, and the bytes the fused kernels move."""
+    """One op or layer at one size in one implementation: the function, the leaves its backward differentiates
+    (the input, and the parameters), the neurons (a layer's: its hidden units, fed by ``layer_inputs``), the
+    bytes a fused op must move (None for layers: matmuls are not bandwidth-bound) and a layer's cost per sample
+    and step."""
 
     inputs: list[torch.Tensor]
-    fused: Callable[..., torch.Tensor]
-    reference: Callable[..., torch.Tensor]
-    bytes_forward: int
-    bytes_backward: int
+    fn: Callable[..., torch.Tensor]
+    neurons: int
+    layer_inputs: int | None = None
+    bytes_forward: int | None = None
+    bytes_backward: int | None = None
+    params: int | None = None
+    macs_per_step: float | None = None
+    acs_per_step: float | None = None
 
 
-def lif_case(T: int, batch: int, neurons: int, dtype: torch.dtype, device: torch.device, backend: str) -> Case:
-    x = (torch.rand(T, batch, neurons, device=device) * 1.5).to(dtype).requires_grad_()
+def lif_case(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
+    x = (torch.rand(T, sizes.batch, sizes.neurons, device=device) * 1.5).to(dtype).requires_grad_()
     options = dict(alpha=0.5, theta=1.0, reset="hard", surrogate="atan")
     tensor_bytes = x.numel() * x.element_size()
-    return Case(
-        inputs=[x],
-        fused=lambda x: snn_cuda.lif(x, backend=backend, **options),
-        reference=lambda x: snn_cuda.lif(x, backend="torch", **options),
-        # forward reads x, writes spikes and h; backward reads grad_spikes and h, writes grad_x
-        bytes_forward=3 * tensor_bytes,
-        bytes_backward=3 * tensor_bytes,
-    )
+    # forward reads x, writes spikes and h; backward reads grad_spikes and h, writes grad_x
+    moved = dict(bytes_forward=3 * tensor_bytes, bytes_backward=3 * tensor_bytes)
+    return {
+        impl: Case([x], lambda x, backend=op_backend: snn_cuda.lif(x, backend=backend, **options), sizes.neurons,
+                   **moved)
+        for impl, op_backend in (("fused", backend), ("reference", "torch"))
+    }  # fmt: skip
 
 
-def iir_case(T: int, batch: int, neurons: int, dtype: torch.dtype, device: torch.device, backend: str) -> Case:
-    x = torch.rand(T, batch, neurons, device=device).to(dtype).requires_grad_()
+def iir_case(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
+    x = torch.rand(T, sizes.batch, sizes.neurons, device=device).to(dtype).requires_grad_()
     # Learnable per-feature dual-exp coefficients (tau_m 4, tau_s 1), as in an snn-iir layer.
-    a1, a2, b = (torch.full((neurons,), v, device=device, requires_grad=True) for v in snn_cuda.dual_exp(4, 1))
+    a1, a2, b = (torch.full((sizes.neurons,), v, device=device, requires_grad=True) for v in snn_cuda.dual_exp(4, 1))
     tensor_bytes = x.numel() * x.element_size()
-    return Case(
-        inputs=[x, a1, a2, b],
-        fused=lambda x, a1, a2, b: snn_cuda.iir_filter(x, a1, a2, b, backend=backend),
-        reference=lambda x, a1, a2, b: snn_cuda.iir_filter(x, a1, a2, b, backend="torch"),
-        # forward reads x, writes p; backward reads grad_p, p and x, writes grad_x
-        bytes_forward=2 * tensor_bytes,
-        bytes_backward=4 * tensor_bytes,
-    )
+    # forward reads x, writes p; backward reads grad_p, p and x, writes grad_x
+    moved = dict(bytes_forward=2 * tensor_bytes, bytes_backward=4 * tensor_bytes)
+    return {
+        impl: Case([x, a1, a2, b],
+                   lambda x, a1, a2, b, backend=op_backend: snn_cuda.iir_filter(x, a1, a2, b, backend=backend),
+                   sizes.neurons, **moved)
+        for impl, op_backend in (("fused", backend), ("reference", "torch"))
+    }  # fmt: skip
 
 
-OPS = {"lif": lif_case, "iir": iir_case}
+def layer_case(model: SequenceModel, x: torch.Tensor, sizes: Sizes) -> Case:
+    """A one-layer model on ``x: [T, B, inputs]``, differentiated to the input and every parameter."""
+    cost = measure_cost(model, x)
+    return Case([x, *model.parameters()], lambda x, *parameters: model(x), sizes.hidden, sizes.inputs,
+                params=cost.params, macs_per_step=cost.macs, acs_per_step=cost.acs)  # fmt: skip
 
 
-def measure(case: Case, impl: str, device: torch.device, repeats: int) -> dict[str, float]:
-    fn = case.fused if impl == "fused" else case.reference
+def layer_input(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    events = torch.rand(T, sizes.batch, sizes.inputs, device=device) < INPUT_EVENT_RATE
+    return events.to(dtype).requires_grad_()
+
+
+def spiking_layer_cases(arch: str):
+    """Cases of a one-layer spiking net of ``arch`` (``"snn"``: Linear + LIF; ``"iir"``: snn-iir layer), with the
+    fused ops and with the reference."""
+
+    def cases(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
+        x = layer_input(T, sizes, dtype, device)
+        config = dict(arch=arch, input_shape=[sizes.inputs], spec=f"FC{sizes.hidden}")
+        return {impl: layer_case(build_model(config, backend=model_backend).to(device, dtype), x, sizes)
+                for impl, model_backend in (("fused", backend), ("reference", "torch"))}  # fmt: skip
+
+    return cases
+
+
+def recurrent_layer_cases(cell: str):
+    """The case of one torch.nn.RNN / torch.nn.LSTM layer (``cell`` "rnn" / "lstm")."""
+
+    def cases(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
+        layer = StackedRecurrent(cell, sizes.inputs, sizes.hidden, num_layers=1)
+        model = SequenceModel([layer], (sizes.inputs,), "rate", {"arch": "rnn", "cell": cell}).to(device, dtype)
+        return {"torch.nn": layer_case(model, layer_input(T, sizes, dtype, device), sizes)}
+
+    return cases
+
+
+OPS = {
+    "lif": lif_case, "iir": iir_case,
+    "snn_layer": spiking_layer_cases("snn"), "iir_layer": spiking_layer_cases("iir"),
+    "rnn": recurrent_layer_cases("rnn"), "lstm": recurrent_layer_cases("lstm"),
+}  # fmt: skip
+
+
+def measure(case: Case, device: torch.device, repeats: int) -> dict[str, float]:
+    fn = case.fn
     out = fn(*case.inputs)
     grad_out = torch.rand_like(out)
 
@@ -91,35 +159,49 @@ def measure(case: Case, impl: str, device: torch.device, repeats: int) -> dict[s
     }
 
 
+def blank_if_none(value: object) -> object:
+    return "" if value is None else value
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     backend = "cuda" if device.type == "cuda" else "cpp"
-    bandwidth = copy_bandwidth_gbps(device)
+    bandwidth = copy_bandwidth_gbps(device, megabytes=args.copy_mb)
     print(f"copy bandwidth: {bandwidth:.1f} GB/s (read + write)")
+    sizes = Sizes(batch=args.batch, neurons=args.neurons, inputs=args.inputs, hidden=args.hidden)
     rows = []
     for op in args.ops:
         for T in args.T:
-            case = OPS[op](T, args.batch, args.neurons, dtype, device, backend)
-            impls = ["fused"] + (["reference"] if T <= args.reference_max_T else [])
-            timings = {impl: measure(case, impl, device, args.repeats) for impl in impls}
+            cases = OPS[op](T, sizes, dtype, device, backend)
+            if T > args.reference_max_T:
+                del cases["reference"]
+            timings = {impl: measure(case, device, args.repeats) for impl, case in cases.items()}
             for impl, phases in timings.items():
+                case = cases[impl]
                 for phase, ms in phases.items():
-                    moved = {"fwd": case.bytes_forward, "bwd": case.bytes_backward}.get(
-                        phase, case.bytes_forward + case.bytes_backward
-                    )
-                    achieved = moved / (ms * 1e-3) / 1e9
-                    speedup = timings["reference"][phase] / ms if "reference" in timings else float("nan")
-                    rows.append({
-                        "op": op, "impl": impl, "T": T, "batch": args.batch, "neurons": args.neurons,
-                        "dtype": args.dtype, "device": device.type, "phase": phase, "median_ms": round(ms, 3),
-                        "fused_bytes_MB": round(moved / 1e6, 1), "GBps": round(achieved, 2),
-                        "fraction_of_copy_bw": round(achieved / bandwidth, 3) if impl == "fused" else "",
-                        "speedup_vs_reference": round(speedup, 1) if impl == "fused" else "",
-                    })  # fmt: skip
+                    row = {
+                        "op": op, "impl": impl, "T": T, "batch": args.batch, "neurons": case.neurons,
+                        "inputs": blank_if_none(case.layer_inputs), "dtype": args.dtype, "device": device.type,
+                        "phase": phase, "median_ms": round(ms, 3), "fused_bytes_MB": "", "GBps": "",
+                        "fraction_of_copy_bw": "", "speedup_vs_reference": "", "params": blank_if_none(case.params),
+                        "macs_per_step": blank_if_none(case.macs_per_step),
+                        "acs_per_step": blank_if_none(case.acs_per_step),
+                    }  # fmt: skip
+                    if impl == "fused" and "reference" in timings:
+                        row["speedup_vs_reference"] = round(timings["reference"][phase] / ms, 1)
+                    if case.bytes_forward is not None:
+                        moved = {"fwd": case.bytes_forward, "bwd": case.bytes_backward}.get(
+                            phase, case.bytes_forward + case.bytes_backward
+                        )
+                        achieved = moved / (ms * 1e-3) / 1e9
+                        row |= {"fused_bytes_MB": round(moved / 1e6, 1), "GBps": round(achieved, 2)}
+                        if impl == "fused":
+                            row["fraction_of_copy_bw"] = round(achieved / bandwidth, 3)
+                    rows.append(row)
             summary = ", ".join(f"{impl} fwd+bwd {t['fwd_bwd']:.2f} ms" for impl, t in timings.items())
             print(f"{op} T={T}: {summary}", flush=True)
-            del case
+            del cases
     for row in rows:
         row["copy_bw_GBps"] = round(bandwidth, 1)
     return rows
@@ -131,23 +213,26 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    styles = {"fused": "-o", "reference": "--s", "torch.nn": ":^"}
     fig, (ax_time, ax_bw) = plt.subplots(1, 2, figsize=(11, 4))
-    for op in sorted({r["op"] for r in rows}):
-        for impl, style in (("fused", "-o"), ("reference", "--s")):
+    for op in dict.fromkeys(r["op"] for r in rows):
+        for impl, style in styles.items():
             sel = [r for r in rows if r["op"] == op and r["impl"] == impl and r["phase"] == "fwd_bwd"]
             if sel:
                 ax_time.plot([r["T"] for r in sel], [r["median_ms"] for r in sel], style, label=f"{op} {impl}")
-        sel = [r for r in rows if r["op"] == op and r["impl"] == "fused"]
+        sel = [r for r in rows if r["op"] == op and r["fraction_of_copy_bw"] != ""]
         for phase in ("fwd", "bwd", "fwd_bwd"):
             pts = [r for r in sel if r["phase"] == phase]
-            ax_bw.plot([r["T"] for r in pts], [100 * r["fraction_of_copy_bw"] for r in pts], "-o",
-                       label=f"{op} {phase}")  # fmt: skip
+            if pts:
+                ax_bw.plot([r["T"] for r in pts], [100 * r["fraction_of_copy_bw"] for r in pts], "-o",
+                           label=f"{op} {phase}")  # fmt: skip
     ax_time.set(xscale="log", yscale="log", xlabel="T", ylabel="forward+backward median (ms)")
     ax_time.set_title("time vs T")
     ax_bw.set(xscale="log", xlabel="T", ylabel="% of measured copy bandwidth", ylim=(0, 110))
     ax_bw.set_title("fused kernels: achieved bandwidth")
     for ax in (ax_time, ax_bw):
-        ax.legend(fontsize=8)
+        if ax.has_data():
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -155,34 +240,41 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
+    parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS), help="ops and layers to time")
     parser.add_argument("--T", nargs="+", type=int, default=[8, 16, 32, 64, 128, 256])
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--neurons", type=int, default=4096)
+    parser.add_argument("--neurons", type=int, default=4096, help="neurons of the ops")
+    parser.add_argument("--inputs", type=int, default=2048, help="input features of the layers")
+    parser.add_argument("--hidden", type=int, default=512, help="hidden units (neurons) of the layers")
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-max-T", type=int, default=256, help="skip the (slow) reference above this T")
+    parser.add_argument("--copy-mb", type=int, default=512, help="size of the copy that measures the bandwidth")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    env = environment(torch.device(args.device))
     rows = run(args)
+    env = environment(torch.device(args.device))  # after the run: its load average covers the run
     stem = args.out / f"timestep_scaling_{torch.device(args.device).type}_{args.dtype}"
     write_csv(stem.with_suffix(".csv"), rows)
     header = ", ".join(f"{k} {v}" for k, v in env.items())
-    columns = ["op", "impl", "T", "phase", "median_ms", "GBps", "fraction_of_copy_bw", "speedup_vs_reference"]
+    columns = ["op", "impl", "T", "phase", "median_ms", "GBps", "fraction_of_copy_bw", "speedup_vs_reference",
+               "params", "macs_per_step", "acs_per_step"]  # fmt: skip
     table = markdown_table(rows, tuple(columns))
-    shape = f"[T, {args.batch}, {args.neurons}] {args.dtype}"
+    shape = (f"ops [T, {args.batch}, {args.neurons}], layers [T, {args.batch}, {args.inputs}] -> {args.hidden}, "
+             f"{args.dtype}")  # fmt: skip
     stem.with_suffix(".md").write_text(
-        f"# Timestep scaling, {shape}\n\n{header}\n\ncopy bandwidth {rows[0]['copy_bw_GBps']} GB/s\n\n{table}\n"
+        f"# Timestep scaling, {shape}\n\n{header}\n\ncopy bandwidth {rows[0]['copy_bw_GBps']} GB/s; params, MACs "
+        f"and ACs per sample and time step\n\n{table}\n"
     )
     plot(rows, stem.with_suffix(".png"), f"{shape}; {header}")
     print(table)
     print(f"wrote {stem}.csv/.md/.png")
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

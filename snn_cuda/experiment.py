@@ -17,6 +17,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from . import distributed
 from .complexity import measure_cost, saved_for_backward_bytes
 from .models import build_model
 from .training import TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
@@ -196,16 +197,22 @@ def selected_models(config: dict, args: argparse.Namespace) -> list[str]:
     return names
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars unless ``--quiet``, and under torchrun from rank 0 only."""
+    return not args.quiet and distributed.is_main_process()
+
+
 def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsFn) -> dict:
     """``--test``: the test accuracy of one checkpoint, with the data settings stored in it."""
     checkpoint = load_checkpoint(path)
-    sets = datasets(checkpoint["metadata"]["data"], args.data_root, not args.quiet)
+    sets = datasets(checkpoint["metadata"]["data"], args.data_root, show_progress(args))
     model = model_from_checkpoint(path, backend=args.backend)
     training = TrainConfig.from_dict({**checkpoint["train_config"], "device": args.device, "amp": args.amp,
                                       "progress": not args.quiet})  # fmt: skip
     result = Trainer(model, training, Path(path).parent, name=checkpoint["name"]).evaluate(sets["test"], desc="test")
-    print(f"{checkpoint['name']} (epoch {checkpoint['epoch']}): test accuracy {result['accuracy']:.4f}, "
-          f"loss {result['loss']:.4f}, {result['samples_per_s']:.0f} samples/s")  # fmt: skip
+    distributed.print_once(f"{checkpoint['name']} (epoch {checkpoint['epoch']}): test accuracy "
+                           f"{result['accuracy']:.4f}, loss {result['loss']:.4f}, "
+                           f"{result['samples_per_s']:.0f} samples/s")  # fmt: skip
     return result
 
 
@@ -213,22 +220,25 @@ def run_comparison(
     config: dict, args: argparse.Namespace, sets: dict, *, input_shape: list[int], title: str, notes: list[str],
 ) -> list[dict]:  # fmt: skip
     """Trains every selected model of ``config`` on ``sets`` ("train", "dev", "test") under one protocol, and
-    writes config.yaml, results.csv / .md and the plots into ``args.out``. ``notes`` describe the data."""
+    writes config.yaml, results.csv / .md and the plots into ``args.out`` (rank 0 under torchrun). ``notes``
+    describe the data."""
     training = training_config(config, args)
     names = selected_models(config, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False))
-    print(f"{training.epochs} epochs, batch {training.batch_size}, lr {training.lr}, loss {training.loss}, "
-          f"device {training.device}; samples: train {len(sets['train'])}, dev {len(sets['dev'])}, "
-          f"test {len(sets['test'])}; inputs {list(sets['train'].tensors[0].shape[1:])}")  # fmt: skip
+    if distributed.is_main_process():
+        (out / "config.yaml").write_text(yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False))
+    distributed.print_once(f"{training.epochs} epochs, batch {training.batch_size}, lr {training.lr}, loss "
+                           f"{training.loss}, device {training.device}; samples: train {len(sets['train'])}, dev "
+                           f"{len(sets['dev'])}, test {len(sets['test'])}; inputs "
+                           f"{list(sets['train'].tensors[0].shape[1:])}")  # fmt: skip
     rows, histories = [], {}
     for name in names:
         model_config = {**config["models"][name], "input_shape": input_shape}
         row, history = train_and_measure(name, model_config, training, sets, out, resume=args.resume,
                                          backend=args.backend, metadata={"data": config["data"]})  # fmt: skip
-        print(f"{name}: test accuracy {row['test_accuracy']:.4f} (best dev epoch {row['best_epoch']}), "
-              f"{row['train_seconds']:.0f} s")  # fmt: skip
+        distributed.print_once(f"{name}: test accuracy {row['test_accuracy']:.4f} (best dev epoch "
+                               f"{row['best_epoch']}), {row['train_seconds']:.0f} s")  # fmt: skip
         rows.append(row)
         histories[name] = history
     notes = [
@@ -240,6 +250,8 @@ def run_comparison(
         "input event / spike rate (He et al.'s SNN only), mean_spike_rate = mean rate at the inputs of the "
         "hidden-to-output layers; saved_activations_mb = what autograd keeps for the backward of one batch",
     ]
+    if not distributed.is_main_process():
+        return rows
     write_results(rows, histories, out, title=title, notes=notes)
     print(markdown_table(rows))
     print(f"written: {out / 'results.csv'}, {out / 'results.md'}, {out / 'accuracy_curves.png'}, "

@@ -9,6 +9,9 @@
   scheduler, RNG states, epoch and history, and the shuffling of epoch e depends only on (seed, e), so
   ``fit(..., resume=True)`` reproduces an uninterrupted run exactly.
 - Mixed precision on CUDA (``amp="bf16"`` or ``"fp16"``, autocast; fp16 with a gradient scaler).
+- Data parallel when launched by ``torchrun`` (:mod:`snn_cuda.distributed`): each process trains a
+  DistributedDataParallel replica on its shard of every global batch, metrics are summed over all processes, and
+  only rank 0 prints progress and writes metrics and checkpoints.
 
 Datasets yield ``(x: [T, *input_shape], label: int)`` (or a ``[T, F]`` target sequence for "sequence_mse");
 batches are made time-major, ``x: [T, B, *input_shape]``, before the model sees them.
@@ -31,6 +34,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from . import distributed
 from .models import SequenceModel, apply_readout, build_model
 
 LOSSES = ("mse", "ce", "sequence_mse")
@@ -45,8 +49,10 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Training settings (YAML-friendly). ``lr_step_epochs``: multiply the learning rate by ``lr_gamma`` every so
-    many epochs (None: constant). ``max_batches``: cap on batches per epoch and per evaluation (smoke runs)."""
+    """Training settings (YAML-friendly). ``batch_size``: the global batch, split evenly over the processes of a
+    data-parallel run (so the protocol does not depend on how many there are). ``lr_step_epochs``: multiply the
+    learning rate by ``lr_gamma`` every so many epochs (None: constant). ``max_batches``: cap on batches per epoch
+    and per evaluation (smoke runs)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -153,7 +159,11 @@ def _rng_state() -> dict:
     }
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(states: list[dict] | dict) -> None:
+    """Restores this rank's RNG states from a checkpoint's per-rank list (a dict: one process, older checkpoints).
+    A run resumed on more processes than it was saved from continues the extra ranks from rank 0's stream."""
+    states = [states] if isinstance(states, dict) else states
+    state = states[distributed.rank()] if distributed.rank() < len(states) else states[0]
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -167,7 +177,8 @@ class Trainer:
     (YAML-like values) is stored in every checkpoint.
 
     ``fit(train_set, dev_set)`` trains (or resumes), ``evaluate(dataset)`` measures loss, accuracy and
-    throughput, ``test(test_set)`` evaluates the best dev checkpoint.
+    throughput, ``test(test_set)`` evaluates the best dev checkpoint. Under ``torchrun`` every process creates its
+    Trainer and calls the same methods; the results are global (all processes' samples).
     """
 
     def __init__(
@@ -175,8 +186,15 @@ class Trainer:
         metadata: dict | None = None,
     ) -> None:  # fmt: skip
         self.config = config
-        self.device = torch.device(config.device)
+        self.device = distributed.rank_device(config.device)
         self.model = model.to(self.device)
+        self.world_size = distributed.world_size()
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the number of "
+                             f"processes, {self.world_size}")  # fmt: skip
+        # what batches go through: the model, or its DDP replica whose backward averages gradients over the ranks
+        self.replica = distributed.data_parallel(self.model, self.device)
+        self.is_main_process = distributed.is_main_process()
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -195,10 +213,23 @@ class Trainer:
         # An explicit generator: shuffling depends only on (seed, epoch), and creating the loader never draws
         # from the global RNG (which dropout uses), so resumed and uninterrupted runs see the same numbers.
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + (shuffle_epoch or 0))
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=self.config.batch_size, shuffle=shuffle_epoch is not None, generator=generator,
-            pin_memory=self.device.type == "cuda",
-        )  # fmt: skip
+        options = dict(batch_size=self.config.batch_size // self.world_size, generator=generator,
+                       pin_memory=self.device.type == "cuda")  # fmt: skip
+        if self.world_size == 1:
+            return torch.utils.data.DataLoader(dataset, shuffle=shuffle_epoch is not None, **options)
+        if shuffle_epoch is None:
+            # Every sample exactly once, so the summed metrics are those of one process: rank r takes samples
+            # r, r + W, r + 2W ..., so local batch k of all ranks together is the single-process batch k (and
+            # preserved states are reset at the same batches). Ranks may see unequal numbers of batches: an
+            # evaluation has no collective operation per batch.
+            sampler = range(distributed.rank(), len(dataset), self.world_size)
+        else:
+            # Every rank must take the same number of steps (each backward all-reduces the gradients), so
+            # DistributedSampler pads the shards to equal length by repeating up to W - 1 samples (counted in
+            # the training metrics). Its shuffling depends only on (seed, epoch), as resuming needs.
+            sampler = torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=self.config.seed)
+            sampler.set_epoch(shuffle_epoch)
+        return torch.utils.data.DataLoader(dataset, sampler=sampler, **options)
 
     def _autocast(self):
         if self.config.amp is None:
@@ -206,12 +237,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.config.amp])
 
     def _run(self, dataset, *, train: bool, desc: str) -> dict:
-        """One pass over ``dataset``: loss, accuracy (classification) and samples per second."""
-        self.model.train(train)
+        """One pass over ``dataset``: loss, accuracy (classification) and samples per second, over all ranks."""
+        self.replica.train(train)
+        model = self.replica if train else self.model  # an evaluation has no gradients to all-reduce
         loader = self._loader(dataset, shuffle_epoch=self.epoch if train else None)
         total_loss, correct, seen, seconds, size = 0.0, 0, 0, 0.0, 0
         batches = len(loader) if self.config.max_batches is None else min(len(loader), self.config.max_batches)
-        bar = tqdm(loader, total=batches, desc=desc, disable=not self.config.progress, leave=False)
+        bar = tqdm(loader, total=batches, desc=desc, disable=not (self.config.progress and self.is_main_process),
+                   leave=False)  # fmt: skip
         # Layers with preserved initial states carry them across the batches of one pass, never across passes
         # or into a batch of another size.
         self.model.reset_state()
@@ -224,7 +257,7 @@ class Trainer:
                     self.model.reset_state()
                 start = time.perf_counter()
                 with self._autocast():
-                    outputs = self.model(x)
+                    outputs = model(x)
                 loss, scores = compute_loss(outputs, target, self.model.readout, self.config.loss)
                 if train:
                     self.optimizer.zero_grad(set_to_none=True)
@@ -245,6 +278,8 @@ class Trainer:
                     correct += (scores.argmax(-1) == target).sum().item()
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
                                 samples_s=f"{seen / max(seconds, 1e-9):.0f}")  # fmt: skip
+        total_loss, correct, seen = distributed.sum_over_ranks([total_loss, correct, seen])
+        seconds = distributed.max_over_ranks(seconds)  # the ranks run side by side: the slowest sets the pace
         if seen == 0:
             raise ValueError(f"{desc}: the dataset gave no batch")
         accuracy = correct / seen if self.config.loss != "sequence_mse" else float("nan")
@@ -256,16 +291,17 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------------
 
-    def _checkpoint(self, *, full: bool) -> dict:
+    def _checkpoint(self, *, rng_states: list[dict] | None = None) -> dict:
+        """The model's weights; with the RNG states of all ranks, also everything else resuming needs."""
         checkpoint = {
             "format": CHECKPOINT_FORMAT, "name": self.name, "model_config": self.model.config,
             "model": self.model.state_dict(), "epoch": self.epoch, "train_config": dataclasses.asdict(self.config),
             "metadata": self.metadata,
         }  # fmt: skip
-        if full:
+        if rng_states is not None:
             checkpoint |= {
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None, "rng": _rng_state(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None, "rng": rng_states,
                 "history": self.history, "best": self.best,
             }  # fmt: skip
         return checkpoint
@@ -307,7 +343,9 @@ class Trainer:
         if resume and last.exists():
             self._restore(last)
         else:
-            seed_everything(self.config.seed)
+            # one random stream per rank (independent dropout masks for the samples of different shards); rank 0's
+            # is that of a single process
+            seed_everything(self.config.seed + distributed.rank())
         while self.epoch < self.config.epochs:
             lr = self.optimizer.param_groups[0]["lr"]
             train = self._run(train_set, train=True, desc=f"{self.name} epoch {self.epoch + 1}/{self.config.epochs}")
@@ -317,11 +355,16 @@ class Trainer:
             row = {"epoch": self.epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
                    **{f"dev_{k}": v for k, v in dev.items()}}  # fmt: skip
             self.history.append(row)
-            if self._improved(dev):
+            improved = self._improved(dev)  # the same on every rank: the metrics are global
+            if improved:
                 self.best = {"epoch": self.epoch, "loss": dev["loss"], "accuracy": dev["accuracy"]}
-                _atomic_save(self._checkpoint(full=False), self.out_dir / BEST_CHECKPOINT)
-            _atomic_save(self._checkpoint(full=True), last)
-            self._write_metrics()
+            rng_states = distributed.gather_objects(_rng_state())
+            if self.is_main_process:
+                if improved:
+                    _atomic_save(self._checkpoint(), self.out_dir / BEST_CHECKPOINT)
+                _atomic_save(self._checkpoint(rng_states=rng_states), last)
+                self._write_metrics()
+            distributed.barrier()  # no rank reads the checkpoints (test(), a resume) before rank 0 has written them
             if on_epoch is not None:
                 on_epoch(row)
         return self.history

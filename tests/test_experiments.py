@@ -1,4 +1,5 @@
-"""The experiment drivers end to end in their smoke settings, and the complexity benchmark's JSON."""
+"""The experiment drivers end to end in their smoke settings, the complexity benchmark's JSON, and the rows of the
+timestep-scaling benchmark at tiny sizes."""
 
 from __future__ import annotations
 
@@ -115,3 +116,40 @@ def test_complexity_benchmark_json():
     assert costs["he_lstm_nmnist"]["macs_per_step"] == 4 * ((2312 + 512) * 512 + 1024 * 512) + 512 * 10
     assert costs["he_fc_snn_gesture"]["macs_per_step"] == 0 < costs["he_fc_snn_gesture"]["acs_per_step"]
     assert set(PRESETS) >= set(costs)
+
+
+def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
+    inputs, hidden = 6, 4
+    command = [sys.executable, str(ROOT / "benchmarks" / "timestep_scaling.py"), "--T", "2", "3", "--repeats", "1",
+               "--batch", "2", "--neurons", "8", "--inputs", str(inputs), "--hidden", str(hidden), "--copy-mb", "1",
+               "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    stem = tmp_path / "timestep_scaling_cpu_float32"
+    rows = read_rows(stem.with_suffix(".csv"))
+    implementations = {(row["op"], row["impl"]) for row in rows}
+    spiking = ("lif", "iir", "snn_layer", "iir_layer")
+    assert implementations == {(op, impl) for op in spiking for impl in ("fused", "reference")} | {
+        ("rnn", "torch.nn"), ("lstm", "torch.nn")}  # fmt: skip
+    for op, impl in implementations:
+        timed = {(row["T"], row["phase"]) for row in rows if (row["op"], row["impl"]) == (op, impl)}
+        assert timed == {(T, phase) for T in ("2", "3") for phase in ("fwd", "bwd", "fwd_bwd")}, (op, impl)
+    assert all(float(row["median_ms"]) > 0 for row in rows)
+    # ops: bytes and bandwidth, no layer cost; layers: parameters and operations per step (events in: ACs)
+    ops = [row for row in rows if row["op"] in ("lif", "iir")]
+    assert all(row["GBps"] and not row["params"] for row in ops)
+    assert all(row["fraction_of_copy_bw"] and row["speedup_vs_reference"] for row in ops if row["impl"] == "fused")
+    layers = {row["op"]: row for row in rows if row["op"] not in ("lif", "iir")}
+    assert all(not row["GBps"] and row["inputs"] == str(inputs) and row["neurons"] == str(hidden)
+               for row in layers.values())  # fmt: skip
+    linear, filters = inputs * hidden, 3 * inputs
+    assert {op: int(row["params"]) for op, row in layers.items()} == {
+        "snn_layer": linear + hidden, "iir_layer": linear + hidden + filters,
+        "rnn": (inputs + hidden) * hidden + 2 * hidden, "lstm": 4 * (inputs + hidden) * hidden + 8 * hidden,
+    }  # fmt: skip
+    assert {op: float(row["macs_per_step"]) for op, row in layers.items()} == {
+        "snn_layer": 0, "iir_layer": linear + filters, "rnn": (inputs + hidden) * hidden,
+        "lstm": 4 * (inputs + hidden) * hidden,
+    }  # fmt: skip
+    assert float(layers["snn_layer"]["acs_per_step"]) > 0
+    assert "load_average_1_5_15_min" in stem.with_suffix(".md").read_text()
+    assert stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
