@@ -3,6 +3,7 @@ registration checks (opcheck, torch.compile) and argument errors."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
@@ -234,10 +235,38 @@ def test_opcheck_backward(device):
     x = torch.rand(5, 2, 3, device=device)
     h = torch.rand(5, 2, 3, device=device) * 2
     alpha, theta = torch.full((2, 3), 0.5, device=device), torch.full((2, 3), 0.8, device=device)
-    for param_grads in (False, True):
-        args = (torch.randn_like(x), torch.randn_like(alpha), None, h, alpha, theta, torch.rand_like(alpha),
-                "hard", 0.0, None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
+    # from the saved h everywhere; from x (h recomputed) on the CPU
+    saved = [(h, None)] + ([(None, x)] if device == "cpu" else [])
+    for (h_saved, x_saved), param_grads in itertools.product(saved, (False, True)):
+        args = (torch.randn_like(x), torch.randn_like(alpha), None, h_saved, x_saved, alpha, theta,
+                torch.rand_like(alpha), None, "hard", 0.0, None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.lif_bwd.default, args)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft", "none"])
+@pytest.mark.parametrize("gamma", [None, 0.8])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T", [1, 7, 300])
+def test_cpu_backward_recompute_equals_saved_h(gen, reset, gamma, dtype, T):
+    """The CPU backward from x (h recomputed per block in cache) gives bit for bit the gradients of the backward
+    from the h the forward stored: the recompute runs the same steps. N spans several recompute blocks and a
+    partial one (at T = 300 a block is 192 float32 or 64 float64 neurons)."""
+    N = 700
+    x = (torch.rand(T, N, generator=gen, dtype=dtype) * 1.5).contiguous()
+    acc = dict(dtype=dtype)
+    alpha = torch.rand(N, generator=gen, **acc) * 0.5 + 0.4
+    theta = torch.rand(N, generator=gen, **acc) * 0.5 + 0.5
+    v0 = torch.rand(N, generator=gen, dtype=dtype)
+    r0 = torch.rand(N, generator=gen, dtype=dtype) if gamma is not None else None
+    config = (reset, 0.1, gamma, 0.7, False, "atan", 2.0)
+    h = torch.ops.snn_cuda.lif_fwd(x, alpha, theta, v0, r0, *config, True)[3]
+    grad_spikes, grad_v, grad_r = torch.randn_like(x), torch.randn_like(v0), torch.randn_like(v0)
+    for param_grads in (False, True):
+        common = (alpha, theta, v0, r0, *config, param_grads)
+        from_h = torch.ops.snn_cuda.lif_bwd(grad_spikes, grad_v, grad_r, h, None, *common)
+        from_x = torch.ops.snn_cuda.lif_bwd(grad_spikes, grad_v, grad_r, None, x, *common)
+        for a, b in zip(from_h, from_x, strict=True):
+            assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("device", DEVICES)

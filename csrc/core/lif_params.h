@@ -35,7 +35,7 @@ struct LifBackwardArgs {
   const scalar_t* grad_spikes;  // [T, N]
   const scalar_t* grad_v_last;  // [N] or null (zeros)
   const scalar_t* grad_r_last;  // [N] or null (zeros)
-  const scalar_t* h;            // [T, N], saved by the forward
+  const scalar_t* h;            // [T, N] saved by the forward, or null: recomputed from x, v0, r0 (CPU)
   const acc_t* alpha;           // [N]
   const acc_t* theta;           // [N]
   const scalar_t* v0;           // [N] or null (zeros)
@@ -44,6 +44,8 @@ struct LifBackwardArgs {
   scalar_t* grad_r0;            // [N]
   acc_t* grad_alpha;            // [N] or null: per-neuron sums over t
   acc_t* grad_theta;            // [N] or null
+  const scalar_t* x;            // [T, N], read only when h is null
+  const scalar_t* r0;           // [N] or null (zeros), read only when h is null
 };
 
 }  // namespace snn

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "../core/lif_params.h"
 #include "common.h"
@@ -28,36 +29,54 @@ inline LifConfig<acc_t> fixed_config(const LifConfig<acc_t>& runtime) {
   return c;
 }
 
+// Initial state of neurons [b, b + len) into the block arrays v, r (zeros where v0 / r0 are null).
+template <typename scalar_t, typename acc_t, bool kTrace>
+SNN_ALWAYS_INLINE inline void load_initial_state(const scalar_t* v0, const scalar_t* r0, int64_t b, int64_t len,
+                                                 acc_t* v, acc_t* r) {
+  for (int64_t i = 0; i < len; ++i) {
+    v[i] = v0 ? to_acc<acc_t>(v0[b + i]) : acc_t(0);
+    r[i] = (kTrace && r0) ? to_acc<acc_t>(r0[b + i]) : acc_t(0);
+  }
+}
+
+// The recurrence over all T steps for one block of len neurons: x rows at x + t * N; spikes (if kStoreS) at
+// s_out + t * N; h (if kStoreH) at h_out + t * h_stride. v and r hold the state in and out. The forward op
+// stores spikes (and h when a backward will read it); the backward's recompute stores only h, into a scratch
+// block, so both run literally the same steps and the recomputed h equals the forward's bit for bit.
+template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreS, bool kStoreH>
+SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64_t T, int64_t N, int64_t len,
+                                                const scalar_t* x_block, scalar_t* s_out, scalar_t* h_out,
+                                                int64_t h_stride, const acc_t* alpha, const acc_t* theta, acc_t* v,
+                                                acc_t* r) {
+  for (int64_t t = 0; t < T; ++t) {
+    const scalar_t* SNN_RESTRICT x = x_block + t * N;
+    scalar_t* SNN_RESTRICT s_row = kStoreS ? s_out + t * N : nullptr;
+    scalar_t* SNN_RESTRICT h_row = kStoreH ? h_out + t * h_stride : nullptr;
+#pragma GCC ivdep
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), kTrace ? r[i] : acc_t(0));
+      // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
+      const scalar_t h_stored = from_acc<scalar_t>(h);
+      const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta[i]);
+      if (kStoreH) h_row[i] = h_stored;
+      if (kStoreS) s_row[i] = from_acc<scalar_t>(s);
+      v[i] = lif_reset(c, h, s, theta[i]);
+      if (kTrace) r[i] = lif_trace(c, r[i], s);
+    }
+  }
+}
+
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreH>
 SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
   const LifConfig<acc_t> c =
       fixed_config<acc_t, kReset, kTrace, false, Surrogate::atan>(a.config);
   const int64_t N = a.N;
-  acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
+  acc_t v[kBlock], r[kBlock];
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
     const int64_t len = std::min(kBlock, n_end - b);
-    for (int64_t i = 0; i < len; ++i) {
-      v[i] = a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0);
-      r[i] = (kTrace && a.r0) ? to_acc<acc_t>(a.r0[b + i]) : acc_t(0);
-      alpha[i] = a.alpha[b + i];
-      theta[i] = a.theta[b + i];
-    }
-    for (int64_t t = 0; t < a.T; ++t) {
-      const scalar_t* SNN_RESTRICT x = a.x + t * N + b;
-      scalar_t* SNN_RESTRICT s_out = a.spikes + t * N + b;
-      scalar_t* SNN_RESTRICT h_out = kStoreH ? a.h + t * N + b : nullptr;
-#pragma GCC ivdep
-      for (int64_t i = 0; i < len; ++i) {
-        const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), kTrace ? r[i] : acc_t(0));
-        // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
-        const scalar_t h_stored = from_acc<scalar_t>(h);
-        const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta[i]);
-        if (kStoreH) h_out[i] = h_stored;
-        s_out[i] = from_acc<scalar_t>(s);
-        v[i] = lif_reset(c, h, s, theta[i]);
-        if (kTrace) r[i] = lif_trace(c, r[i], s);
-      }
-    }
+    load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, v, r);
+    lif_forward_steps<scalar_t, acc_t, kReset, kTrace, true, kStoreH>(
+        c, a.T, N, len, a.x + b, a.spikes + b, kStoreH ? a.h + b : nullptr, N, a.alpha + b, a.theta + b, v, r);
     for (int64_t i = 0; i < len; ++i) {
       a.v_last[b + i] = from_acc<scalar_t>(v[i]);
       a.r_last[b + i] = from_acc<scalar_t>(r[i]);
@@ -65,30 +84,50 @@ SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scala
   }
 }
 
+// Neurons per block when the backward recomputes h: the scratch block [T, len] must stay in L2 between the
+// recompute and the reverse sweep that reads it (at T = 64, float32: 1024 neurons, 256 KiB).
+template <typename scalar_t>
+inline int64_t recompute_block(int64_t T) {
+  constexpr int64_t kScratchBytes = 256 * 1024;
+  const int64_t fit = kScratchBytes / static_cast<int64_t>(sizeof(scalar_t)) / std::max<int64_t>(T, 1);
+  return std::clamp(fit / kAlign * kAlign, kAlign, kBlock);
+}
+
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate,
-          bool kParamGrads>
+          bool kParamGrads, bool kRecompute>
 SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kDetach, kSurrogate>(a.config);
   const int64_t N = a.N;
-  acc_t gv[kBlock], gr[kBlock], alpha[kBlock], theta[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock];
-  for (int64_t b = n_begin; b < n_end; b += kBlock) {
-    const int64_t len = std::min(kBlock, n_end - b);
+  acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock];
+  // Without a saved h, each block first runs the forward again into this scratch block (see recompute_block).
+  const int64_t block = kRecompute ? recompute_block<scalar_t>(a.T) : kBlock;
+  std::vector<scalar_t> scratch(kRecompute ? a.T * block : 0);
+  const int64_t h_stride = kRecompute ? block : N;
+  for (int64_t b = n_begin; b < n_end; b += block) {
+    const int64_t len = std::min(block, n_end - b);
+    const acc_t* SNN_RESTRICT alpha = a.alpha + b;
+    const acc_t* SNN_RESTRICT theta = a.theta + b;
+    const scalar_t* h_block = kRecompute ? scratch.data() : a.h + b;
+    if (kRecompute) {
+      // gv and gr serve as the forward's v and r here; they are set for the backward just below.
+      load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, gv, gr);
+      lif_forward_steps<scalar_t, acc_t, kReset, kTrace, false, true>(c, a.T, N, len, a.x + b, nullptr,
+                                                                      scratch.data(), block, alpha, theta, gv, gr);
+    }
     for (int64_t i = 0; i < len; ++i) {
       gv[i] = a.grad_v_last ? to_acc<acc_t>(a.grad_v_last[b + i]) : acc_t(0);
       gr[i] = (kTrace && a.grad_r_last) ? to_acc<acc_t>(a.grad_r_last[b + i]) : acc_t(0);
-      alpha[i] = a.alpha[b + i];
-      theta[i] = a.theta[b + i];
       galpha[i] = acc_t(0);
       gtheta[i] = acc_t(0);
     }
     for (int64_t t = a.T - 1; t >= 0; --t) {
       const scalar_t* SNN_RESTRICT gs_in = a.grad_spikes + t * N + b;
-      const scalar_t* SNN_RESTRICT h_row = a.h + t * N + b;
+      const scalar_t* SNN_RESTRICT h_row = h_block + t * h_stride;
       scalar_t* SNN_RESTRICT gx_out = a.grad_x + t * N + b;
       if (kParamGrads) {
         // v[t-1] for the alpha gradient, in its own loop so the main loop below has no branches.
         if (t > 0) {
-          const scalar_t* SNN_RESTRICT h_prev_row = a.h + (t - 1) * N + b;
+          const scalar_t* SNN_RESTRICT h_prev_row = h_block + (t - 1) * h_stride;
           for (int64_t i = 0; i < len; ++i) v_prev[i] = lif_state_from_h(c, to_acc<acc_t>(h_prev_row[i]), theta[i]);
         } else {
           for (int64_t i = 0; i < len; ++i) v_prev[i] = a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0);
@@ -161,7 +200,7 @@ void lif_forward_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin
 }
 
 // Backward over neurons [n_begin, n_end), compiled for `isa`; alpha and theta gradients are written when
-// grad_alpha is non-null.
+// grad_alpha is non-null. With a.h null, h is recomputed from x, v0 and r0.
 template <typename scalar_t, typename acc_t>
 void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
                         CpuIsa isa = best_supported_isa()) {
@@ -170,10 +209,13 @@ void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
       dispatch_bool(a.config.detach_reset, [&](auto detach) {
         dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
           dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
-            run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
-              lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
-                                       decltype(detach)::value, decltype(surrogate)::value,
-                                       decltype(param_grads)::value>(a, n_begin, n_end);
+            dispatch_bool(a.h == nullptr, [&](auto recompute) {
+              run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
+                lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
+                                         decltype(detach)::value, decltype(surrogate)::value,
+                                         decltype(param_grads)::value, decltype(recompute)::value>(a, n_begin,
+                                                                                                   n_end);
+              });
             });
           });
         });

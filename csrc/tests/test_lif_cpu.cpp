@@ -81,10 +81,26 @@ int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn:
   std::vector<double> gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
   snn::LifBackwardArgs<double, double> ba{T, N, c, p.gs.data(), p.gv_last.data(), p.gr_last.data(), h.data(),
                                           p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(), gv0.data(),
-                                          gr0.data(), galpha.data(), gtheta.data()};
+                                          gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr};
   snn::cpu::lif_backward_range(ba, 0, N, isa);
 
   const int before = snn_test::failures();
+  // Without h the backward recomputes it from x, v0, r0 (in blocks of recompute_block(T) neurons): every
+  // gradient must be bit for bit the one computed from the stored h.
+  std::vector<double> rx(T * N), rv0(N), rr0(N), ralpha(N), rtheta(N);
+  snn::LifBackwardArgs<double, double> rb = ba;
+  rb.h = nullptr;
+  rb.x = p.x.data();
+  rb.r0 = p.r0.data();
+  rb.grad_x = rx.data();
+  rb.grad_v0 = rv0.data();
+  rb.grad_r0 = rr0.data();
+  rb.grad_alpha = ralpha.data();
+  rb.grad_theta = rtheta.data();
+  snn::cpu::lif_backward_range(rb, 0, N / 3, isa);
+  snn::cpu::lif_backward_range(rb, N / 3, N, isa);
+  CHECK(rx == gx && rv0 == gv0 && rr0 == gr0 && ralpha == galpha && rtheta == gtheta);
+
   for (int64_t n = 0; n < N && snn_test::failures() == before; ++n) {
     snn_test::NaiveLif naive{c, p.alpha[n], p.theta[n]};
     std::vector<double> x(T), gs(T);

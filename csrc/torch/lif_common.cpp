@@ -49,32 +49,41 @@ LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alp
 }
 
 LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
-                                        const std::optional<at::Tensor>& grad_r_last, const at::Tensor& h,
+                                        const std::optional<at::Tensor>& grad_r_last,
+                                        const std::optional<at::Tensor>& h, const std::optional<at::Tensor>& x,
                                         const at::Tensor& alpha, const at::Tensor& theta,
-                                        const std::optional<at::Tensor>& v0, bool param_grads) {
-  TORCH_CHECK(h.dim() >= 1 && h.size(0) > 0, "h must have shape [T, ...] with T > 0, got ", h.sizes());
-  check_same_device_dtype(grad_spikes, h, "grad_spikes", "h");
-  TORCH_CHECK(grad_spikes.sizes() == h.sizes(), "grad_spikes must have the shape of h ", h.sizes(), ", got ",
-              grad_spikes.sizes());
-  const auto state_shape = h.sizes().slice(1);
-  const auto acc = compute_dtype(h.scalar_type());
-  check_per_element(alpha, h, state_shape, acc, "alpha");
-  check_per_element(theta, h, state_shape, acc, "theta");
+                                        const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
+                                        bool has_trace, bool param_grads) {
+  TORCH_CHECK(h.has_value() != x.has_value(), "give exactly one of h (saved by the forward) and x (to recompute h)");
+  const at::Tensor& saved = h.has_value() ? *h : *x;
+  const char* saved_name = h.has_value() ? "h" : "x";
+  TORCH_CHECK(saved.dim() >= 1 && saved.size(0) > 0, saved_name, " must have shape [T, ...] with T > 0, got ",
+              saved.sizes());
+  check_same_device_dtype(grad_spikes, saved, "grad_spikes", saved_name);
+  TORCH_CHECK(grad_spikes.sizes() == saved.sizes(), "grad_spikes must have the shape of ", saved_name, " ",
+              saved.sizes(), ", got ", grad_spikes.sizes());
+  TORCH_CHECK(has_trace || !r0.has_value(), "r0 is given but gamma is None: the reset trace is off");
+  const auto state_shape = saved.sizes().slice(1);
+  const auto acc = compute_dtype(saved.scalar_type());
+  check_per_element(alpha, saved, state_shape, acc, "alpha");
+  check_per_element(theta, saved, state_shape, acc, "theta");
 
   LifBackwardTensors p;
-  p.T = h.size(0);
-  p.N = h.numel() / p.T;
+  p.T = saved.size(0);
+  p.N = saved.numel() / p.T;
   p.grad_spikes = grad_spikes.contiguous();
-  p.h = h.contiguous();
+  if (h.has_value()) p.h = h->contiguous();
+  if (x.has_value()) p.x = x->contiguous();
   p.alpha = alpha.contiguous();
   p.theta = theta.contiguous();
-  p.grad_v_last = checked_state(grad_v_last, h, state_shape, "grad_v_last");
-  p.grad_r_last = checked_state(grad_r_last, h, state_shape, "grad_r_last");
-  p.v0 = checked_state(v0, h, state_shape, "v0");
-  p.grad_x = at::empty_like(p.h);
-  p.grad_v0 = at::empty(state_shape, h.options());
-  p.grad_r0 = at::empty(state_shape, h.options());
-  const auto acc_options = h.options().dtype(acc);
+  p.grad_v_last = checked_state(grad_v_last, saved, state_shape, "grad_v_last");
+  p.grad_r_last = checked_state(grad_r_last, saved, state_shape, "grad_r_last");
+  p.v0 = checked_state(v0, saved, state_shape, "v0");
+  p.r0 = checked_state(r0, saved, state_shape, "r0");
+  p.grad_x = at::empty_like(p.grad_spikes);
+  p.grad_v0 = at::empty(state_shape, saved.options());
+  p.grad_r0 = at::empty(state_shape, saved.options());
+  const auto acc_options = saved.options().dtype(acc);
   p.grad_alpha = param_grads ? at::empty(state_shape, acc_options) : at::empty({0}, acc_options);
   p.grad_theta = param_grads ? at::empty(state_shape, acc_options) : at::empty({0}, acc_options);
   return p;

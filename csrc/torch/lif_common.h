@@ -26,8 +26,9 @@ struct LifForwardTensors {
 
 struct LifBackwardTensors {
   int64_t T = 0, N = 0;
-  at::Tensor grad_spikes, h, alpha, theta;  // contiguous
-  std::optional<at::Tensor> grad_v_last, grad_r_last, v0;
+  at::Tensor grad_spikes, alpha, theta;  // contiguous
+  std::optional<at::Tensor> h, x;         // exactly one is given (contiguous)
+  std::optional<at::Tensor> grad_v_last, grad_r_last, v0, r0;
   at::Tensor grad_x, grad_v0, grad_r0, grad_alpha, grad_theta;  // outputs; parameter grads empty unless asked
 };
 
@@ -36,9 +37,11 @@ LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alp
                                       bool has_trace, bool store_h);
 
 LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
-                                        const std::optional<at::Tensor>& grad_r_last, const at::Tensor& h,
+                                        const std::optional<at::Tensor>& grad_r_last,
+                                        const std::optional<at::Tensor>& h, const std::optional<at::Tensor>& x,
                                         const at::Tensor& alpha, const at::Tensor& theta,
-                                        const std::optional<at::Tensor>& v0, bool param_grads);
+                                        const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
+                                        bool has_trace, bool param_grads);
 
 template <typename acc_t>
 LifConfig<acc_t> make_lif_config(const std::string& reset, double v_reset, std::optional<double> gamma, double rho,
@@ -83,7 +86,9 @@ LifBackwardArgs<storage_t, acc_t> lif_backward_args(const LifBackwardTensors& p,
   a.grad_spikes = static_cast<const storage_t*>(p.grad_spikes.data_ptr());
   a.grad_v_last = ptr_or_null<const storage_t>(p.grad_v_last);
   a.grad_r_last = ptr_or_null<const storage_t>(p.grad_r_last);
-  a.h = static_cast<const storage_t*>(p.h.data_ptr());
+  a.h = ptr_or_null<const storage_t>(p.h);
+  a.x = ptr_or_null<const storage_t>(p.x);
+  a.r0 = ptr_or_null<const storage_t>(p.r0);
   a.alpha = static_cast<const acc_t*>(p.alpha.data_ptr());
   a.theta = static_cast<const acc_t*>(p.theta.data_ptr());
   a.v0 = ptr_or_null<const storage_t>(p.v0);

@@ -26,13 +26,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cpu(
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_cpu(
     const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
-    const std::optional<at::Tensor>& grad_r_last, const at::Tensor& h, const at::Tensor& alpha,
-    const at::Tensor& theta, const std::optional<at::Tensor>& v0, std::string reset, double v_reset,
+    const std::optional<at::Tensor>& grad_r_last, const std::optional<at::Tensor>& h,
+    const std::optional<at::Tensor>& x, const at::Tensor& alpha, const at::Tensor& theta,
+    const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0, std::string reset, double v_reset,
     std::optional<double> gamma, double rho, bool detach_reset, std::string surrogate, double surrogate_param,
     bool param_grads) {
   LifBackwardTensors p =
-      prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, param_grads);
-  AT_DISPATCH_FLOATING_TYPES(p.h.scalar_type(), "lif_bwd_cpu", [&] {
+      prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, gamma.has_value(),
+                           param_grads);
+  AT_DISPATCH_FLOATING_TYPES(p.grad_spikes.scalar_type(), "lif_bwd_cpu", [&] {
     const auto config =
         make_lif_config<scalar_t>(reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param);
     const auto args = lif_backward_args<scalar_t, scalar_t>(p, config);

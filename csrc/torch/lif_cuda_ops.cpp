@@ -29,14 +29,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cuda(
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_cuda(
     const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
-    const std::optional<at::Tensor>& grad_r_last, const at::Tensor& h, const at::Tensor& alpha,
-    const at::Tensor& theta, const std::optional<at::Tensor>& v0, std::string reset, double v_reset,
+    const std::optional<at::Tensor>& grad_r_last, const std::optional<at::Tensor>& h,
+    const std::optional<at::Tensor>& x, const at::Tensor& alpha, const at::Tensor& theta,
+    const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0, std::string reset, double v_reset,
     std::optional<double> gamma, double rho, bool detach_reset, std::string surrogate, double surrogate_param,
     bool param_grads) {
-  const c10::cuda::CUDAGuard guard(h.device());
+  const c10::cuda::CUDAGuard guard(grad_spikes.device());
+  // The CUDA backward reads the saved h; recomputing it would need checkpoints of the state (not built).
+  TORCH_CHECK(h.has_value(), "snn_cuda::lif_bwd on CUDA needs h (run lif_fwd with store_h=True)");
   LifBackwardTensors p =
-      prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, param_grads);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.h.scalar_type(), "lif_bwd_cuda", [&] {
+      prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, gamma.has_value(),
+                           param_grads);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.grad_spikes.scalar_type(), "lif_bwd_cuda", [&] {
     using types = CudaTypes<scalar_t>;
     const auto config = make_lif_config<typename types::acc>(reset, v_reset, gamma, rho, detach_reset, surrogate,
                                                               surrogate_param);

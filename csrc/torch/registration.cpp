@@ -6,7 +6,8 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(snn_cuda, m) {
-  // Returns (spikes, v_last, r_last, h); h is the only tensor saved for backward, empty unless store_h.
+  // Returns (spikes, v_last, r_last, h); h is empty unless store_h. The backward needs either h or (on the CPU)
+  // x, v0 and r0 to recompute it.
   // detach_reset and the surrogate only matter to the backward; the forward takes them so that its autograd
   // formula (registered from Python) sees the whole configuration.
   m.def(
@@ -14,10 +15,11 @@ TORCH_LIBRARY(snn_cuda, m) {
       "float? gamma, float rho, bool detach_reset, str surrogate, float surrogate_param, bool store_h) "
       "-> (Tensor, Tensor, Tensor, Tensor)");
   // Returns (grad_x, grad_v0, grad_r0, grad_alpha, grad_theta); the parameter grads are per element (shape of
-  // x[0], float32 or float64) when param_grads, else empty.
+  // x[0], float32 or float64) when param_grads, else empty. Exactly one of h (saved by the forward) and x is
+  // given; with x the kernel recomputes h from x, v0 and r0 (CPU only).
   m.def(
-      "lif_bwd(Tensor grad_spikes, Tensor? grad_v_last, Tensor? grad_r_last, Tensor h, Tensor alpha, "
-      "Tensor theta, Tensor? v0, str reset, float v_reset, float? gamma, float rho, bool detach_reset, "
+      "lif_bwd(Tensor grad_spikes, Tensor? grad_v_last, Tensor? grad_r_last, Tensor? h, Tensor? x, Tensor alpha, "
+      "Tensor theta, Tensor? v0, Tensor? r0, str reset, float v_reset, float? gamma, float rho, bool detach_reset, "
       "str surrogate, float surrogate_param, bool param_grads) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   // The IIR filter p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]. a1, a2, b are per element (shape of x[0], float32 or
   // float64); a2 None is first order. Returns (p, p_last, p_before_last); the backward needs only p and x.

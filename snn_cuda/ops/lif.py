@@ -62,8 +62,12 @@ def lif(
     acc = _backend.compute_dtype(x.dtype)
     alpha_t = _backend.per_element(c.alpha, state_shape, acc, x.device)
     theta_t = _backend.per_element(c.theta, state_shape, acc, x.device)
-    store_h = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, alpha_t, theta_t, c.v0, c.r0)
+    # What the backward reads: on the CPU it recomputes h from x (a fresh [T, N] tensor costs more in page faults
+    # and memory traffic than running the recurrence again in cache); the CUDA kernel reads h saved here.
+    store_h = (
+        x.device.type != "cpu"
+        and torch.is_grad_enabled()
+        and any(t is not None and t.requires_grad for t in (x, alpha_t, theta_t, c.v0, c.r0))
     )
     spikes, v_last, r_last, _ = torch.ops.snn_cuda.lif_fwd(
         x, alpha_t, theta_t, c.v0, c.r0, c.reset, c.v_reset, c.gamma, c.rho, c.detach_reset, c.surrogate,
@@ -80,33 +84,30 @@ def _register() -> None:
         return torch.empty_like(x), state, torch.empty_like(state), h
 
     @torch.library.register_fake("snn_cuda::lif_bwd")
-    def _(grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, reset, v_reset, gamma, rho, detach_reset,
-          surrogate, surrogate_param, param_grads):  # fmt: skip
-        state = h.new_empty(h.shape[1:])
-        param_shape = h.shape[1:] if param_grads else (0,)
+    def _(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
+          detach_reset, surrogate, surrogate_param, param_grads):  # fmt: skip
+        state = grad_spikes.new_empty(grad_spikes.shape[1:])
+        param_shape = grad_spikes.shape[1:] if param_grads else (0,)
         grad_alpha = alpha.new_empty(param_shape)
-        return torch.empty_like(h), state, torch.empty_like(state), grad_alpha, torch.empty_like(grad_alpha)
+        return torch.empty_like(grad_spikes), state, torch.empty_like(state), grad_alpha, torch.empty_like(grad_alpha)
 
     def setup_context(ctx, inputs, output):
-        x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param, _ = inputs
-        # The only [T, N] tensor kept for the backward is h; spikes and v[t-1] are recomputed from it.
-        ctx.save_for_backward(output[3], alpha, theta, v0)
+        x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param = inputs[:12]
+        store_h = inputs[12]
+        # The only [T, N] tensor kept for the backward is h (store_h) or else the input x, from which the kernel
+        # recomputes h; spikes and v[t-1] are recomputed from h.
+        ctx.save_for_backward(output[3] if store_h else None, None if store_h else x, alpha, theta, v0, r0)
         ctx.config = (reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param)
         ctx.has_v0, ctx.has_r0 = v0 is not None, r0 is not None
 
     def backward(ctx, grad_spikes, grad_v_last, grad_r_last, _grad_h):
-        h, alpha, theta, v0 = ctx.saved_tensors
-        if h.numel() == 0:
-            raise RuntimeError(
-                "snn_cuda::lif_fwd ran with store_h=False, so it cannot be differentiated; call snn_cuda.lif, "
-                "which sets store_h when an input requires grad"
-            )
+        h, x, alpha, theta, v0, r0 = ctx.saved_tensors
         reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param = ctx.config
         needs = ctx.needs_input_grad
         if grad_spikes is None:
-            grad_spikes = torch.zeros_like(h)
+            grad_spikes = torch.zeros_like(h if h is not None else x)
         grad_x, grad_v0, grad_r0, grad_alpha, grad_theta = torch.ops.snn_cuda.lif_bwd(
-            grad_spikes, grad_v_last, grad_r_last, h, alpha, theta, v0, reset, v_reset, gamma, rho,
+            grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
             detach_reset, surrogate, surrogate_param, needs[1] or needs[2],
         )  # fmt: skip
         return (
