@@ -4,13 +4,12 @@ to end in its smoke settings."""
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_experiments import load_script, read_rows
 
 import snn_cuda
 from snn_cuda.experiment import RESULT_COLUMNS, load_config
@@ -19,18 +18,6 @@ from snn_cuda.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
-
-
-def load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def read_rows(path: Path) -> list[dict]:
-    with open(path) as file:
-        return list(csv.DictReader(file))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +31,11 @@ def resolution():
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("snn_data")
+def synthetic_data(tmp_path_factory):
+    """The synthetic sets of this module's tests, generated once into a temporary folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SNN_CUDA_DATA", str(tmp_path_factory.mktemp("snn_data")))
+        yield
 
 
 # ---- associative memory -----------------------------------------------------------------------------------
@@ -225,8 +215,7 @@ def test_frame_width_sets_frames_or_span(resolution):
     assert resolution.with_classes("FC11", 10) == "FC10"
 
 
-def test_reframing_at_another_dt_gives_inputs_of_its_shape_and_scale(resolution, data_dir, monkeypatch):
-    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+def test_reframing_at_another_dt_gives_inputs_of_its_shape_and_scale(resolution, synthetic_data):
     data = smoke_data(resolution, "gesture")
     sets = {dt: resolution.framed_sets(resolution.data_at(data, dt), None, False) for dt in (150, 300)}
     side = 128 // data["framing"]["downsample"]
@@ -242,8 +231,7 @@ def test_reframing_at_another_dt_gives_inputs_of_its_shape_and_scale(resolution,
     assert torch.equal(sets[150]["test"].tensors[1], sets[300]["test"].tensors[1])
 
 
-def test_temporal_resolution_smoke_writes_the_matrix(resolution, data_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+def test_temporal_resolution_smoke_writes_the_matrix(resolution, synthetic_data, tmp_path, capsys):
     out = tmp_path / "resolution"
     models = ["snn_lif", "lstm_rate"]
     sweep_rows, rows = resolution.main(["--smoke", "--quiet", "--out", str(out), "--device", "cpu",
@@ -288,8 +276,7 @@ def test_temporal_resolution_smoke_writes_the_matrix(resolution, data_dir, tmp_p
     assert result["accuracy"] == pytest.approx(diagonal["test_accuracy"])
 
 
-def test_temporal_resolution_on_nmnist(resolution, data_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+def test_temporal_resolution_on_nmnist(resolution, synthetic_data, tmp_path):
     out = tmp_path / "nmnist"
     sweep_rows, rows = resolution.main(["--smoke", "--dataset", "nmnist", "--quiet", "--out", str(out),
                                         "--device", "cpu", "--models", "snn_iir"])  # fmt: skip
