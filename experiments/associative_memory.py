@@ -104,11 +104,12 @@ def delayed(spikes: torch.Tensor, delay: int) -> torch.Tensor:
     return shifted
 
 
-def filtered_targets(spikes: torch.Tensor, model_config: dict, delay: int, backend: str) -> torch.Tensor:
+def filtered_targets(spikes: torch.Tensor, model_config: dict, delay: int) -> torch.Tensor:
     """``spikes: [T, ...]`` delayed, then through the model's fixed output filter (normalised dual-exp with the
-    model's tau_m, tau_s): what the filtered output spikes are trained to match."""
+    model's tau_m, tau_s): what the filtered output spikes are trained to match. Computed where the spikes are
+    (on the CPU here, whatever ``--backend`` the model runs with)."""
     a1, a2, b = normalised_dual_exp(model_config["tau_m"], model_config["tau_s"])
-    return iir_filter(delayed(spikes, delay), a1, a2, b, backend=backend)
+    return iir_filter(delayed(spikes, delay), a1, a2, b)
 
 
 class CueDataset(torch.utils.data.Dataset):
@@ -139,15 +140,16 @@ class CueDataset(torch.utils.data.Dataset):
 
 
 def in_memory(dataset: CueDataset) -> torch.utils.data.TensorDataset:
+    """Every cue of ``dataset`` drawn once: the Trainer measures cost on a test batch of these tensors."""
     cues, targets = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
     return torch.utils.data.TensorDataset(torch.stack(cues), torch.stack(targets))
 
 
-def pattern_sets(data: dict, model_config: dict, seed: int, backend: str) -> tuple[np.ndarray, torch.Tensor, dict]:
+def pattern_sets(data: dict, model_config: dict, seed: int) -> tuple[np.ndarray, torch.Tensor, dict]:
     """The stored patterns ``[P, T, neurons]``, their filtered delayed targets ``[P, T, neurons]``, and the
     "train" (generated on access), "dev" and "test" cue sets (in memory)."""
     patterns = random_patterns(data["patterns"], data["steps"], data["neurons"], data["spikes_per_neuron"], seed)
-    targets = filtered_targets(torch.from_numpy(patterns).transpose(0, 1), model_config, data["delay"], backend)
+    targets = filtered_targets(torch.from_numpy(patterns).transpose(0, 1), model_config, data["delay"])
     targets = targets.transpose(0, 1).contiguous()
     options = dict(corruption=data["train_corruption"], seed=seed, jitter_steps=data["jitter_steps"])
     sets = {
@@ -173,7 +175,7 @@ def nearest_is_own(similarity: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def recall_table(model, patterns: np.ndarray, targets: torch.Tensor, data: dict, seed: int, *, device: str,
-                 batch_size: int, backend: str) -> list[dict]:  # fmt: skip
+                 batch_size: int) -> list[dict]:  # fmt: skip
     """One row per corruption kind and level of ``data["recall"]``: how well ``model`` (eval mode) recalls each
     stored pattern from fresh cues (``cues_per_pattern`` of each), next to the cue's own score (module doc)."""
     model.eval().to(device)
@@ -188,7 +190,7 @@ def recall_table(model, patterns: np.ndarray, targets: torch.Tensor, data: dict,
             ])).transpose(0, 1)  # fmt: skip
             outputs = torch.cat([model(cues[:, i : i + batch_size].to(device)).float().cpu()
                                  for i in range(0, cues.shape[1], batch_size)], dim=1)  # fmt: skip
-            filtered_cues = filtered_targets(cues, model.config, data["delay"], backend)
+            filtered_cues = filtered_targets(cues, model.config, data["delay"])
             scores = {"cue": cosines(filtered_cues, targets), "output": cosines(outputs, targets)}
             own = {name: score[torch.arange(len(labels)), labels] for name, score in scores.items()}
             recalled = {name: nearest_is_own(score, labels).float() for name, score in scores.items()}
@@ -248,9 +250,9 @@ def recall_of_checkpoint(path: str, args) -> list[dict]:
     checkpoint = load_checkpoint(path)
     data, seed = checkpoint["metadata"]["data"], checkpoint["metadata"]["seed"]
     model = model_from_checkpoint(path, backend=args.backend)
-    patterns, targets, _ = pattern_sets(data, model.config, seed, args.backend)
+    patterns, targets, _ = pattern_sets(data, model.config, seed)
     rows = recall_table(model, patterns, targets, data, seed, device=args.device,
-                        batch_size=checkpoint["train_config"]["batch_size"], backend=args.backend)  # fmt: skip
+                        batch_size=checkpoint["train_config"]["batch_size"])  # fmt: skip
     print(markdown_table(rows, RECALL_COLUMNS))
     return rows
 
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
     results = {}
     for name in names:
         model_config = model_config_of(config, name, data)
-        patterns, targets, sets = pattern_sets(data, model_config, training.seed, args.backend)
+        patterns, targets, sets = pattern_sets(data, model_config, training.seed)
         print(f"{name}: {len(patterns)} patterns of {data['steps']} steps x {data['neurons']} neurons, "
               f"{patterns.sum() / len(patterns):.0f} spikes each; cues: train {len(sets['train'])}, "
               f"dev {len(sets['dev'])}; {training.epochs} epochs, batch {training.batch_size}")  # fmt: skip
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
                                          backend=args.backend, metadata=metadata)  # fmt: skip
         model = model_from_checkpoint(out / name / "best.pt", backend=args.backend)
         rows = recall_table(model, patterns, targets, data, training.seed, device=args.device,
-                            batch_size=training.batch_size, backend=args.backend)  # fmt: skip
+                            batch_size=training.batch_size)  # fmt: skip
         run_out = out if len(names) == 1 else out / name
         notes = [
             f"model {name}: {model_config['spec']} on {data['neurons']} inputs, tau_m {model_config['tau_m']}, "

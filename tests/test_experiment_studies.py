@@ -97,7 +97,7 @@ def test_target_is_the_pattern_delayed_4_steps_through_the_normalised_filter(mem
     spikes = torch.zeros(30, 4)
     spikes[5, 2] = 1.0
     model_config = {"tau_m": 8.0, "tau_s": 2.0}
-    target = memory.filtered_targets(spikes, model_config, 4, "torch")
+    target = memory.filtered_targets(spikes, model_config, 4)
     a = np.exp(-1 / 8.0)
     c = np.exp(-1 / 2.0)
     scale = snn_cuda.synapse.dual_exp_peak_scale(8.0, 2.0)
@@ -114,14 +114,14 @@ def test_target_is_the_pattern_delayed_4_steps_through_the_normalised_filter(mem
 def test_cue_dataset_pairs_cues_with_their_patterns_targets(memory):
     data = load_config(CONFIGS / "associative_memory_quick.yaml", smoke=True)["data"]
     model_config = {"tau_m": 8.0, "tau_s": 2.0}
-    patterns, targets, sets = memory.pattern_sets(data, model_config, seed=0, backend="torch")
+    patterns, targets, sets = memory.pattern_sets(data, model_config, seed=0)
     assert len(sets["train"]) == data["patterns"] * data["train_copies"]
     assert len(sets["dev"]) == data["patterns"] * data["dev_copies"]
     for index in range(len(sets["train"])):
         cue, target = sets["train"][index]
         assert cue.shape == target.shape == (data["steps"], data["neurons"])
         own = patterns[index % data["patterns"]]
-        expected = memory.filtered_targets(torch.from_numpy(own), model_config, data["delay"], "torch")
+        expected = memory.filtered_targets(torch.from_numpy(own), model_config, data["delay"])
         torch.testing.assert_close(target, expected)
         # a cue is its own pattern, or one corruption of at most max_level of its spikes
         changed = (cue.numpy() != own).sum()
