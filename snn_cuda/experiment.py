@@ -109,16 +109,24 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...] = RESULT_COLUMNS) 
     return "\n".join(lines)
 
 
+def write_table(rows: list[dict], columns: tuple[str, ...], out_dir: Path, *, title: str, notes: list[str],
+                name: str = "results", body: str | None = None) -> None:  # fmt: skip
+    """Writes ``<name>.csv`` (the ``columns`` of ``rows``) and ``<name>.md``: title, notes, then ``body``
+    (default: the same table in markdown), into ``out_dir``."""
+    with open(out_dir / f"{name}.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    notes_text = "".join(f"- {note}\n" for note in notes)
+    body = markdown_table(rows, columns) if body is None else body
+    (out_dir / f"{name}.md").write_text(f"# {title}\n\n{notes_text}\n{body}\n")
+
+
 def write_results(rows: list[dict], histories: dict[str, list[dict]], out_dir: Path, *, title: str,
                   notes: list[str]) -> None:  # fmt: skip
     """Writes ``results.csv``, ``results.md`` (title, notes, table), ``accuracy_curves.png`` and
     ``accuracy_vs_cost.png`` into ``out_dir``."""
-    with open(out_dir / "results.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=RESULT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    notes_text = "".join(f"- {note}\n" for note in notes)
-    (out_dir / "results.md").write_text(f"# {title}\n\n{notes_text}\n{markdown_table(rows)}\n")
+    write_table(rows, RESULT_COLUMNS, out_dir, title=title, notes=notes)
     _plot(rows, histories, out_dir)
 
 
@@ -216,18 +224,33 @@ def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsF
     return result
 
 
-def run_comparison(
-    config: dict, args: argparse.Namespace, sets: dict, *, input_shape: list[int], title: str, notes: list[str],
-) -> list[dict]:  # fmt: skip
-    """Trains every selected model of ``config`` on ``sets`` ("train", "dev", "test") under one protocol, and
-    writes config.yaml, results.csv / .md and the plots into ``args.out`` (rank 0 under torchrun). ``notes``
-    describe the data."""
+def start_run(config: dict, args: argparse.Namespace) -> tuple[TrainConfig, list[str], Path]:
+    """The training settings and model names of a run, and its output folder ``args.out``, created, with the
+    config as run (command-line overrides included) in ``config.yaml`` (written by rank 0 under torchrun)."""
     training = training_config(config, args)
     names = selected_models(config, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if distributed.is_main_process():
         (out / "config.yaml").write_text(yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False))
+    return training, names, out
+
+
+def training_note(training: TrainConfig, args: argparse.Namespace) -> str:
+    """The training protocol in one line, for the notes of a results table."""
+    return (
+        f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}, "
+        f"loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}"
+    )
+
+
+def run_comparison(
+    config: dict, args: argparse.Namespace, sets: dict, *, input_shape: list[int], title: str, notes: list[str],
+) -> list[dict]:  # fmt: skip
+    """Trains every selected model of ``config`` on ``sets`` ("train", "dev", "test") under one protocol, and
+    writes config.yaml, results.csv / .md and the plots into ``args.out`` (rank 0 under torchrun). ``notes``
+    describe the data."""
+    training, names, out = start_run(config, args)
     distributed.print_once(f"{training.epochs} epochs, batch {training.batch_size}, lr {training.lr}, loss "
                            f"{training.loss}, device {training.device}; samples: train {len(sets['train'])}, dev "
                            f"{len(sets['dev'])}, test {len(sets['test'])}; inputs "
@@ -244,8 +267,7 @@ def run_comparison(
     notes = [
         *notes,
         f"train {len(sets['train'])}, dev {len(sets['dev'])}, test {len(sets['test'])} samples",
-        f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}, "
-        f"loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}",
+        training_note(training, args),
         "test accuracy of the best dev epoch; operations per sample and time step; AC counted from the measured "
         "input event / spike rate (He et al.'s SNN only), mean_spike_rate = mean rate at the inputs of the "
         "hidden-to-output layers; saved_activations_mb = what autograd keeps for the backward of one batch",

@@ -97,6 +97,8 @@ def test_configs_build_their_models(name):
     from snn_cuda.models import build_model
 
     config = load_config(ROOT / "experiments" / "configs" / name)
+    if "framing" not in config.get("data", {}):
+        pytest.skip("not a framed-events comparison config (tests/test_experiment_studies.py builds its models)")
     side = 128 // config["data"]["framing"]["downsample"]
     for model_config in config["models"].values():
         assert build_model({**model_config, "input_shape": [2, side, side]}).config["spec"] == model_config["spec"]
