@@ -93,12 +93,16 @@ def test_conv_comparison_config_runs(gesture, data_dir, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments" / "configs").glob("*.yaml")))
 def test_configs_build_their_models(name):
+    from snn_cuda.experiment import model_settings
     from snn_cuda.models import build_model
 
+    # configs/<driver>_<settings>.yaml belongs to experiments/<driver>.py, which knows the shape of its inputs
+    driver = load_script(ROOT / "experiments" / f"{name.split('_')[0]}.py")
     config = load_config(ROOT / "experiments" / "configs" / name)
-    side = 128 // config["data"]["framing"]["downsample"]
-    for model_config in config["models"].values():
-        assert build_model({**model_config, "input_shape": [2, side, side]}).config["spec"] == model_config["spec"]
+    for model_name in config["models"]:
+        model_config, data = model_settings(config, model_name)
+        model = build_model({**model_config, "input_shape": driver.input_shape(data)})
+        assert model.config["spec"] == model_config["spec"]
 
 
 def test_complexity_benchmark_json():
