@@ -16,20 +16,11 @@ accuracy_vs_cost.png, config.yaml, and per model metrics.csv, last.pt and best.p
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from snn_cuda import distributed
 from snn_cuda.data import DVSGesture, Framing, synthetic_gesture
-from snn_cuda.experiment import (
-    driver_parser,
-    evaluate_checkpoint,
-    load_config,
-    materialize,
-    run_comparison,
-    show_progress,
-)
+from snn_cuda.experiment import materialize_splits, run_driver
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "gesture_quick.yaml"
 SENSOR = 128
@@ -38,14 +29,10 @@ CLASSES = 11
 
 def gesture_datasets(data: dict, data_root: str | None, progress: bool) -> dict:
     """Train / dev / test sets of frames ``[T, 2, H, W]`` in memory, from ``data_root`` or the synthetic set."""
-    # Generating the synthetic set and caching parsed trials write shared folders: under torchrun one process
-    # does it, then the others read what it wrote.
-    with distributed.main_process_first():
-        root = data_root or synthetic_gesture(**data.get("synthetic", {}), progress=progress)
-        framing = Framing(**data["framing"])
-        options = dict(framing=framing, dev_fraction=data.get("dev_fraction", 128 / 1056), progress=progress)
-        return {split: materialize(DVSGesture(root, split, **options), desc=f"framing {split}", progress=progress)
-                for split in ("train", "dev", "test")}  # fmt: skip
+    root = data_root if data_root is not None else synthetic_gesture(**data.get("synthetic", {}), progress=progress)
+    framing = Framing(**data["framing"])
+    options = dict(framing=framing, dev_fraction=data.get("dev_fraction", 128 / 1056), progress=progress)
+    return materialize_splits(lambda split: DVSGesture(root, split, **options), desc="framing", progress=progress)
 
 
 def input_shape(data: dict) -> list[int]:
@@ -53,23 +40,16 @@ def input_shape(data: dict) -> list[int]:
     return [2, side, side]
 
 
-def compare(args: argparse.Namespace) -> list[dict]:
-    config = load_config(args.config, smoke=args.smoke)
-    data = config["data"]
-    source = args.data_root or "the embedded synthetic set"
-    distributed.print_once(f"DVS Gesture from {source}; framing {data['framing']}")
-    sets = gesture_datasets(data, args.data_root, show_progress(args))
-    notes = [f"data: {source}; framing {data['framing']}; chance accuracy {1 / CLASSES:.3f}"]
-    return run_comparison(config, args, sets, input_shape=input_shape(data), notes=notes,
-                          title="DVS Gesture: SNN vs RNN vs LSTM under one protocol")  # fmt: skip
+def describe_data(data: dict, data_root: str | None) -> list[str]:
+    source = data_root or "the embedded synthetic set"
+    return [f"DVS Gesture from {source}; framing {data['framing']}; chance accuracy {1 / CLASSES:.3f}"]
 
 
 def main(argv: list[str] | None = None) -> list[dict] | dict:
-    parser = driver_parser(__doc__, DEFAULT_CONFIG, name="gesture",
-                           data_help="real DVS Gesture folder (default: synthetic set)")  # fmt: skip
-    args = parser.parse_args(argv)
-    with distributed.session(args.device):
-        return evaluate_checkpoint(args.test, args, gesture_datasets) if args.test is not None else compare(args)
+    return run_driver(argv, __doc__, DEFAULT_CONFIG, name="gesture", datasets=gesture_datasets,
+                      data_help="real DVS Gesture folder (default: synthetic set)", input_shape=input_shape,
+                      describe_data=describe_data,
+                      title="DVS Gesture: SNN vs RNN vs LSTM under one protocol")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """What every experiment driver shares: YAML configs with a ``smoke`` section, in-memory datasets, training a set
 of models under one protocol, the comparison table (CSV + markdown) and plots (PNG), and the command line
-(:func:`driver_parser`, :func:`run_comparison`, :func:`evaluate_checkpoint`)."""
+(:func:`run_driver`: :func:`driver_parser`, :func:`run_comparison`, :func:`evaluate_checkpoint`).
+
+A model entry of a config may hold a ``data`` section merged over the config's ``data`` for that model alone
+(e.g. ``{encoding: poisson}``), so one table can compare input encodings; the merged settings are stored in the
+model's checkpoints, so ``--test`` reads the data the way the model was trained on it."""
 
 from __future__ import annotations
 
@@ -60,6 +64,18 @@ def materialize(dataset, *, desc: str, progress: bool = True) -> torch.utils.dat
     return torch.utils.data.TensorDataset(torch.stack(inputs), torch.as_tensor(labels))
 
 
+def first_inputs(dataset, count: int) -> torch.Tensor:
+    """The inputs of the first ``count`` items of ``dataset`` stacked: ``[count, T, ...]``."""
+    return torch.stack([dataset[index][0] for index in range(min(count, len(dataset)))])
+
+
+def materialize_splits(make_dataset: Callable[[str], torch.utils.data.Dataset], *, desc: str,
+                       progress: bool = True) -> dict[str, torch.utils.data.TensorDataset]:  # fmt: skip
+    """:func:`materialize` of ``make_dataset(split)`` for the "train", "dev" and "test" splits."""
+    return {split: materialize(make_dataset(split), desc=f"{desc} {split}", progress=progress)
+            for split in ("train", "dev", "test")}  # fmt: skip
+
+
 def train_and_measure(
     name: str, model_config: dict, training: TrainConfig, data: dict, out_dir: Path, *, resume: bool = False,
     backend: str = "auto", metadata: dict | None = None,
@@ -76,7 +92,7 @@ def train_and_measure(
     history = trainer.fit(data["train"], data["dev"], resume=resume)
     train_seconds = time.perf_counter() - start
     test = trainer.test(data["test"])
-    x = data["test"].tensors[0][: training.batch_size].to(device).transpose(0, 1)
+    x = first_inputs(data["test"], training.batch_size).to(device).transpose(0, 1)
     cost = measure_cost(model, x)
     rates = list(cost.input_rates.values())
     row = {
@@ -213,7 +229,8 @@ def show_progress(args: argparse.Namespace) -> bool:
 def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsFn) -> dict:
     """``--test``: the test accuracy of one checkpoint, with the data settings stored in it."""
     checkpoint = load_checkpoint(path)
-    sets = datasets(checkpoint["metadata"]["data"], args.data_root, show_progress(args))
+    with distributed.main_process_first():  # see run_comparison
+        sets = datasets(checkpoint["metadata"]["data"], args.data_root, show_progress(args))
     model = model_from_checkpoint(path, backend=args.backend)
     training = TrainConfig.from_dict({**checkpoint["train_config"], "device": args.device, "amp": args.amp,
                                       "progress": not args.quiet})  # fmt: skip
@@ -239,34 +256,60 @@ def start_run(config: dict, args: argparse.Namespace) -> tuple[TrainConfig, list
 def training_note(training: TrainConfig, args: argparse.Namespace) -> str:
     """The training protocol in one line, for the notes of a results table."""
     return (
-        f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}, "
-        f"loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}"
+        f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}"
+        + (f" x{training.lr_gamma} every {training.lr_step_epochs} epochs" if training.lr_step_epochs else "")
+        + f", loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}"
     )
 
 
+def model_settings(config: dict, name: str) -> tuple[dict, dict]:
+    """``(model config, data config)`` of model ``name``: its entry without its ``data`` section, and the config's
+    ``data`` with that section merged in."""
+    entry = dict(config["models"][name])
+    return entry, merge(config["data"], entry.pop("data", None) or {})
+
+
 def run_comparison(
-    config: dict, args: argparse.Namespace, sets: dict, *, input_shape: list[int], title: str, notes: list[str],
+    config: dict, args: argparse.Namespace, datasets: DatasetsFn, *, input_shape: Callable[[dict], list[int]],
+    title: str, notes: list[str],
 ) -> list[dict]:  # fmt: skip
-    """Trains every selected model of ``config`` on ``sets`` ("train", "dev", "test") under one protocol, and
-    writes config.yaml, results.csv / .md and the plots into ``args.out`` (rank 0 under torchrun). ``notes``
-    describe the data."""
+    """Trains every selected model of ``config`` under one protocol and writes config.yaml, results.csv / .md and
+    the plots into ``args.out``. ``datasets`` makes the "train", "dev" and "test" sets of a data config (read
+    once per distinct config: models with their own ``data`` section get their own sets), ``input_shape`` gives
+    the per-frame shape they yield; ``notes`` describe the data. Under torchrun rank 0 writes."""
     training, names, out = start_run(config, args)
     distributed.print_once(f"{training.epochs} epochs, batch {training.batch_size}, lr {training.lr}, loss "
-                           f"{training.loss}, device {training.device}; samples: train {len(sets['train'])}, dev "
-                           f"{len(sets['dev'])}, test {len(sets['test'])}; inputs "
-                           f"{list(sets['train'].tensors[0].shape[1:])}")  # fmt: skip
-    rows, histories = [], {}
+                           f"{training.loss}, device {training.device}")  # fmt: skip
+    sets_by_data: dict[str, dict] = {}
+    rows, histories, sizes = [], {}, []
     for name in names:
-        model_config = {**config["models"][name], "input_shape": input_shape}
-        row, history = train_and_measure(name, model_config, training, sets, out, resume=args.resume,
-                                         backend=args.backend, metadata={"data": config["data"]})  # fmt: skip
+        model_config, data = model_settings(config, name)
+        key = yaml.safe_dump(data, sort_keys=True)
+        if key not in sets_by_data:
+            # Generating a synthetic set or caching parsed files writes shared folders: under torchrun one
+            # process does it, then the others read what it wrote.
+            with distributed.main_process_first():
+                sets = sets_by_data[key] = datasets(data, args.data_root, show_progress(args))
+            size = f"train {len(sets['train'])}, dev {len(sets['dev'])}, test {len(sets['test'])} samples"
+            if size not in sizes:
+                sizes.append(size)
+            distributed.print_once(f"data {data}: {size}; inputs {list(sets['train'][0][0].shape)}")
+        sets = sets_by_data[key]
+        row, history = train_and_measure(name, {**model_config, "input_shape": input_shape(data)}, training, sets,
+                                         out, resume=args.resume, backend=args.backend,
+                                         metadata={"data": data})  # fmt: skip
         distributed.print_once(f"{name}: test accuracy {row['test_accuracy']:.4f} (best dev epoch "
                                f"{row['best_epoch']}), {row['train_seconds']:.0f} s")  # fmt: skip
         rows.append(row)
         histories[name] = history
+    models_by_own_data: dict[str, list[str]] = {}
+    for name in names:
+        if config["models"][name].get("data"):
+            models_by_own_data.setdefault(str(config["models"][name]["data"]), []).append(name)
     notes = [
         *notes,
-        f"train {len(sets['train'])}, dev {len(sets['dev'])}, test {len(sets['test'])} samples",
+        *(f"data settings {settings} for {', '.join(models)}" for settings, models in models_by_own_data.items()),
+        "; ".join(sizes),
         training_note(training, args),
         "test accuracy of the best dev epoch; operations per sample and time step; AC counted from the measured "
         "input event / spike rate (He et al.'s SNN only), mean_spike_rate = mean rate at the inputs of the "
@@ -279,3 +322,22 @@ def run_comparison(
     print(f"written: {out / 'results.csv'}, {out / 'results.md'}, {out / 'accuracy_curves.png'}, "
           f"{out / 'accuracy_vs_cost.png'}")  # fmt: skip
     return rows
+
+
+def run_driver(
+    argv: list[str] | None, doc: str, default_config: Path, *, name: str, data_help: str, datasets: DatasetsFn,
+    input_shape: Callable[[dict], list[int]], describe_data: Callable[[dict, str | None], list[str]], title: str,
+) -> list[dict] | dict:  # fmt: skip
+    """The main function of an experiment driver: parses ``argv`` (:func:`driver_parser`), then evaluates one
+    checkpoint (``--test``) or runs the comparison of the config. ``describe_data(data config, data root)``
+    gives the notes on the data for results.md (the first one is printed before the data is read); a config's
+    ``title`` replaces ``title``."""
+    args = driver_parser(doc, default_config, name=name, data_help=data_help).parse_args(argv)
+    with distributed.session(args.device):  # joins the process group under torchrun; nothing otherwise
+        if args.test is not None:
+            return evaluate_checkpoint(args.test, args, datasets)
+        config = load_config(args.config, smoke=args.smoke)
+        notes = describe_data(config["data"], args.data_root)
+        distributed.print_once(notes[0])
+        return run_comparison(config, args, datasets, input_shape=input_shape, title=config.get("title", title),
+                              notes=notes)  # fmt: skip

@@ -1,0 +1,144 @@
+"""The N-MNIST and MNIST drivers end to end in their smoke settings, and what their rows claim to compare: the
+two MNIST input encodings and the two filter state modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from test_experiments import ROOT, load_script, read_rows
+
+from snn_cuda.experiment import RESULT_COLUMNS, load_config
+from snn_cuda.training import load_checkpoint, model_from_checkpoint
+
+NMNIST_MODELS = ["snn_lif", "snn_iir", "rnn_mainstream", "rnn_rate", "lstm_mainstream", "lstm_rate"]
+MNIST_MODELS = [f"{net}_{encoding}_{state}" for net in ("mlp", "cnn") for encoding in ("copy", "poisson")
+                for state in ("zero", "preserved")]  # fmt: skip
+CPU = ["--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def nmnist():
+    return load_script(ROOT / "experiments" / "nmnist.py")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_script(ROOT / "experiments" / "mnist.py")
+
+
+@pytest.fixture(scope="module")
+def mnist_run(mnist, tmp_path_factory):
+    """The MNIST driver's smoke run: (rows, output folder)."""
+    out = tmp_path_factory.mktemp("mnist")
+    return mnist.main(["--smoke", *CPU, "--out", str(out)]), out
+
+
+@pytest.fixture
+def synthetic_data(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path_factory.getbasetemp() / "snn_data"))
+
+
+def check_written_table(rows: list[dict], out: Path, names: list[str], epochs: int) -> list[dict]:
+    """The rows returned and written are those of ``names``, with checkpoints, metrics and plots."""
+    assert [row["model"] for row in rows] == names
+    table = read_rows(out / "results.csv")
+    assert [row["model"] for row in table] == names and list(table[0]) == list(RESULT_COLUMNS)
+    for row in table:
+        assert 0.0 <= float(row["test_accuracy"]) <= 1.0 and int(row["params"]) > 0
+        assert float(row["train_samples_per_s"]) > 0
+        assert (out / row["model"] / "best.pt").is_file() and (out / row["model"] / "last.pt").is_file()
+        assert len(read_rows(out / row["model"] / "metrics.csv")) == epochs
+    for plot in ("accuracy_curves.png", "accuracy_vs_cost.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return table
+
+
+def test_nmnist_smoke_writes_the_comparison(nmnist, synthetic_data, tmp_path, capsys):
+    out = tmp_path / "nmnist"
+    rows = nmnist.main(["--smoke", *CPU, "--out", str(out)])
+    table = check_written_table(rows, out, NMNIST_MODELS, epochs=2)
+    snn = next(row for row in table if row["model"] == "snn_lif")
+    assert float(snn["acs_per_step"]) > 0 and float(snn["macs_per_step"]) == 0
+    markdown = (out / "results.md").read_text()
+    assert markdown.startswith("# N-MNIST: SNN vs RNN vs LSTM") and "chance accuracy 0.100" in markdown
+    assert load_config(out / "config.yaml")["data"]["framing"] == {"frames": 4, "dt_ms": 20, "mode": "or"}
+
+    capsys.readouterr()
+    result = nmnist.main(["--test", str(out / "lstm_rate" / "best.pt"), *CPU])
+    assert result["accuracy"] == pytest.approx(rows[-1]["test_accuracy"])
+    assert "lstm_rate (epoch" in capsys.readouterr().out
+
+
+def test_nmnist_iir_cnn_config_runs(nmnist, synthetic_data, tmp_path):
+    config = ROOT / "experiments" / "configs" / "nmnist_iir_cnn.yaml"
+    rows = nmnist.main(["--config", str(config), "--smoke", *CPU, "--out", str(tmp_path)])
+    check_written_table(rows, tmp_path, ["iir_cnn"], epochs=1)
+    assert (tmp_path / "results.md").read_text().startswith("# N-MNIST: the snn-iir CNN")
+    assert load_checkpoint(tmp_path / "iir_cnn" / "best.pt")["train_config"]["loss"] == "ce"
+
+
+def test_mnist_smoke_compares_encodings_and_state_modes(mnist_run):
+    rows, out = mnist_run
+    check_written_table(rows, out, MNIST_MODELS, epochs=2)
+    markdown = (out / "results.md").read_text()
+    assert "data settings {'encoding': 'poisson'} for mlp_poisson_zero, mlp_poisson_preserved" in markdown
+    for name in MNIST_MODELS:
+        checkpoint = load_checkpoint(out / name / "best.pt")
+        # each row trained on its own encoding and with its own state mode, and its checkpoint says which
+        assert checkpoint["metadata"]["data"] == {"encoding": name.split("_")[1], "steps": 6, "size": 28}
+        assert checkpoint["model_config"]["initial_state"] == name.split("_")[2]
+
+
+def test_mnist_encodings_differ(mnist):
+    copy = mnist.mnist_datasets({"encoding": "copy", "steps": 400, "size": 28}, None, False)
+    poisson = mnist.mnist_datasets({"encoding": "poisson", "steps": 400, "size": 28}, None, False)
+    image = copy["test"].images[3]
+    copied, spikes = copy["test"][3][0], poisson["test"][3][0]
+    assert copied.shape == spikes.shape == (400, 1, 28, 28)
+    assert torch.equal(copied, image.expand(400, 1, 28, 28))  # the image at every step
+    assert set(spikes.unique().tolist()) == {0.0, 1.0}  # spikes, with the intensity as rate
+    assert (spikes.mean(0)[0] - image).abs().max() < 0.1 and (spikes.mean(0)[0] - image).abs().mean() < 0.02
+    assert torch.equal(spikes, poisson["test"][3][0])  # evaluations are repeatable
+    assert not torch.equal(poisson["train"][3][0], poisson["train"][3][0])  # training draws are fresh
+
+
+def filter_outputs_of_two_calls(model, x: torch.Tensor) -> list[torch.Tensor]:
+    """What the first layer's IIR synapse gives for two consecutive calls of ``model`` on the same batch."""
+    outputs = []
+    hook = model.layers[0].synapse.register_forward_hook(lambda module, inputs, output: outputs.append(output))
+    with torch.no_grad():
+        model(x)
+        model(x)
+    hook.remove()
+    return outputs
+
+
+@pytest.mark.parametrize("name", ["mlp_copy_zero", "mlp_copy_preserved", "cnn_poisson_zero", "cnn_poisson_preserved"])
+def test_mnist_preserved_states_carry_across_batches(mnist, mnist_run, name):
+    model = model_from_checkpoint(mnist_run[1] / name / "best.pt").eval()
+    data = mnist.mnist_datasets(load_checkpoint(mnist_run[1] / name / "best.pt")["metadata"]["data"], None, False)
+    x = torch.stack([data["test"][index][0] for index in range(4)]).transpose(0, 1)
+    first, second = filter_outputs_of_two_calls(model, x)
+    if name.endswith("zero"):
+        assert torch.equal(first, second)  # every batch starts from rest
+    else:
+        assert not torch.allclose(first, second)  # the second batch starts where the first ended
+        model.reset_state()
+        assert torch.equal(filter_outputs_of_two_calls(model, x)[0], first)
+
+
+def learning_curve(metrics: Path) -> list[dict]:
+    """The rows of a metrics.csv without the throughputs (which vary from run to run)."""
+    return [{key: value for key, value in row.items() if "samples_per_s" not in key} for row in read_rows(metrics)]
+
+
+def test_mnist_resume_continues_an_interrupted_run(mnist, mnist_run, tmp_path):
+    rows, out = mnist_run
+    name = "mlp_poisson_preserved"  # fresh Poisson draws and carried states: both must resume where they were
+    options = ["--smoke", *CPU, "--out", str(tmp_path), "--models", name]
+    mnist.main([*options, "--epochs", "1"])
+    resumed = mnist.main([*options, "--resume"])
+    assert resumed[0]["test_accuracy"] == next(row for row in rows if row["model"] == name)["test_accuracy"]
+    assert learning_curve(tmp_path / name / "metrics.csv") == learning_curve(out / name / "metrics.csv")
