@@ -27,7 +27,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from snn_cuda.data import NMNIST, Framing, synthetic_nmnist
 from snn_cuda.data.nmnist import SENSOR_SIZE as NMNIST_SENSOR_SIZE
 from snn_cuda.experiment import (
     RESULT_COLUMNS,
@@ -35,7 +34,6 @@ from snn_cuda.experiment import (
     evaluate_checkpoint,
     load_config,
     markdown_table,
-    materialize,
     start_run,
     train_and_measure,
     training_note,
@@ -46,19 +44,11 @@ from snn_cuda.training import Trainer, model_from_checkpoint
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling driver, also when loaded from elsewhere
 from gesture import SENSOR as GESTURE_SENSOR  # noqa: E402
 from gesture import gesture_datasets  # noqa: E402
+from nmnist import nmnist_datasets  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "temporal_resolution_quick.yaml"
 SWEEP_COLUMNS = ("model", "dt_ms", "frames", "span_ms", *RESULT_COLUMNS[1:])
 GENERALISATION_COLUMNS = ("model", "train_dt_ms", "test_dt_ms", "train_frames", "test_frames", "test_accuracy")
-
-
-def nmnist_datasets(data: dict, data_root: str | None, progress: bool) -> dict:
-    """Train / dev / test sets of N-MNIST frames ``[T, 2, H, W]`` in memory (recordings start at t = 0), from
-    ``data_root`` or the synthetic set."""
-    root = data_root if data_root is not None else synthetic_nmnist(**data.get("synthetic", {}), progress=progress)
-    framing = Framing(**data["framing"])
-    return {split: materialize(NMNIST(root, split, framing), desc=f"framing {split}", progress=progress)
-            for split in ("train", "dev", "test")}  # fmt: skip
 
 
 SOURCES = {"gesture": (gesture_datasets, GESTURE_SENSOR), "nmnist": (nmnist_datasets, NMNIST_SENSOR_SIZE[0])}
