@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -95,3 +96,18 @@ def test_benchmark_smoke_without_peers(tmp_path):
     rows = run_benchmark(tmp_path, "--peers", "--settings", "neuron", "synapse")
     assert {row["library"] for row in rows} == {"snn_cuda"}
     assert {row["setting"] for row in rows} == {"neuron", "synapse"}
+
+
+def test_end_to_end_smoke(tmp_path, monkeypatch):
+    """One epoch of the He SCNN on the smoke data: every installed peer trains to the same loss as snn_cuda."""
+    monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path / "data"))
+    spec = importlib.util.spec_from_file_location("peers_end_to_end", ROOT / "benchmarks" / "peers_end_to_end.py")
+    end_to_end = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(end_to_end)
+    rows = end_to_end.main(["--smoke", "--quiet", "--max-samples", "8", "--out", str(tmp_path)])
+    expected = ["snn_cuda"] + [name for name in end_to_end.LIBRARIES[1:] if peer_neurons.unavailable(name) is None]
+    assert [row["library"] for row in rows] == expected
+    for row in rows:
+        assert float(row["final_loss"]) == pytest.approx(float(rows[0]["final_loss"]), abs=1e-5)
+        assert float(row["epoch_s"]) > 0
+    assert (tmp_path / "peers_end_to_end_cpu.md").stat().st_size > 0
