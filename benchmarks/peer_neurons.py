@@ -39,8 +39,11 @@ LIBRARIES = ("snn_cuda", "snntorch", "spikingjelly", "spikingjelly-synapsefilter
 # The import name of each peer, to tell what is installed.
 PEER_MODULES = {"snntorch": "snntorch", "spikingjelly": "spikingjelly", "spikingjelly-synapsefilter": "spikingjelly",
                 "norse": "norse"}  # fmt: skip
-# SpikingJelly picks one of these for its LIF on CUDA devices (on CPU it always runs its torch loop).
+# SpikingJelly picks one of these for its LIFNode on CUDA devices (on CPU it always runs its torch loop): its
+# torch loop with a hand-written backward, its native CUDA extension (built only from source), its Triton kernels.
 SPIKINGJELLY_CUDA_IMPLEMENTATIONS = ("torch", "cuda", "triton")
+# Its kernels take float32 LIFNode inputs with these surrogates; anything else runs its autograd torch reference.
+SPIKINGJELLY_KERNEL_SURROGATES = ("atan", "sigmoid")
 
 
 class NotExpressible(ValueError):
@@ -195,7 +198,8 @@ def _use_spikingjelly_cuda_implementation(name: str) -> None:
 
 class SpikingJellyNeuron(nn.Module):
     """SpikingJelly's multi-step ``LIFNode`` (``CUBALIFNode`` with a synapse; ``SynapseFilter`` + ``LIFNode``
-    with ``synapse_filter``). ``cuda_implementation``: which of its CUDA kernels runs on CUDA inputs."""
+    with ``synapse_filter``). ``cuda_implementation``: which of its CUDA kernels runs the LIFNode on CUDA inputs
+    (one of SPIKINGJELLY_CUDA_IMPLEMENTATIONS, or "auto": its own choice)."""
 
     def __init__(self, setting: LifSetting, *, synapse_filter: bool = False,
                  cuda_implementation: str = "triton") -> None:  # fmt: skip
@@ -213,6 +217,7 @@ class SpikingJellyNeuron(nn.Module):
         v_reset = 0.0 if setting.reset == "hard" else None
         tau = 1.0 / (1.0 - setting.alpha)
         self.cuda_implementation = cuda_implementation
+        self.kernel_surrogate = setting.surrogate in SPIKINGJELLY_KERNEL_SURROGATES
         self.differs = None
         if setting.synapse_decay is not None and not synapse_filter:
             _require(setting.input_gain == 1.0, name, "CUBALIFNode adds the current with gain 1")
@@ -237,7 +242,9 @@ class SpikingJellyNeuron(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda:
-            _use_spikingjelly_cuda_implementation(self.cuda_implementation)
+            # SpikingJelly raises if a named kernel is requested for an input only its reference takes.
+            kernel_input = self.kernel_surrogate and x.dtype == torch.float32
+            _use_spikingjelly_cuda_implementation(self.cuda_implementation if kernel_input else "auto")
         for module in self.layers:
             module.reset()
         return self.layers(x)

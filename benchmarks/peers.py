@@ -92,15 +92,17 @@ SNN_CUDA = Implementation("snn_cuda", "snn_cuda")
 
 
 def implementations(setting: str, peers: list[str], device: torch.device) -> list[Implementation]:
-    """The peer implementations to run for ``setting``: SpikingJelly once per CUDA kernel on CUDA (its CPU path
-    is always its torch loop), its SynapseFilter variant only in the synapse setting."""
+    """The peer implementations to run for ``setting``. SpikingJelly's LIFNode once per CUDA kernel on CUDA (on
+    CPU it is always its torch loop); in the synapse setting its CUBALIFNode (a torch loop on every device) and
+    its SynapseFilter + LIFNode (LIFNode on SpikingJelly's own choice of kernel)."""
     chosen = []
     for library in peers:
-        if library == "spikingjelly":
+        if library == "spikingjelly" and setting == "synapse":
+            chosen += [Implementation("spikingjelly-cubalif", library),
+                       Implementation("spikingjelly-synapsefilter", "spikingjelly-synapsefilter", "auto")]
+        elif library == "spikingjelly":
             kernels = SPIKINGJELLY_CUDA_IMPLEMENTATIONS if device.type == "cuda" else ("torch",)
             chosen += [Implementation(f"spikingjelly-{kernel}", library, kernel) for kernel in kernels]
-            if setting == "synapse":
-                chosen.append(Implementation("spikingjelly-synapsefilter", "spikingjelly-synapsefilter", kernels[-1]))
         else:
             chosen.append(Implementation(library, library))
     return chosen
