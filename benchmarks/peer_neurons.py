@@ -21,8 +21,8 @@ from its code (snnTorch 1.0.0, SpikingJelly 2.0.0, Norse 1.1.0):
   ``i`` then decays by ``1 - dt/tau_syn``; its "super" surrogate ignores its alpha in 1.1.0 and is
   ``1 / (1 + |u|)^2`` (snn_cuda fast_sigmoid with slope 1); "triangle" with alpha 1 is snn_cuda's triangle, width 1.
 
-Where a library rounds differently (``v - v/tau`` against ``alpha * v``, snnTorch's float32 spikes and
-float32 buffers), results agree to rounding, which the equivalence checks bound.
+Where a library rounds differently (``v - v/tau`` against ``alpha * v``, snnTorch's float32 spikes), results
+agree to rounding, which the equivalence checks bound.
 """
 
 from __future__ import annotations

@@ -291,6 +291,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.5, help="membrane decay of every equation")
     parser.add_argument("--theta", type=float, default=1.0, help="threshold of every equation")
     parser.add_argument("--synapse-decay", type=float, default=0.75, help="synaptic current decay (synapse setting)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's); 1 keeps timings stable on a shared machine")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     cuda = torch.device(args.device).type == "cuda"
@@ -304,6 +306,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     load_before = os.getloadavg()
