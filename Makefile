@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 CMAKE_BUILD ?= build/cmake
 
-.PHONY: setup run test ctest lint bench clean
+.PHONY: setup run test ctest lint bench peers bench-peers bench-peers-e2e clean
 
 $(VENV)/.installed: setup.py pyproject.toml $(wildcard csrc/*/*.h csrc/*/*.cpp csrc/*/*.cu)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,23 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/timestep_scaling.py
 	$(PY) benchmarks/complexity.py
+
+# Peer libraries for benchmarks/peers.py, without their dependencies (see benchmarks/requirements-peers.txt);
+# the last line fails if torch was replaced anyway.
+peers: setup
+	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
+	$(PY) -c "import sys, torch; v = torch.__version__.split('+')[0]; sys.exit(0 if '$(TORCH)'.endswith(v) else \
+	  f'torch is {torch.__version__}, expected $(TORCH)')"
+
+# The documented CPU comparison with the peers: default sizes, PyTorch's CPU allocator on huge pages (as in the
+# README's measurements). Writes benchmarks/results/peers_cpu.{csv,md,png}.
+bench-peers: peers
+	THP_MEM_ALLOC_ENABLE=1 $(PY) benchmarks/peers.py
+
+# One epoch of He et al.'s gesture SCNN per library, reduced to minutes on 2 cores: 20 frames of 75 ms (as in
+# gesture_quick.yaml), 32x32 as He et al., the first 64 training samples. Writes peers_end_to_end_cpu.{csv,md}.
+bench-peers-e2e: peers
+	THP_MEM_ALLOC_ENABLE=1 $(PY) benchmarks/peers_end_to_end.py --frames 20 --dt-ms 75 --max-samples 64 --quiet
 
 clean:
 	rm -rf build $(VENV) snn_cuda/*.so *.egg-info

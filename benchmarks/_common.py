@@ -36,6 +36,73 @@ def median_ms(fn: Callable[[], object], device: torch.device, *, repeats: int, w
     return statistics.median(times)
 
 
+def forward_backward_ms(
+    forward: Callable[[], torch.Tensor], backward: Callable[[torch.Tensor], object], device: torch.device, *,
+    repeats: int, warmup: int = 1,
+) -> dict[str, float]:  # fmt: skip
+    """Medians in milliseconds of ``repeats`` training steps: ``{"fwd", "bwd", "fwd_bwd"}``.
+
+    Each step runs ``out = forward()`` then ``backward(out)`` and times both halves, so one step gives all three
+    numbers (half the work of timing a forward-only and a forward+backward call separately, which matters when
+    one step takes seconds); the device is synchronised after each half.
+    """
+    for _ in range(warmup):
+        backward(forward())
+    synchronize(device)
+    times: dict[str, list[float]] = {"fwd": [], "bwd": [], "fwd_bwd": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = forward()
+        synchronize(device)
+        middle = time.perf_counter()
+        backward(out)
+        synchronize(device)
+        end = time.perf_counter()
+        del out
+        for phase, seconds in (("fwd", middle - start), ("bwd", end - middle), ("fwd_bwd", end - start)):
+            times[phase].append(seconds * 1e3)
+    return {phase: statistics.median(values) for phase, values in times.items()}
+
+
+def peak_memory_mb(step: Callable[[], object], device: torch.device) -> float:
+    """The largest growth of allocated memory during ``step()`` over its start, in MB (1e6 bytes).
+
+    CUDA: ``torch.cuda.max_memory_allocated``. CPU: torch has no peak counter for its CPU allocator (and
+    tracemalloc does not see it), so ``step`` runs once under ``torch.profiler`` with ``profile_memory``, which
+    records every allocation and free of that allocator; the peak is the largest running sum of those records.
+    Frees of memory allocated before the step are not recorded, so tensors that live across steps (inputs,
+    weights) are not counted, and nothing the step frees of them lowers the peak either.
+    """
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
+        step()
+        synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - start) / 1e6
+    import json
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    # The chrome trace is the public form of the allocation records (FunctionEvent folds them into ops).
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        profiler.export_chrome_trace(str(trace))
+        events = json.loads(trace.read_text())["traceEvents"]
+    records = sorted(
+        (event["ts"], event["args"]["Bytes"]) for event in events
+        if event.get("name") == "[memory]" and event["args"].get("Device Type") == 0
+    )  # fmt: skip
+    allocated = peak = 0
+    for _, nbytes in records:
+        allocated += nbytes
+        peak = max(peak, allocated)
+    return peak / 1e6
+
+
 def copy_bandwidth_gbps(device: torch.device, *, megabytes: int = 512, repeats: int = 5) -> float:
     """Bandwidth of a large tensor copy (bytes read + bytes written per second), measured in this process.
 

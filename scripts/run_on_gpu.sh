@@ -35,6 +35,10 @@ for dtype in float32 float16 bfloat16; do
   step "bench_$dtype" $PY benchmarks/timestep_scaling.py --device cuda --dtype "$dtype" --neurons 65536 \
     --T 8 16 32 64 128 256 --repeats 20 --reference-max-T 64 --out "$out"
 done
+# Peers: install benchmarks/requirements-peers.txt (--no-deps, e.g. from carried wheels) beforehand; a missing
+# peer is skipped with a note and the snn_cuda rows still run.
+step bench_peers $PY benchmarks/peers.py --device cuda --out "$out"
+step bench_peers_e2e $PY benchmarks/peers_end_to_end.py --device cuda --quiet --out "$out"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED steps: ${failed[*]} (logs in $out)"

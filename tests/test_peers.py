@@ -1,0 +1,113 @@
+"""The peer comparison (benchmarks/peers.py): each peer library computes exactly the LIF equation snn_cuda is timed
+on (equal spikes, close gradients, float64 and float32), what a peer cannot state is refused with a reason, and
+the benchmark runs end to end at tiny sizes with whatever peers are installed (snn_cuda rows at least).
+
+A peer that is not installed skips its tests (``make peers`` installs the pinned versions)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import peer_neurons  # noqa: E402
+import peers  # noqa: E402
+
+CPU = torch.device("cpu")
+TABLE = peers.equations(alpha=0.5, theta=1.0, synapse_decay=0.75)
+PEER_IMPLEMENTATIONS = [
+    pytest.param(impl, setting, id=f"{impl.label}-{setting}")
+    for setting in peers.SETTINGS
+    for impl in peers.implementations(setting, list(peers.PEERS), CPU)
+    if impl.library != "spikingjelly-synapsefilter"
+]
+
+
+def require(library: str) -> None:
+    pytest.importorskip(peer_neurons.PEER_MODULES[library], reason=f"{library} is not importable (make peers)",
+                        exc_type=ImportError)
+
+
+@pytest.mark.parametrize(("impl", "setting"), PEER_IMPLEMENTATIONS)
+def test_peer_computes_the_same_equation(impl, setting):
+    require(impl.library)
+    summary = peers.check_equivalence(impl, setting, TABLE[setting][impl.library], CPU, torch.float32)
+    print(f"{impl.label} {setting}: {summary}")
+    assert "float64 spikes equal" in summary and "float32 spikes equal" in summary
+
+
+def test_spikingjelly_synapse_filter_is_reported_as_different():
+    """SynapseFilter skips its decay on input, so it is timed but never called equal: check that claim holds."""
+    require("spikingjelly")
+    equation = TABLE["synapse"]["spikingjelly-synapsefilter"]
+    filtered = peer_neurons.build("spikingjelly-synapsefilter", equation)
+    assert filtered.differs
+    impl = peers.Implementation("spikingjelly-synapsefilter", "spikingjelly-synapsefilter", "torch")
+    with pytest.raises(AssertionError):
+        peers.check_equivalence(impl, "synapse", equation, CPU, torch.float32)
+
+
+@pytest.mark.parametrize(("library", "change", "reason"), [
+    ("snntorch", dict(reset="soft"), "resets are"),
+    ("snntorch", dict(detach_reset=False), "always detached"),
+    ("snntorch", dict(input_gain=0.5), "gain 1"),
+    ("spikingjelly", dict(alpha=0.0), "tau > 1"),
+    ("spikingjelly", dict(surrogate="gaussian", surrogate_param=0.4), "no surrogate"),
+    ("norse", dict(), "input gain is 1 - alpha"),
+    ("norse", dict(input_gain=0.5), "not detached"),
+])  # fmt: skip
+def test_what_a_peer_cannot_state_is_refused(library, change, reason):
+    require(library)
+    with pytest.raises(peer_neurons.NotExpressible, match=reason):
+        peer_neurons.build(library, dataclasses.replace(peer_neurons.LifSetting(), **change))
+
+
+def run_benchmark(tmp_path: Path, *peer_args: str) -> list[dict]:
+    peers.main(["--T", "3", "--batch", "2", "--neurons", "16", "--linear-neurons", "8", "--linear-T", "4",
+                "--linear-batch", "2", "--repeats", "1", "--linear-repeats", "1", "--warmup", "1",
+                "--out", str(tmp_path), *peer_args])  # fmt: skip
+    for suffix in (".csv", ".md", ".png"):
+        assert (tmp_path / f"peers_cpu{suffix}").stat().st_size > 0
+    with open(tmp_path / "peers_cpu.csv") as file:
+        return list(csv.DictReader(file))
+
+
+def test_benchmark_smoke_with_installed_peers(tmp_path):
+    rows = run_benchmark(tmp_path)
+    for setting in peers.SETTINGS:
+        libraries = {row["library"] for row in rows if row["setting"] == setting}
+        expected = {"snn_cuda"} | {impl.label for impl in peers.implementations(setting, list(peers.PEERS), CPU)
+                                   if peer_neurons.unavailable(impl.library) is None}  # fmt: skip
+        assert libraries == expected
+    for row in rows:
+        assert float(row["fwd_bwd_ms"]) > 0 and float(row["peak_MB"]) >= 0
+        assert (row["library"] == "snn_cuda") == (row["speedup_fwd_bwd"] == "")
+
+
+def test_benchmark_smoke_without_peers(tmp_path):
+    rows = run_benchmark(tmp_path, "--peers", "--settings", "neuron", "synapse")
+    assert {row["library"] for row in rows} == {"snn_cuda"}
+    assert {row["setting"] for row in rows} == {"neuron", "synapse"}
+
+
+def test_end_to_end_smoke(tmp_path, monkeypatch):
+    """One epoch of the He SCNN on the smoke data: every installed peer trains to the same loss as snn_cuda."""
+    monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path / "data"))
+    spec = importlib.util.spec_from_file_location("peers_end_to_end", ROOT / "benchmarks" / "peers_end_to_end.py")
+    end_to_end = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(end_to_end)
+    rows = end_to_end.main(["--smoke", "--quiet", "--max-samples", "8", "--out", str(tmp_path)])
+    expected = ["snn_cuda"] + [name for name in end_to_end.LIBRARIES[1:] if peer_neurons.unavailable(name) is None]
+    assert [row["library"] for row in rows] == expected
+    for row in rows:
+        assert float(row["final_loss"]) == pytest.approx(float(rows[0]["final_loss"]), abs=1e-5)
+        assert float(row["epoch_s"]) > 0
+    assert (tmp_path / "peers_end_to_end_cpu.md").stat().st_size > 0
