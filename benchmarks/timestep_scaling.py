@@ -254,9 +254,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-max-T", type=int, default=256, help="skip the (slow) reference above this T")
     parser.add_argument("--copy-mb", type=int, default=512, help="size of the copy that measures the bandwidth")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
+    torch.manual_seed(args.seed)  # the same inputs every run, so rows differ only in time
     rows = run(args)
     env = environment(torch.device(args.device))  # after the run: its load average covers the run
     stem = args.out / f"timestep_scaling_{torch.device(args.device).type}_{args.dtype}"
