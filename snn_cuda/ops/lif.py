@@ -99,6 +99,9 @@ def _register() -> None:
         ctx.save_for_backward(output[3] if store_h else None, None if store_h else x, alpha, theta, v0, r0)
         ctx.config = (reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param)
         ctx.has_v0, ctx.has_r0 = v0 is not None, r0 is not None
+        # Outputs nobody differentiated get None, not zeros: autograd would otherwise fill a [T, N] zero gradient
+        # for h (CUDA) on every backward. The kernel reads absent grad_v_last / grad_r_last as zeros.
+        ctx.set_materialize_grads(False)
 
     def backward(ctx, grad_spikes, grad_v_last, grad_r_last, _grad_h):
         h, x, alpha, theta, v0, r0 = ctx.saved_tensors
