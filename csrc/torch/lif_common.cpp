@@ -23,15 +23,27 @@ Surrogate parse_surrogate(const std::string& name) {
               "'triangle', got '", name, "'");
 }
 
+namespace {
+
+// The checks both ops make of the neuron's parameters against a [T, ...] tensor of the op (x, or the backward's
+// h / x): alpha and theta one value per neuron in the compute dtype, r0 only with a reset trace.
+void check_neuron_parameters(const at::Tensor& sequence, const at::Tensor& alpha, const at::Tensor& theta,
+                             const std::optional<at::Tensor>& r0, bool has_trace) {
+  TORCH_CHECK(has_trace || !r0.has_value(), "r0 is given but gamma is None: the reset trace is off");
+  const auto state_shape = sequence.sizes().slice(1);
+  const auto acc = compute_dtype(sequence.scalar_type());
+  check_per_element(alpha, sequence, state_shape, acc, "alpha");
+  check_per_element(theta, sequence, state_shape, acc, "theta");
+}
+
+}  // namespace
+
 LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta,
                                       const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
                                       bool has_trace, bool store_h) {
   check_sequence(x, "x");
-  TORCH_CHECK(has_trace || !r0.has_value(), "r0 is given but gamma is None: the reset trace is off");
+  check_neuron_parameters(x, alpha, theta, r0, has_trace);
   const auto state_shape = x.sizes().slice(1);
-  const auto acc = compute_dtype(x.scalar_type());
-  check_per_element(alpha, x, state_shape, acc, "alpha");
-  check_per_element(theta, x, state_shape, acc, "theta");
 
   LifForwardTensors p;
   p.T = x.size(0);
@@ -62,11 +74,9 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   check_same_device_dtype(grad_spikes, saved, "grad_spikes", saved_name);
   TORCH_CHECK(grad_spikes.sizes() == saved.sizes(), "grad_spikes must have the shape of ", saved_name, " ",
               saved.sizes(), ", got ", grad_spikes.sizes());
-  TORCH_CHECK(has_trace || !r0.has_value(), "r0 is given but gamma is None: the reset trace is off");
+  check_neuron_parameters(saved, alpha, theta, r0, has_trace);
   const auto state_shape = saved.sizes().slice(1);
   const auto acc = compute_dtype(saved.scalar_type());
-  check_per_element(alpha, saved, state_shape, acc, "alpha");
-  check_per_element(theta, saved, state_shape, acc, "theta");
 
   LifBackwardTensors p;
   p.T = saved.size(0);
