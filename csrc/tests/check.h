@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace snn_test {
 
@@ -15,6 +16,26 @@ inline void check_near(double actual, double expected, double tol, const char* w
   const double scale = std::fmax(1.0, std::fabs(expected));
   if (!(std::fabs(actual - expected) <= tol * scale)) {
     std::printf("%s:%d: %s: got %.17g, expected %.17g (tol %.1e)\n", file, line, what, actual, expected, tol);
+    ++failures();
+  }
+}
+
+// Element-wise check_near of two arrays; reports the first mismatch and how many there are, not each one.
+template <typename T>
+void compare(const std::vector<T>& actual, const std::vector<T>& expected, double tol, const char* what) {
+  if (actual.size() != expected.size()) {
+    std::printf("%s: %zu elements, expected %zu\n", what, actual.size(), expected.size());
+    ++failures();
+    return;
+  }
+  size_t mismatches = 0, first = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double a = double(actual[i]), e = double(expected[i]);
+    if (!(std::fabs(a - e) <= tol * std::fmax(1.0, std::fabs(e))) && mismatches++ == 0) first = i;
+  }
+  if (mismatches > 0) {
+    std::printf("%s: %zu of %zu elements differ (tol %.1e); first at %zu: got %.17g, expected %.17g\n", what,
+                mismatches, expected.size(), tol, first, double(actual[first]), double(expected[first]));
     ++failures();
   }
 }

@@ -169,7 +169,7 @@ void test_backward_matches_finite_differences() {
   std::vector<double> zeros(T * N, 0.0), ones(N, 1.0), gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
   snn::LifBackwardArgs<double, double> ba{T, N, c, zeros.data(), ones.data(), nullptr, h.data(),
                                           p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(), gv0.data(),
-                                          gr0.data(), galpha.data(), gtheta.data()};
+                                          gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr};
   snn::cpu::lif_backward_range(ba, 0, N);
   const double eps = 1e-6;
   for (int64_t n = 0; n < N; ++n) {
@@ -225,7 +225,7 @@ void test_instruction_sets_agree_bitwise() {
       snn::cpu::lif_forward_range(fa, 0, N, isa);
       snn::LifBackwardArgs<float, float> ba{T, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
                                             theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
-                                            gt.data()};
+                                            gt.data(), nullptr, nullptr};
       snn::cpu::lif_backward_range(ba, 0, N, isa);
       std::vector<float> all;
       for (const auto* v : {&s, &h, &vl, &rl, &gx, &gv0, &gr0, &ga, &gt}) all.insert(all.end(), v->begin(), v->end());

@@ -1,0 +1,78 @@
+// What one thread of the CUDA LIF kernels does: neuron n over all t (backward: t in reverse). Free of CUDA
+// headers and built-ins, so the CPU tests can run it thread by thread (csrc/tests/test_cuda_threads_cpu.cpp) on a
+// machine without a GPU; lif_cuda.cu only maps the thread index to n.
+//
+// Recurrence and adjoint: see core/lif_step.h (the same step functions as the CPU kernels). Each [T, N] tensor is
+// read or written once per thread; h[t-1] is carried from one backward iteration to the next.
+#pragma once
+
+#include <cstdint>
+
+#include "../core/lif_params.h"
+
+namespace snn {
+namespace cuda {
+
+// Arguments by value, as the kernel receives them: a reference to a kernel parameter can cost a copy of the
+// whole struct to local memory.
+template <typename scalar_t, typename acc_t>
+SNN_HD void lif_forward_thread(const LifForwardArgs<scalar_t, acc_t> a, int64_t n) {
+  const LifConfig<acc_t> c = a.config;
+  const acc_t alpha = a.alpha[n];
+  const acc_t theta = a.theta[n];
+  acc_t v = a.v0 ? to_acc<acc_t>(a.v0[n]) : acc_t(0);
+  acc_t r = (c.trace && a.r0) ? to_acc<acc_t>(a.r0[n]) : acc_t(0);
+  const scalar_t* SNN_RESTRICT x = a.x + n;
+  scalar_t* SNN_RESTRICT spikes = a.spikes + n;
+  scalar_t* SNN_RESTRICT h_out = a.h ? a.h + n : nullptr;
+  SNN_UNROLL(4)
+  for (int64_t t = 0; t < a.T; ++t) {
+    const acc_t h = lif_charge(alpha, v, to_acc<acc_t>(x[t * a.N]), r);
+    // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
+    const scalar_t h_stored = from_acc<scalar_t>(h);
+    const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta);
+    if (h_out) h_out[t * a.N] = h_stored;
+    spikes[t * a.N] = from_acc<scalar_t>(s);
+    v = lif_reset(c, h, s, theta);
+    r = lif_trace(c, r, s);
+  }
+  a.v_last[n] = from_acc<scalar_t>(v);
+  a.r_last[n] = from_acc<scalar_t>(r);
+}
+
+// Reads the saved h (a.h); the CUDA backward has no recompute-from-x path.
+template <typename scalar_t, typename acc_t>
+SNN_HD void lif_backward_thread(const LifBackwardArgs<scalar_t, acc_t> a, int64_t n) {
+  const LifConfig<acc_t> c = a.config;
+  const bool param_grads = a.grad_alpha != nullptr;
+  const acc_t alpha = a.alpha[n];
+  const acc_t theta = a.theta[n];
+  const acc_t v0 = a.v0 ? to_acc<acc_t>(a.v0[n]) : acc_t(0);
+  acc_t gv = a.grad_v_last ? to_acc<acc_t>(a.grad_v_last[n]) : acc_t(0);
+  acc_t gr = (c.trace && a.grad_r_last) ? to_acc<acc_t>(a.grad_r_last[n]) : acc_t(0);
+  acc_t galpha = acc_t(0), gtheta = acc_t(0);
+  const scalar_t* SNN_RESTRICT h = a.h + n;
+  const scalar_t* SNN_RESTRICT grad_s = a.grad_spikes + n;
+  scalar_t* SNN_RESTRICT grad_x = a.grad_x + n;
+  acc_t h_t = to_acc<acc_t>(h[(a.T - 1) * a.N]);
+  SNN_UNROLL(4)
+  for (int64_t t = a.T - 1; t >= 0; --t) {
+    const acc_t h_prev = t > 0 ? to_acc<acc_t>(h[(t - 1) * a.N]) : acc_t(0);
+    const acc_t v_prev = t > 0 ? lif_state_from_h(c, h_prev, theta) : v0;
+    const LifAdjointOut<acc_t> o =
+        lif_adjoint_step(c, alpha, theta, h_t, v_prev, to_acc<acc_t>(grad_s[t * a.N]), gv, gr);
+    grad_x[t * a.N] = from_acc<scalar_t>(o.grad_x);
+    galpha += o.grad_alpha;
+    gtheta += o.grad_theta;
+    h_t = h_prev;
+  }
+  a.grad_v0[n] = from_acc<scalar_t>(gv);
+  a.grad_r0[n] = from_acc<scalar_t>(gr);
+  if (param_grads) {
+    a.grad_alpha[n] = galpha;
+    a.grad_theta[n] = gtheta;
+  }
+}
+
+}  // namespace cuda
+}  // namespace snn

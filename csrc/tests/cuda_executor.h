@@ -1,0 +1,71 @@
+// Runs the kernel test cases on the GPU: device buffers copied from and back to std::vector, and the CUDA
+// launchers. The interface (Buffer, the four launches, synchronize) is the one emulated_executor.h gives on the CPU.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "check.h"
+#include "cuda/iir_cuda.h"
+#include "cuda/lif_cuda.h"
+
+namespace snn_test {
+
+#define CUDA_OK(expr) CHECK((expr) == cudaSuccess)
+
+template <typename T>
+struct DeviceBuffer {
+  T* ptr = nullptr;
+  size_t n = 0;
+  explicit DeviceBuffer(const std::vector<T>& host) : n(host.size()) {
+    CUDA_OK(cudaMalloc(&ptr, n * sizeof(T)));
+    CUDA_OK(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  std::vector<T> to_host() const {
+    std::vector<T> host(n);
+    CUDA_OK(cudaMemcpy(host.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+  ~DeviceBuffer() { cudaFree(ptr); }
+};
+
+struct CudaExecutor {
+  template <typename T>
+  using Buffer = DeviceBuffer<T>;
+  // nvcc contracts multiply-adds into FMAs, so results differ from the CPU kernels in the last bits.
+  static constexpr bool kRoundsAsCpu = false;
+
+  template <typename S, typename A>
+  void lif_forward(const snn::LifForwardArgs<S, A>& args) {
+    CUDA_OK(snn::cuda::launch_lif_forward(args, nullptr));
+  }
+  template <typename S, typename A>
+  void lif_backward(const snn::LifBackwardArgs<S, A>& args) {
+    CUDA_OK(snn::cuda::launch_lif_backward(args, nullptr));
+  }
+  template <typename S, typename A>
+  void iir_forward(const snn::IirForwardArgs<S, A>& args) {
+    CUDA_OK(snn::cuda::launch_iir_forward(args, nullptr));
+  }
+  template <typename S, typename A>
+  void iir_backward(const snn::IirBackwardArgs<S, A>& args) {
+    CUDA_OK(snn::cuda::launch_iir_backward(args, nullptr));
+  }
+  void synchronize() { CUDA_OK(cudaDeviceSynchronize()); }
+};
+
+// 0 when a GPU is present; otherwise prints why and returns 77, the exit code ctest reports as skipped.
+inline int skip_without_gpu(const char* test_name) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("%s: no CUDA device, skipped\n", test_name);
+    return 77;
+  }
+  return 0;
+}
+
+}  // namespace snn_test

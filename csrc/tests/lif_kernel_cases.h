@@ -1,0 +1,116 @@
+// The CUDA LIF kernels against the CPU kernels: every reset mode x trace x detach x surrogate, T = 1 and 17, with
+// and without initial states, final-state gradients and parameter gradients, float and double. Run on a GPU by
+// test_lif_gpu (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by
+// test_cuda_threads_cpu (EmulatedCudaExecutor).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "cpu/lif_cpu.h"
+
+namespace snn_test {
+
+// The pointer to a host vector's or a device buffer's elements, or null for an absent optional argument.
+template <typename T>
+T* optional_ptr(bool present, std::vector<T>& host) {
+  return present ? host.data() : nullptr;
+}
+
+template <typename Buffer>
+auto optional_ptr(bool present, Buffer& buffer) -> decltype(buffer.ptr) {
+  return present ? buffer.ptr : nullptr;
+}
+
+template <typename T, typename Executor>
+void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, bool with_state, double tol,
+                     std::mt19937& rng) {
+  const int64_t N = 1000;
+  std::uniform_real_distribution<double> u01(0.0, 1.0);
+  std::vector<T> x(T_ * N), gs(T_ * N), alpha(N), theta(N), v0(N), r0(N), gv(N), gr(N);
+  for (auto& e : x) e = T(u01(rng) * 1.6 - 0.3);
+  for (auto& e : gs) e = T(u01(rng) * 2 - 1);
+  for (int64_t n = 0; n < N; ++n) {
+    alpha[n] = T(0.05 + 0.9 * u01(rng));
+    theta[n] = T(0.7 + 0.6 * u01(rng));
+    v0[n] = T(u01(rng) - 0.5);
+    r0[n] = T(0.5 * u01(rng));
+    gv[n] = T(u01(rng) - 0.5);
+    gr[n] = T(u01(rng) - 0.5);
+  }
+  // Parameter gradients are wanted exactly when the initial states are given, so both null paths are covered.
+  const bool param_grads = with_state;
+  // CPU
+  std::vector<T> s(T_ * N), h(T_ * N), vl(N), rl(N), gx(T_ * N), gv0(N), gr0(N), ga(N), gt(N);
+  snn::LifForwardArgs<T, T> fa{T_, N, c, x.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0),
+                               optional_ptr(with_state, r0), s.data(), h.data(), vl.data(), rl.data()};
+  snn::cpu::lif_forward_range(fa, 0, N);
+  snn::LifBackwardArgs<T, T> ba{T_, N, c, gs.data(), optional_ptr(with_state, gv), optional_ptr(with_state, gr),
+                                h.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0), gx.data(),
+                                gv0.data(), gr0.data(), optional_ptr(param_grads, ga),
+                                optional_ptr(param_grads, gt), nullptr, nullptr};
+  snn::cpu::lif_backward_range(ba, 0, N);
+  // Device; its outputs start at zero, so an element the kernel never writes shows.
+  using Buffer = typename Executor::template Buffer<T>;
+  const std::vector<T> zeros_tn(T_ * N), zeros_n(N);
+  Buffer dx(x), dgs(gs), dalpha(alpha), dtheta(theta), dv0(v0), dr0(r0), dgv(gv), dgr(gr);
+  Buffer ds(zeros_tn), dh(zeros_tn), dvl(zeros_n), drl(zeros_n), dgx(zeros_tn), dgv0(zeros_n), dgr0(zeros_n),
+      dga(zeros_n), dgt(zeros_n);
+  snn::LifForwardArgs<T, T> dfa{T_, N, c, dx.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0),
+                                optional_ptr(with_state, dr0), ds.ptr, dh.ptr, dvl.ptr, drl.ptr};
+  device.lif_forward(dfa);
+  snn::LifBackwardArgs<T, T> dba{T_, N, c, dgs.ptr, optional_ptr(with_state, dgv), optional_ptr(with_state, dgr),
+                                 dh.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0), dgx.ptr,
+                                 dgv0.ptr, dgr0.ptr, optional_ptr(param_grads, dga),
+                                 optional_ptr(param_grads, dgt), nullptr, nullptr};
+  device.lif_backward(dba);
+  device.synchronize();
+  // Spikes must agree where the CPU potential is not within rounding of the threshold; with the CPU's rounding,
+  // everywhere, and every value bit for bit.
+  if (Executor::kRoundsAsCpu) tol = 0;
+  const auto s_device = ds.to_host();
+  int64_t flips = 0;
+  for (size_t i = 0; i < s.size(); ++i) flips += s_device[i] != s[i];
+  CHECK(flips * 1000 <= static_cast<int64_t>(s.size()));
+  CHECK(flips == 0 || !Executor::kRoundsAsCpu);
+  if (flips == 0) {
+    compare(dh.to_host(), h, tol, "h");
+    compare(dvl.to_host(), vl, tol, "v_last");
+    compare(drl.to_host(), rl, tol, "r_last");
+    compare(dgx.to_host(), gx, tol, "grad x");
+    compare(dgv0.to_host(), gv0, tol, "grad v0");
+    compare(dgr0.to_host(), gr0, tol, "grad r0");
+    if (param_grads) {
+      compare(dga.to_host(), ga, tol * 10, "grad alpha");
+      compare(dgt.to_host(), gt, tol * 10, "grad theta");
+    }
+  }
+}
+
+template <typename Executor>
+void lif_kernel_cases(Executor& device) {
+  std::mt19937 rng(5);
+  using snn::ResetMode;
+  using snn::Surrogate;
+  for (ResetMode reset : {ResetMode::hard, ResetMode::soft, ResetMode::none}) {
+    for (bool trace : {false, true}) {
+      for (bool detach : {false, true}) {
+        for (int k = 0; k < 6; ++k) {
+          const auto kind = static_cast<Surrogate>(k);
+          for (int64_t T : {1, 17}) {
+            for (bool with_state : {false, true}) {
+              lif_kernel_case<double>(device, {reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6}, T, with_state,
+                                      1e-12, rng);
+              lif_kernel_case<float>(device, {reset, trace, detach, kind, 0.8f, -0.1f, 0.85f, 0.6f}, T,
+                                     with_state, 1e-4, rng);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace snn_test
