@@ -51,6 +51,7 @@ CUDA_KERNEL_SOURCES = _sources("csrc/cuda/*.cu")
 # -ffp-contract=off: no fused multiply-adds, so the CPU kernels compiled per instruction set (csrc/cpu/isa.h)
 # agree bit for bit.
 CXX_FLAGS = ["-O3", "-std=c++20", "-fopenmp", "-fno-trapping-math", "-ffp-contract=off"]
+NVCC_FLAGS = ["-O3", "-std=c++17"]
 
 
 def _extension():
@@ -58,7 +59,7 @@ def _extension():
         return cpp_extension.CUDAExtension(
             "snn_cuda._C",
             CPU_SOURCES + CUDA_GLUE_SOURCES + CUDA_KERNEL_SOURCES,
-            extra_compile_args={"cxx": CXX_FLAGS + ["-DSNN_CUDA_WITH_CUDA"], "nvcc": ["-O3", "-std=c++17"]},
+            extra_compile_args={"cxx": CXX_FLAGS + ["-DSNN_CUDA_WITH_CUDA"], "nvcc": NVCC_FLAGS},
             extra_link_args=["-fopenmp"],
         )
     return cpp_extension.CppExtension(
@@ -80,10 +81,12 @@ class BuildExt(cpp_extension.BuildExtension):
         out_dir = os.path.join(self.build_temp, "cuda_check")
         os.makedirs(out_dir, exist_ok=True)
         gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in CUDA_CHECK_ARCHS]
+        # With the flags torch adds to every extension's nvcc call (no implicit half conversions, among others).
+        torch_flags = getattr(cpp_extension, "COMMON_NVCC_FLAGS", [])
         for src in CUDA_KERNEL_SOURCES:
             obj = os.path.join(out_dir, os.path.basename(src) + ".o")
             print(f"snn_cuda: CUDA compile check {src} -> sm_{', sm_'.join(CUDA_CHECK_ARCHS)}")
-            subprocess.run([nvcc, "-O3", "-std=c++17", *gencode, "-c", src, "-o", obj], check=True, cwd=ROOT)
+            subprocess.run([nvcc, *torch_flags, *NVCC_FLAGS, *gencode, "-c", src, "-o", obj], check=True, cwd=ROOT)
         cuda_include = os.path.join(os.path.dirname(os.path.dirname(nvcc)), "include")
         # A CPU-only torch wheel ships the c10/cuda headers but not this generated one; an empty stand-in is
         # enough for a syntax check.

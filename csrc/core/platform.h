@@ -17,6 +17,11 @@
 
 #include <cstdint>
 
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
 namespace snn {
 
 // Storage <-> compute conversions. Half and bfloat16 are stored narrow and computed in float32; the generic
@@ -30,5 +35,26 @@ template <typename scalar_t, typename acc_t>
 SNN_HD scalar_t from_acc(acc_t value) {
   return static_cast<scalar_t>(value);
 }
+
+#if defined(__CUDACC__)
+// CUDA's half types through their intrinsics: PyTorch builds extensions with __CUDA_NO_HALF_CONVERSIONS__ and
+// __CUDA_NO_BFLOAT16_CONVERSIONS__, which remove the implicit conversions static_cast would use.
+template <>
+SNN_HD float to_acc<float, __half>(__half value) {
+  return __half2float(value);
+}
+template <>
+SNN_HD __half from_acc<__half, float>(float value) {
+  return __float2half_rn(value);
+}
+template <>
+SNN_HD float to_acc<float, __nv_bfloat16>(__nv_bfloat16 value) {
+  return __bfloat162float(value);
+}
+template <>
+SNN_HD __nv_bfloat16 from_acc<__nv_bfloat16, float>(float value) {
+  return __float2bfloat16_rn(value);
+}
+#endif
 
 }  // namespace snn
