@@ -103,6 +103,14 @@ def peak_memory_mb(step: Callable[[], object], device: torch.device) -> float:
     return peak / 1e6
 
 
+def lif_tensor_passes(device_type: str) -> tuple[int, int]:
+    """How many times snn_cuda.lif reads or writes a tensor of x's size in the forward and in the backward: the
+    bytes it must move, in units of x.nbytes. CUDA: the forward reads x and writes spikes and h, the backward reads
+    grad_spikes and h and writes grad_x. CPU: the forward writes no h; the backward reads x instead and recomputes
+    h in cache (see snn_cuda/ops/lif.py)."""
+    return (2 if device_type == "cpu" else 3), 3
+
+
 def copy_bandwidth_gbps(device: torch.device, *, megabytes: int = 512, repeats: int = 5) -> float:
     """Bandwidth of a large tensor copy (bytes read + bytes written per second), measured in this process.
 

@@ -31,6 +31,7 @@ import importlib
 from dataclasses import dataclass
 
 import torch
+from _common import lif_tensor_passes
 from torch import nn
 
 import snn_cuda
@@ -118,12 +119,13 @@ class SnnCudaNeuron(nn.Module):
         super().__init__()
         self.setting, self.backend = setting, backend
 
-    def tensor_passes(self) -> tuple[int, int]:
+    def tensor_passes(self, device_type: str) -> tuple[int, int]:
         """How many times the ops read or write a tensor of x's size, forward and backward: the bytes they must
-        move in units of ``x.nbytes`` (lif: x, spikes and h forward; grad of spikes, h and grad of x backward;
-        the filter and the gain: one read and one write each way)."""
+        move in units of ``x.nbytes`` (lif: ``lif_tensor_passes``; the filter and the gain: one read and one write
+        each way)."""
         extra = 2 * ((self.setting.synapse_decay is not None) + (self.setting.input_gain != 1.0))
-        return 3 + extra, 3 + extra
+        forward, backward = lif_tensor_passes(device_type)
+        return forward + extra, backward + extra
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.setting.synapse_decay is not None:

@@ -219,7 +219,7 @@ def run_setting(setting: str, impls: list[Implementation], table: dict[str, LifS
             if impl is SNN_CUDA:
                 snn_cuda_times[equation] = result
                 if setting != "linear":  # with the Linear, the matmul sets the time, not the memory traffic
-                    passes = sum(neuron.tensor_passes())
+                    passes = sum(neuron.tensor_passes(device.type))
                     bound_ms = passes * case.x.numel() * case.x.element_size() / (bandwidth * 1e9) * 1e3
                     row["bound_fraction"] = round(bound_ms / result["fwd_bwd"], 3)
             else:

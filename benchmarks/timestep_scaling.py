@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _common import RESULTS, copy_bandwidth_gbps, environment, median_ms, write_csv
+from _common import RESULTS, copy_bandwidth_gbps, environment, lif_tensor_passes, median_ms, write_csv
 
 import snn_cuda
 from snn_cuda.complexity import measure_cost
@@ -71,9 +71,8 @@ def lif_case(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, bac
     x = (torch.rand(T, sizes.batch, sizes.neurons, device=device) * 1.5).to(dtype).requires_grad_()
     options = dict(alpha=0.5, theta=1.0, reset="hard", surrogate="atan")
     tensor_bytes = x.numel() * x.element_size()
-    # CUDA: forward reads x, writes spikes and h; backward reads grad_spikes and h, writes grad_x. CPU: the forward
-    # writes no h, the backward reads x instead and recomputes h in cache.
-    moved = dict(bytes_forward=(2 if device.type == "cpu" else 3) * tensor_bytes, bytes_backward=3 * tensor_bytes)
+    forward_passes, backward_passes = lif_tensor_passes(device.type)
+    moved = dict(bytes_forward=forward_passes * tensor_bytes, bytes_backward=backward_passes * tensor_bytes)
     return {
         impl: Case([x], lambda x, backend=op_backend: snn_cuda.lif(x, backend=backend, **options), sizes.neurons,
                    **moved)
