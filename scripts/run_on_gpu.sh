@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
-# On a GPU machine (no internet needed; torch with CUDA, nvcc, pytest and cmake must be there): builds the CUDA
-# kernels in place, runs the whole test suite (CUDA tests included) and the C++ CUDA-vs-CPU tests, then the GPU
-# benchmarks. Logs and results go into OUTDIR; the exit status is non-zero if any step failed.
+# On a GPU machine (no internet needed; torch with CUDA, nvcc, CMake and pytest must be there): builds the CUDA
+# kernels in place, runs the CUDA tests and the GPU benchmarks. Logs, results and per-stage times go into OUTDIR;
+# the exit status is non-zero if any stage failed.
 #
-#   scripts/run_on_gpu.sh OUTDIR            (TORCH_CUDA_ARCH_LIST defaults to the local GPU's architecture)
+#   scripts/run_on_gpu.sh OUTDIR [STAGE ...]
+#
+# Stages, in the order given (default: build test ctest bench):
+#   build   the extension with its CUDA kernels, in place (TORCH_CUDA_ARCH_LIST defaults to the local GPU's)
+#   test    the pytest cases marked cuda (every op against the reference on the GPU, opcheck, compile); the rest of
+#           the suite runs on every CPU CI and is not repeated here
+#   ctest   the C++ CUDA-vs-CPU kernel tests (test_lif_gpu, test_iir_gpu), built alone with CMake
+#   bench   benchmarks/timestep_scaling.py on CUDA at [T, 64, 65536] in float32, float16 and bfloat16
+#   peers   benchmarks/peers.py and peers_end_to_end.py on CUDA; a missing peer is skipped with a note
+#   suite   the whole pytest suite (CPU tests too), for a machine with time to spare
+#
+# With the device tool (15 minutes of device time per task, 10 per command, a warm machine kept for 30 s after a
+# call): run `build test ctest` in one command and `bench` in the next, at once, so the build is still there (no
+# run has timed the stages yet: stages.txt records them). OUTDIR holds more than the 8 files that come back, so
+# pack it:  scripts/run_on_gpu.sh /tmp/gpu build test ctest; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
+# The GPU image has pytest, ninja, CMake, matplotlib and PyYAML but none of the peer libraries: for `peers`, carry
+# their wheels (see benchmarks/requirements-peers.txt; norse is a source distribution) and install them with
+# `pip install --no-index --no-deps` before this script.
 set -uo pipefail
-out=${1:?usage: scripts/run_on_gpu.sh OUTDIR}
+out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|test|ctest|bench|peers|suite ...]}
+shift
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(build test ctest bench)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
@@ -13,35 +33,62 @@ PY=${PYTHON:-python3}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 failed=()
 
-step() {  # step NAME COMMAND...: runs COMMAND, logs to OUTDIR/NAME.log, remembers a failure
-  local name=$1
+step() {  # step NAME COMMAND...: runs COMMAND, logs to OUTDIR/NAME.log and its time to OUTDIR/stages.txt
+  local name=$1 start=$SECONDS status=passed
   shift
   echo "=== $name: $*"
-  if ! "$@" >"$out/$name.log" 2>&1; then failed+=("$name"); fi
-  tail -n 25 "$out/$name.log"
+  if ! "$@" >"$out/$name.log" 2>&1; then
+    failed+=("$name")
+    status=FAILED
+  fi
+  printf '%-22s %-7s %5d s\n' "$name" "$status" $((SECONDS - start)) | tee -a "$out/stages.txt"
+  tail -n 15 "$out/$name.log"
 }
 
-arch=$($PY -c "import torch; p = torch.cuda.get_device_capability(); print(f'{p[0]}.{p[1]}')")
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$arch} MAX_JOBS=${MAX_JOBS:-8}
-{ nvidia-smi; nvcc --version; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } \
-  >"$out/device.txt" 2>&1
-step build env SNN_CUDA_BUILD_CUDA=1 $PY setup.py build_ext --inplace
-step info $PY -m snn_cuda.info
-step pytest $PY -m pytest -q -ra tests
-cuda_arch=${arch/./}
-step ctest bash -c "cmake -S . -B build/gpu -DCMAKE_CUDA_ARCHITECTURES=$cuda_arch >/dev/null && \
-  cmake --build build/gpu -j8 >/dev/null && ctest --test-dir build/gpu --output-on-failure"
-for dtype in float32 float16 bfloat16; do
-  step "bench_$dtype" $PY benchmarks/timestep_scaling.py --device cuda --dtype "$dtype" --neurons 65536 \
-    --T 8 16 32 64 128 256 --repeats 20 --reference-max-T 64 --out "$out"
+# pytest-xdist spreads the tests over the cores when it is installed.
+parallel=()
+$PY -c "import xdist" 2>/dev/null && parallel=(-n 8)
+
+# The local GPU's architecture, unless TORCH_CUDA_ARCH_LIST names one (e.g. "9.0", to try the build stages on a
+# machine without a GPU).
+arch=${TORCH_CUDA_ARCH_LIST:-$($PY -c "import torch; p = torch.cuda.get_device_capability(); print(f'{p[0]}.{p[1]}')")} ||
+  { echo "no CUDA device visible to torch and no TORCH_CUDA_ARCH_LIST"; exit 1; }
+export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=${MAX_JOBS:-$(nproc)}
+# torch takes CUDA_HOME from the nvcc on PATH, which can be a wrapper outside the toolkit (as on the build machines).
+if [ -z "${CUDA_HOME:-}" ] && [ -f /usr/local/cuda/include/cuda_runtime.h ]; then export CUDA_HOME=/usr/local/cuda; fi
+{ nvidia-smi; nvcc --version; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; \
+  git log -1 --format='commit %H %s' 2>/dev/null; } >"$out/device.txt" 2>&1
+for stage in "${stages[@]}"; do
+  case $stage in
+    build)
+      step build env SNN_CUDA_BUILD_CUDA=1 $PY setup.py build_ext --inplace
+      step info $PY -m snn_cuda.info ;;
+    test)
+      step pytest_cuda $PY -m pytest -q -ra -m cuda "${parallel[@]}" tests ;;
+    ctest)
+      cuda_arch=${arch/./}
+      cuda_arch=${cuda_arch%%[^0-9]*}
+      step ctest bash -c "cmake -S . -B build/gpu -DCMAKE_CUDA_ARCHITECTURES=$cuda_arch >/dev/null && \
+        cmake --build build/gpu -j $MAX_JOBS --target test_lif_gpu test_iir_gpu >/dev/null && \
+        ctest --test-dir build/gpu --output-on-failure -R _gpu" ;;
+    bench)
+      for dtype in float32 float16 bfloat16; do
+        step "bench_$dtype" $PY benchmarks/timestep_scaling.py --device cuda --dtype "$dtype" --neurons 65536 \
+          --T 8 16 32 64 128 256 --repeats 20 --reference-max-T 64 --out "$out"
+      done ;;
+    peers)
+      step bench_peers $PY benchmarks/peers.py --device cuda --out "$out"
+      step bench_peers_e2e $PY benchmarks/peers_end_to_end.py --device cuda --quiet --out "$out" ;;
+    suite)
+      step pytest_all $PY -m pytest -q -ra "${parallel[@]}" tests ;;
+    *)
+      echo "unknown stage '$stage' (build, test, ctest, bench, peers, suite)"
+      failed+=("$stage") ;;
+  esac
 done
-# Peers: install benchmarks/requirements-peers.txt (--no-deps, e.g. from carried wheels) beforehand; a missing
-# peer is skipped with a note and the snn_cuda rows still run.
-step bench_peers $PY benchmarks/peers.py --device cuda --out "$out"
-step bench_peers_e2e $PY benchmarks/peers_end_to_end.py --device cuda --quiet --out "$out"
 
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "FAILED steps: ${failed[*]} (logs in $out)"
+  echo "FAILED stages: ${failed[*]} (logs in $out)"
   exit 1
 fi
-echo "all steps passed; logs and results in $out"
+echo "all stages passed; logs and results in $out"
