@@ -10,19 +10,22 @@
 #   test    the pytest cases marked cuda (every op against the reference on the GPU, opcheck, compile); the rest of
 #           the suite runs on every CPU CI and is not repeated here
 #   ctest   the C++ CUDA-vs-CPU kernel tests (test_lif_gpu, test_iir_gpu), built alone with CMake
+#   sanitize  the same two tests under compute-sanitizer's memcheck (out-of-bounds and misaligned accesses; it works
+#           on the Firecracker GPU machines, not under gVisor)
 #   bench   benchmarks/timestep_scaling.py on CUDA at [T, 64, 65536] in float32, float16 and bfloat16
 #   peers   benchmarks/peers.py and peers_end_to_end.py on CUDA; a missing peer is skipped with a note
 #   suite   the whole pytest suite (CPU tests too), for a machine with time to spare
 #
 # With the device tool (15 minutes of device time per task, 10 per command, a warm machine kept for 30 s after a
-# call): run `build test ctest` in one command and `bench` in the next, at once, so the build is still there (no
-# run has timed the stages yet: stages.txt records them). OUTDIR holds more than the 8 files that come back, so
-# pack it:  scripts/run_on_gpu.sh /tmp/gpu build test ctest; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
+# call): run `build test ctest sanitize` in one command and `bench` in the next, at once, so the build is still
+# there (no run has timed the stages yet: stages.txt records them). OUTDIR holds more than the 8 files that come
+# back, so pack it:
+#   scripts/run_on_gpu.sh /tmp/gpu build test ctest sanitize; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
 # The GPU image has pytest, ninja, CMake, matplotlib and PyYAML but none of the peer libraries: for `peers`, carry
 # their wheels (see benchmarks/requirements-peers.txt; norse is a source distribution) and install them with
 # `pip install --no-index --no-deps` before this script.
 set -uo pipefail
-out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|test|ctest|bench|peers|suite ...]}
+out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|test|ctest|sanitize|bench|peers|suite ...]}
 shift
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(build test ctest bench)
@@ -58,6 +61,9 @@ export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=${MAX_JOBS:-$(nproc)}
 if [ -z "${CUDA_HOME:-}" ] && [ -f /usr/local/cuda/include/cuda_runtime.h ]; then export CUDA_HOME=/usr/local/cuda; fi
 { nvidia-smi; nvcc --version; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; \
   git log -1 --format='commit %H %s' 2>/dev/null; } >"$out/device.txt" 2>&1
+cuda_arch=${arch/./}
+build_gpu_tests="cmake -S . -B build/gpu -DCMAKE_CUDA_ARCHITECTURES=${cuda_arch%%[^0-9]*} >/dev/null && \
+  cmake --build build/gpu -j $MAX_JOBS --target test_lif_gpu test_iir_gpu >/dev/null"
 for stage in "${stages[@]}"; do
   case $stage in
     build)
@@ -66,11 +72,10 @@ for stage in "${stages[@]}"; do
     test)
       step pytest_cuda $PY -m pytest -q -ra -m cuda "${parallel[@]}" tests ;;
     ctest)
-      cuda_arch=${arch/./}
-      cuda_arch=${cuda_arch%%[^0-9]*}
-      step ctest bash -c "cmake -S . -B build/gpu -DCMAKE_CUDA_ARCHITECTURES=$cuda_arch >/dev/null && \
-        cmake --build build/gpu -j $MAX_JOBS --target test_lif_gpu test_iir_gpu >/dev/null && \
-        ctest --test-dir build/gpu --output-on-failure -R _gpu" ;;
+      step ctest bash -c "$build_gpu_tests && ctest --test-dir build/gpu --output-on-failure -R _gpu" ;;
+    sanitize)
+      step sanitize bash -c "$build_gpu_tests && for test in test_lif_gpu test_iir_gpu; do \
+        compute-sanitizer --tool memcheck --error-exitcode 1 build/gpu/\$test || exit 1; done" ;;
     bench)
       for dtype in float32 float16 bfloat16; do
         step "bench_$dtype" $PY benchmarks/timestep_scaling.py --device cuda --dtype "$dtype" --neurons 65536 \
@@ -82,7 +87,7 @@ for stage in "${stages[@]}"; do
     suite)
       step pytest_all $PY -m pytest -q -ra "${parallel[@]}" tests ;;
     *)
-      echo "unknown stage '$stage' (build, test, ctest, bench, peers, suite)"
+      echo "unknown stage '$stage' (build, test, ctest, sanitize, bench, peers, suite)"
       failed+=("$stage") ;;
   esac
 done
