@@ -111,6 +111,13 @@ def lif_tensor_passes(device_type: str) -> tuple[int, int]:
     return (2 if device_type == "cpu" else 3), 3
 
 
+def figure_title(text: str, width: int = 150) -> str:
+    """A plot's title broken into lines that fit the figure (the device and load line is long)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
 def copy_bandwidth_gbps(device: torch.device, *, megabytes: int = 512, repeats: int = 5) -> float:
     """Bandwidth of a large tensor copy (bytes read + bytes written per second), measured in this process.
 

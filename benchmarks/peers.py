@@ -34,7 +34,15 @@ import os
 from pathlib import Path
 
 import torch
-from _common import RESULTS, copy_bandwidth_gbps, environment, forward_backward_ms, peak_memory_mb, write_csv
+from _common import (
+    RESULTS,
+    copy_bandwidth_gbps,
+    environment,
+    figure_title,
+    forward_backward_ms,
+    peak_memory_mb,
+    write_csv,
+)
 from peer_neurons import (
     SPIKINGJELLY_CUDA_IMPLEMENTATIONS,
     LifSetting,
@@ -266,7 +274,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         axis.grid(alpha=0.3)
         if selected:
             axis.legend(fontsize=6)
-    figure.suptitle(title, fontsize=8)
+    figure.suptitle(figure_title(title), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _common import RESULTS, copy_bandwidth_gbps, environment, lif_tensor_passes, median_ms, write_csv
+from _common import RESULTS, copy_bandwidth_gbps, environment, figure_title, lif_tensor_passes, median_ms, write_csv
 
 import snn_cuda
 from snn_cuda.complexity import measure_cost
@@ -234,7 +234,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         if ax.has_data():
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(figure_title(title, width=130), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
