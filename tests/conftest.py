@@ -55,6 +55,17 @@ def assert_close(
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
 
 
+class BatchFirst(torch.nn.Module):
+    """[B, T, F] in and out around a time-major module: its input and its output's gradient are transposes."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.transpose(0, 1)).transpose(0, 1)
+
+
 def eager_and_compiled_step(model: torch.nn.Module, x: torch.Tensor, compile_backend: str):
     """One training step of ``model`` on ``x``, eagerly and under ``torch.compile(fullgraph=True)``: returns
     ``(output, parameter gradients)`` of each. The loss weighs every output element differently."""

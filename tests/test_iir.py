@@ -4,12 +4,13 @@ the IIRSynapse module and snn-iir layer built on it."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
 import pytest
 import torch
-from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close, eager_and_compiled_step
+from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, BatchFirst, assert_close, eager_and_compiled_step
 from torch import nn
 
 import snn_cuda
@@ -208,11 +209,13 @@ def _opcheck_forward_samples(device):
         (x.clone().requires_grad_(), a1, None, b.clone().requires_grad_(), None, None),
         (x[:1].clone(), a1, a2, b, p1, None),
         (x.double(), a1, a2, b, None, p2.double()),
+        # batch-first data made time-major by a transpose: dense but not contiguous (outputs are contiguous)
+        (x.transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(), a1, a2, b, p1, p2),
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 def test_opcheck_forward(device, index):
     torch.library.opcheck(torch.ops.snn_cuda.iir_fwd.default, _opcheck_forward_samples(device)[index])
 
@@ -224,10 +227,13 @@ def test_opcheck_backward(device, first_order):
     a2 = None if first_order else a2.detach()
     a1, b = a1.detach(), b.detach()
     p = torch.randn_like(x)
-    for grad_x, grad_a, grad_b in ((True, True, True), (True, False, False), (False, True, False),
-                                   (False, False, True)):  # fmt: skip
-        args = (torch.randn_like(p), torch.randn_like(p1), None, p, x.detach(), a1, a2, b, p1.detach(),
-                p2.detach(), grad_x, grad_a, grad_b)  # fmt: skip
+    # the incoming gradient contiguous, or transposed (the output was made batch-first after the op)
+    grads = [torch.randn_like(p), torch.randn(2, 5, 3, device=device).transpose(0, 1)]
+    for (grad_x, grad_a, grad_b), grad_p in itertools.product(
+        ((True, True, True), (True, False, False), (False, True, False), (False, False, True)), grads
+    ):
+        args = (grad_p, torch.randn_like(p1), None, p, x.detach(), a1, a2, b, p1.detach(), p2.detach(), grad_x,
+                grad_a, grad_b)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.iir_bwd.default, args)
 
 
@@ -237,6 +243,19 @@ def test_torch_compile_matches_eager(gen, device, compile_backend):
     filter_ = snn_cuda.IIRSynapse((16,), synapse.dual_exp(4, 1), backend=KERNEL_BACKEND[device])
     model = nn.Sequential(nn.Linear(8, 16), filter_).to(device)
     x = torch.randn(6, 4, 8, generator=gen).to(device)
+    (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, compile_backend)
+    torch.testing.assert_close(compiled_out, eager_out)
+    for a, b in zip(eager_grads, compiled_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
+def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_backend):
+    """Batch-first data around the time-major filter: its input and its output's gradient are transposes."""
+    filter_ = snn_cuda.IIRSynapse((16,), synapse.dual_exp(4, 1), backend=KERNEL_BACKEND[device])
+    model = nn.Sequential(nn.Linear(8, 16), BatchFirst(filter_)).to(device)
+    x = torch.randn(4, 6, 8, generator=gen).to(device)
     (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, compile_backend)
     torch.testing.assert_close(compiled_out, eager_out)
     for a, b in zip(eager_grads, compiled_grads, strict=True):

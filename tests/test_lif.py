@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, assert_close, eager_and_compiled_step
+from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, BatchFirst, assert_close, eager_and_compiled_step
 
 import snn_cuda
 from snn_cuda import surrogate as surrogates
@@ -221,11 +221,14 @@ def _opcheck_samples(device):
          0.0, 0.9, 0.5, True, "gaussian", 0.4, True),
         (x.detach(), alpha.detach(), theta.detach(), None, None, "none", 0.0, None, 1.0, False, "triangle", 1.0,
          False),
+        # batch-first data made time-major by a transpose: dense but not contiguous (outputs are contiguous)
+        (x.detach().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(), alpha, theta, None, None, "hard",
+         0.0, None, 1.0, False, "atan", 2.0, True),
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 def test_opcheck_forward(device, index):
     torch.library.opcheck(torch.ops.snn_cuda.lif_fwd.default, _opcheck_samples(device)[index])
 
@@ -237,8 +240,10 @@ def test_opcheck_backward(device):
     alpha, theta = torch.full((2, 3), 0.5, device=device), torch.full((2, 3), 0.8, device=device)
     # from the saved h everywhere; from x (h recomputed) on the CPU
     saved = [(h, None)] + ([(None, x)] if device == "cpu" else [])
-    for (h_saved, x_saved), param_grads in itertools.product(saved, (False, True)):
-        args = (torch.randn_like(x), torch.randn_like(alpha), None, h_saved, x_saved, alpha, theta,
+    # the incoming gradient contiguous, or transposed (the spikes were made batch-first after the op)
+    grads = [torch.randn_like(x), torch.randn(2, 5, 3, device=device).transpose(0, 1)]
+    for (h_saved, x_saved), param_grads, grad_spikes in itertools.product(saved, (False, True), grads):
+        args = (grad_spikes, torch.randn_like(alpha), None, h_saved, x_saved, alpha, theta,
                 torch.rand_like(alpha), None, "hard", 0.0, None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.lif_bwd.default, args)
 
@@ -276,6 +281,18 @@ def test_torch_compile_matches_eager(gen, device, compile_backend):
                          backend=KERNEL_BACKEND[device])  # fmt: skip
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), layer).to(device)
     x = torch.randn(6, 4, 8, generator=gen).to(device)
+    (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, compile_backend)
+    assert torch.equal(eager_out, compiled_out)
+    for a, b in zip(eager_grads, compiled_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
+def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_backend):
+    layer = snn_cuda.LIF((16,), alpha=0.7, theta=0.5, learn_alpha=True, backend=KERNEL_BACKEND[device])
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), BatchFirst(layer)).to(device)
+    x = torch.randn(4, 6, 8, generator=gen).to(device)
     (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, compile_backend)
     assert torch.equal(eager_out, compiled_out)
     for a, b in zip(eager_grads, compiled_grads, strict=True):

@@ -66,8 +66,9 @@ def _requires_grad(*tensors: torch.Tensor | None) -> bool:
 def _register() -> None:
     @torch.library.register_fake("snn_cuda::iir_fwd")
     def _(x, a1, a2, b, p1, p2):
+        # new_empty, not empty_like: the kernels write contiguous outputs whatever the input's strides.
         state = x.new_empty(x.shape[1:])
-        return torch.empty_like(x), state, torch.empty_like(state)
+        return x.new_empty(x.shape), state, torch.empty_like(state)
 
     @torch.library.register_fake("snn_cuda::iir_bwd")
     def _(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a, grad_b):
@@ -77,7 +78,7 @@ def _register() -> None:
             return a1.new_empty(state_shape if wanted else (0,))
 
         return (
-            torch.empty_like(grad_p) if grad_x else grad_p.new_empty((0,)),
+            grad_p.new_empty(grad_p.shape if grad_x else (0,)),
             coefficient_grad(grad_a),
             coefficient_grad(grad_a and a2 is not None),
             coefficient_grad(grad_b),

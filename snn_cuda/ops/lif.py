@@ -79,9 +79,10 @@ def lif(
 def _register() -> None:
     @torch.library.register_fake("snn_cuda::lif_fwd")
     def _(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param, store_h):
+        # new_empty, not empty_like: the kernels write contiguous outputs whatever the input's strides.
         state = x.new_empty(x.shape[1:])
-        h = torch.empty_like(x) if store_h else x.new_empty((0,))
-        return torch.empty_like(x), state, torch.empty_like(state), h
+        h = x.new_empty(x.shape) if store_h else x.new_empty((0,))
+        return x.new_empty(x.shape), state, torch.empty_like(state), h
 
     @torch.library.register_fake("snn_cuda::lif_bwd")
     def _(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
@@ -89,7 +90,8 @@ def _register() -> None:
         state = grad_spikes.new_empty(grad_spikes.shape[1:])
         param_shape = grad_spikes.shape[1:] if param_grads else (0,)
         grad_alpha = alpha.new_empty(param_shape)
-        return torch.empty_like(grad_spikes), state, torch.empty_like(state), grad_alpha, torch.empty_like(grad_alpha)
+        grad_x = grad_spikes.new_empty(grad_spikes.shape)  # contiguous, as the kernels write it
+        return grad_x, state, torch.empty_like(state), grad_alpha, torch.empty_like(grad_alpha)
 
     def setup_context(ctx, inputs, output):
         x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param = inputs[:12]
