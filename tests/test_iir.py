@@ -349,6 +349,17 @@ def test_kernel_checks_arguments_directly():
         backward(x, x, None, x, x, good, None, good, None, None, False, False, False)
 
 
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_cuda_kernels_name_the_tensor_left_on_the_cpu(device):
+    """Any CUDA argument sends a direct torch.ops call to the CUDA kernel; a CPU x must be named, not crash."""
+    x = torch.rand(3, 2, 4)
+    good = torch.full((2, 4), 0.5, dtype=torch.float64, device=device)
+    with pytest.raises(RuntimeError, match="x is on cpu but other arguments are on a CUDA device"):
+        torch.ops.snn_cuda.iir_fwd(x, good, None, good, None, None)
+    with pytest.raises(RuntimeError, match="grad_p is on cpu but other arguments are on a CUDA device"):
+        torch.ops.snn_cuda.iir_bwd(x, None, None, None, None, good, None, good, None, None, True, False, False)
+
+
 def test_synapse_preserved_state_is_carried_detached_and_reset(gen):
     layer = snn_cuda.IIRSynapse((5,), synapse.dual_exp(8, 2), initial_state="preserved", backend="cpp").double()
     x = torch.rand(10, 3, 5, generator=gen, dtype=torch.float64)

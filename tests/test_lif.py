@@ -391,6 +391,18 @@ def test_kernel_checks_arguments_directly():
                                    False)  # fmt: skip
 
 
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_cuda_kernels_name_the_tensor_left_on_the_cpu(device):
+    """Any CUDA argument sends a direct torch.ops call to the CUDA kernel; a CPU x must be named, not crash."""
+    x, h = torch.rand(3, 2, 4), torch.rand(3, 2, 4)
+    good = torch.full((2, 4), 0.5, device=device)
+    with pytest.raises(RuntimeError, match="x is on cpu but other arguments are on a CUDA device"):
+        torch.ops.snn_cuda.lif_fwd(x, good, good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0, True)
+    with pytest.raises(RuntimeError, match="grad_spikes is on cpu but other arguments are on a CUDA device"):
+        torch.ops.snn_cuda.lif_bwd(torch.rand_like(x), None, None, h, None, good, good, None, None, "hard", 0.0,
+                                   None, 1.0, False, "atan", 2.0, False)  # fmt: skip
+
+
 _ISA_SCRIPT = """
 import sys, torch, snn_cuda
 gen = torch.Generator().manual_seed(3)

@@ -25,6 +25,13 @@ struct CudaTypes<at::BFloat16> {
   using acc = float;
 };
 
+// The device a CUDA op runs on, from the tensor that sets it. The dispatcher picks the CUDA kernel when any
+// argument is on a CUDA device, so that tensor may still be on the CPU: say so before a CUDAGuard would fail on it.
+inline c10::Device cuda_device_of(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.is_cuda(), name, " is on ", t.device(), " but other arguments are on a CUDA device");
+  return t.device();
+}
+
 #define SNN_CUDA_CHECK_LAUNCH(expr)                                                              \
   do {                                                                                           \
     const cudaError_t snn_err = (expr);                                                          \

@@ -15,7 +15,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> iir_fwd_cuda(const at::Tensor& x,
                                                             const std::optional<at::Tensor>& a2,
                                                             const at::Tensor& b, const std::optional<at::Tensor>& p1,
                                                             const std::optional<at::Tensor>& p2) {
-  const c10::cuda::CUDAGuard guard(x.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(x, "x"));
   IirForwardTensors t = prepare_iir_forward(x, a1, a2, b, p1, p2);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.x.scalar_type(), "iir_fwd_cuda", [&] {
     using storage = typename CudaTypes<scalar_t>::storage;
@@ -31,7 +31,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const std::optional<at::Tensor>& x, const at::Tensor& a1, const std::optional<at::Tensor>& a2,
     const at::Tensor& b, const std::optional<at::Tensor>& p1, const std::optional<at::Tensor>& p2, bool grad_x,
     bool grad_a, bool grad_b) {
-  const c10::cuda::CUDAGuard guard(grad_p.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(grad_p, "grad_p"));
   IirBackwardTensors t =
       prepare_iir_backward(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a, grad_b);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.grad_p.scalar_type(), "iir_bwd_cuda", [&] {

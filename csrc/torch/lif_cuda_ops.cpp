@@ -15,7 +15,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cuda(
     const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta, const std::optional<at::Tensor>& v0,
     const std::optional<at::Tensor>& r0, std::string reset, double v_reset, std::optional<double> gamma,
     double rho, bool detach_reset, std::string surrogate, double surrogate_param, bool store_h) {
-  const c10::cuda::CUDAGuard guard(x.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(x, "x"));
   LifForwardTensors p = prepare_lif_forward(x, alpha, theta, v0, r0, gamma.has_value(), store_h);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(), "lif_fwd_cuda", [&] {
     using types = CudaTypes<scalar_t>;
@@ -34,7 +34,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_c
     const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0, std::string reset, double v_reset,
     std::optional<double> gamma, double rho, bool detach_reset, std::string surrogate, double surrogate_param,
     bool param_grads) {
-  const c10::cuda::CUDAGuard guard(grad_spikes.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(grad_spikes, "grad_spikes"));
   // The CUDA backward reads the saved h; recomputing it would need checkpoints of the state (not built).
   TORCH_CHECK(h.has_value(), "snn_cuda::lif_bwd on CUDA needs h (run lif_fwd with store_h=True)");
   LifBackwardTensors p =
