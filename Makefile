@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 CMAKE_BUILD ?= build/cmake
 
-.PHONY: setup run test ctest lint bench peers bench-peers bench-peers-e2e clean
+.PHONY: setup run test ctest lint bench peers peer-wheels bench-peers bench-peers-e2e clean
 
 $(VENV)/.installed: setup.py pyproject.toml $(wildcard csrc/*/*.h csrc/*/*.cpp csrc/*/*.cu)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ peers: setup
 	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
 	$(PY) -c "import sys, torch; v = torch.__version__.split('+')[0]; sys.exit(0 if '$(TORCH)'.endswith(v) else \
 	  f'torch is {torch.__version__}, expected $(TORCH)')"
+
+# The peer libraries as wheels in .whl/, for a GPU machine without internet (scripts/run_on_gpu.sh's peers stage
+# installs them from there): all pure Python, norse built from its source distribution; h5py is left out (the GPU
+# image has it, and a wheel built here would be for this machine's Python).
+peer-wheels: setup
+	grep -v '^h5py' benchmarks/requirements-peers.txt | $(PY) -m pip wheel --quiet --no-deps -w .whl -r /dev/stdin
 
 # The documented CPU comparison with the peers: default sizes, PyTorch's CPU allocator on huge pages (as in the
 # README's measurements). Writes benchmarks/results/peers_cpu.{csv,md,png}.

@@ -21,9 +21,9 @@
 # there (no run has timed the stages yet: stages.txt records them). OUTDIR holds more than the 8 files that come
 # back, so pack it:
 #   scripts/run_on_gpu.sh /tmp/gpu build test ctest sanitize; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
-# The GPU image has pytest, ninja, CMake, matplotlib and PyYAML but none of the peer libraries: for `peers`, carry
-# their wheels (see benchmarks/requirements-peers.txt; norse is a source distribution) and install them with
-# `pip install --no-index --no-deps` before this script.
+# The GPU image has pytest, ninja, CMake, matplotlib and PyYAML but none of the peer libraries: for `peers`, make
+# their wheels here first (`make peer-wheels`, into .whl/, which git ignores: name .whl in the device tool's carry);
+# the stage installs them into /tmp/snn_cuda_peers.
 set -uo pipefail
 out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|test|ctest|sanitize|bench|peers|suite ...]}
 shift
@@ -82,6 +82,10 @@ for stage in "${stages[@]}"; do
           --T 8 16 32 64 128 256 --repeats 20 --reference-max-T 64 --out "$out"
       done ;;
     peers)
+      if compgen -G ".whl/*.whl" >/dev/null; then
+        step install_peers $PY -m pip install --no-index --no-deps --no-compile --target /tmp/snn_cuda_peers .whl/*.whl
+        export PYTHONPATH=/tmp/snn_cuda_peers:$PYTHONPATH
+      fi
       step bench_peers $PY benchmarks/peers.py --device cuda --out "$out"
       step bench_peers_e2e $PY benchmarks/peers_end_to_end.py --device cuda --quiet --out "$out" ;;
     suite)
