@@ -3,15 +3,24 @@
 // machine without a GPU; lif_cuda.cu only maps the thread index to n.
 //
 // Recurrence and adjoint: see core/lif_step.h (the same step functions as the CPU kernels). Each [T, N] tensor is
-// read or written once per thread; h[t-1] is carried from one backward iteration to the next.
+// read or written once per thread; h[t] is carried from one backward step to the next. The loads of several
+// steps are issued together (time_loop.h).
 #pragma once
 
 #include <cstdint>
 
 #include "../core/lif_params.h"
+#include "time_loop.h"
 
 namespace snn {
 namespace cuda {
+
+// What the backward reads at step t: the spike gradient, and h[t-1] (for v[t-1]; h[t] is carried from step t+1).
+template <typename acc_t>
+struct LifBackwardInputs {
+  acc_t grad_s;
+  acc_t h_prev;
+};
 
 // Arguments by value, as the kernel receives them: a reference to a kernel parameter can cost a copy of the
 // whole struct to local memory.
@@ -25,17 +34,18 @@ SNN_HD void lif_forward_thread(const LifForwardArgs<scalar_t, acc_t> a, int64_t 
   const scalar_t* SNN_RESTRICT x = a.x + n;
   scalar_t* SNN_RESTRICT spikes = a.spikes + n;
   scalar_t* SNN_RESTRICT h_out = a.h ? a.h + n : nullptr;
-  SNN_UNROLL(4)
-  for (int64_t t = 0; t < a.T; ++t) {
-    const acc_t h = lif_charge(alpha, v, to_acc<acc_t>(x[t * a.N]), r);
-    // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
-    const scalar_t h_stored = from_acc<scalar_t>(h);
-    const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta);
-    if (h_out) h_out[t * a.N] = h_stored;
-    spikes[t * a.N] = from_acc<scalar_t>(s);
-    v = lif_reset(c, h, s, theta);
-    r = lif_trace(c, r, s);
-  }
+  batched_time_loop<acc_t>(
+      a.T, false, [&](int64_t t) { return to_acc<acc_t>(x[t * a.N]); },
+      [&](int64_t t, acc_t x_t) {
+        const acc_t h = lif_charge(alpha, v, x_t, r);
+        // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
+        const scalar_t h_stored = from_acc<scalar_t>(h);
+        const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta);
+        if (h_out) h_out[t * a.N] = h_stored;
+        spikes[t * a.N] = from_acc<scalar_t>(s);
+        v = lif_reset(c, h, s, theta);
+        r = lif_trace(c, r, s);
+      });
   a.v_last[n] = from_acc<scalar_t>(v);
   a.r_last[n] = from_acc<scalar_t>(r);
 }
@@ -55,17 +65,20 @@ SNN_HD void lif_backward_thread(const LifBackwardArgs<scalar_t, acc_t> a, int64_
   const scalar_t* SNN_RESTRICT grad_s = a.grad_spikes + n;
   scalar_t* SNN_RESTRICT grad_x = a.grad_x + n;
   acc_t h_t = to_acc<acc_t>(h[(a.T - 1) * a.N]);
-  SNN_UNROLL(4)
-  for (int64_t t = a.T - 1; t >= 0; --t) {
-    const acc_t h_prev = t > 0 ? to_acc<acc_t>(h[(t - 1) * a.N]) : acc_t(0);
-    const acc_t v_prev = t > 0 ? lif_state_from_h(c, h_prev, theta) : v0;
-    const LifAdjointOut<acc_t> o =
-        lif_adjoint_step(c, alpha, theta, h_t, v_prev, to_acc<acc_t>(grad_s[t * a.N]), gv, gr);
-    grad_x[t * a.N] = from_acc<scalar_t>(o.grad_x);
-    galpha += o.grad_alpha;
-    gtheta += o.grad_theta;
-    h_t = h_prev;
-  }
+  batched_time_loop<LifBackwardInputs<acc_t>>(
+      a.T, true,
+      [&](int64_t t) {
+        return LifBackwardInputs<acc_t>{to_acc<acc_t>(grad_s[t * a.N]),
+                                        t > 0 ? to_acc<acc_t>(h[(t - 1) * a.N]) : acc_t(0)};
+      },
+      [&](int64_t t, const LifBackwardInputs<acc_t>& in) {
+        const acc_t v_prev = t > 0 ? lif_state_from_h(c, in.h_prev, theta) : v0;
+        const LifAdjointOut<acc_t> o = lif_adjoint_step(c, alpha, theta, h_t, v_prev, in.grad_s, gv, gr);
+        grad_x[t * a.N] = from_acc<scalar_t>(o.grad_x);
+        galpha += o.grad_alpha;
+        gtheta += o.grad_theta;
+        h_t = in.h_prev;
+      });
   a.grad_v0[n] = from_acc<scalar_t>(gv);
   a.grad_r0[n] = from_acc<scalar_t>(gr);
   if (param_grads) {
