@@ -1,0 +1,175 @@
+// The CPU kernels alone, against a copy of the same size: what fraction of the copy bandwidth the fused forward
+// and backward reach on preallocated, already-touched buffers, with no PyTorch around them.
+//
+// benchmarks/timestep_scaling.py times the ops as a user calls them, where each call allocates fresh [T, N]
+// outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
+// (CMakeLists.txt) next to the C++ tests, not run by ctest:
+//   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30]
+// for [T, batch, 4096] float32. lif: hard reset, atan surrogate, no parameter gradients, h recomputed in the
+// backward (as the CPU op runs). iir: second order (dual exponential, tau 4 / 1) computed in float64, every
+// gradient (x, a1, a2, b) as for learnable coefficients. The copy, forward and backward run in turn in every round
+// (so a change in the machine's load hits all three alike); each is reported as its median.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cpu/iir_cpu.h"
+#include "cpu/lif_cpu.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Calls body(begin, end) on `threads` contiguous parts of [0, n) (multiples of kAlign), one std::thread each
+// but the last, which runs on the calling thread.
+template <typename F>
+void parallel_parts(int64_t n, int threads, F body) {
+  const int64_t align = snn::cpu::kAlign;
+  const int64_t part = (n / threads + align - 1) / align * align;
+  std::vector<std::thread> workers;
+  for (int k = 0; k + 1 < threads; ++k) {
+    const int64_t begin = std::min(n, k * part), end = std::min(n, (k + 1) * part);
+    workers.emplace_back([=] { body(begin, end); });
+  }
+  body(std::min(n, (threads - 1) * part), n);
+  for (std::thread& w : workers) w.join();
+}
+
+template <typename F>
+double milliseconds(F f) {
+  const auto start = Clock::now();
+  f();
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+
+// The forward and backward of one op on [T, N] float32 buffers, and how many [T, N] tensors each must move.
+struct Kernels {
+  std::function<void(int64_t, int64_t)> forward, backward;
+  int forward_tensors, backward_tensors;
+};
+
+// Every buffer is written here, so no page faults are timed.
+struct LifBuffers {
+  std::vector<float> x, spikes, grad_spikes, grad_x, alpha, theta, v_last, r_last, grad_v0, grad_r0;
+  snn::LifForwardArgs<float, float> fwd;
+  snn::LifBackwardArgs<float, float> bwd;
+
+  LifBuffers(int64_t T, int64_t N)
+      : x(T * N), spikes(T * N), grad_spikes(T * N), grad_x(T * N), alpha(N, 0.5f), theta(N, 1.0f), v_last(N),
+        r_last(N), grad_v0(N), grad_r0(N) {
+    for (int64_t i = 0; i < T * N; ++i) {
+      x[i] = 0.3f + 0.015f * static_cast<float>(i % 97);  // about half the neurons fire at some step
+      grad_spikes[i] = 0.01f * static_cast<float>(i % 13);
+    }
+    const snn::LifConfig<float> config{snn::ResetMode::hard, false, false, snn::Surrogate::atan, 2.0f, 0.0f, 0.0f,
+                                       1.0f};
+    fwd = {T, N, config, x.data(), alpha.data(), theta.data(), nullptr, nullptr, spikes.data(), nullptr,
+           v_last.data(), r_last.data()};
+    bwd = {T, N, config, grad_spikes.data(), nullptr, nullptr, nullptr, alpha.data(), theta.data(), nullptr,
+           grad_x.data(), grad_v0.data(), grad_r0.data(), nullptr, nullptr, x.data(), nullptr};
+  }
+  // forward: read x, write spikes; backward: read grad_spikes and x, write grad_x
+  Kernels kernels() {
+    return {[this](int64_t b, int64_t e) { snn::cpu::lif_forward_range(fwd, b, e); },
+            [this](int64_t b, int64_t e) { snn::cpu::lif_backward_range(bwd, b, e); }, 2, 3};
+  }
+};
+
+struct IirBuffers {
+  std::vector<float> x, p, grad_p, grad_x, p_last, p_before_last, grad_p1, grad_p2;
+  std::vector<double> a1, a2, b, grad_a1, grad_a2, grad_b;
+  snn::IirForwardArgs<float, double> fwd;
+  snn::IirBackwardArgs<float, double> bwd;
+
+  IirBuffers(int64_t T, int64_t N)
+      : x(T * N), p(T * N), grad_p(T * N), grad_x(T * N), p_last(N), p_before_last(N), grad_p1(N), grad_p2(N),
+        a1(N, std::exp(-0.25) + std::exp(-1.0)), a2(N, -std::exp(-1.25)), b(N, 1.0), grad_a1(N), grad_a2(N),
+        grad_b(N) {
+    for (int64_t i = 0; i < T * N; ++i) {
+      x[i] = 0.01f * static_cast<float>(i % 101);
+      grad_p[i] = 0.01f * static_cast<float>(i % 13);
+    }
+    fwd = {T, N, x.data(), a1.data(), a2.data(), b.data(), nullptr, nullptr, p.data(), p_last.data(),
+           p_before_last.data()};
+    bwd = {T, N, grad_p.data(), nullptr, nullptr, p.data(), x.data(), a1.data(), a2.data(), b.data(), nullptr,
+           nullptr, grad_x.data(), grad_a1.data(), grad_a2.data(), grad_b.data(), grad_p1.data(), grad_p2.data()};
+  }
+  // forward: read x, write p; backward: read grad_p, p and x, write grad_x
+  Kernels kernels() {
+    return {[this](int64_t b, int64_t e) { snn::cpu::iir_forward_range(fwd, b, e); },
+            [this](int64_t b, int64_t e) { snn::cpu::iir_backward_range(bwd, b, e); }, 2, 4};
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string op = argc > 1 ? argv[1] : "lif";
+  const int64_t batch = argc > 2 ? std::atol(argv[2]) : 16;
+  const int64_t T = argc > 3 ? std::atol(argv[3]) : 64;
+  const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
+  const int rounds = argc > 5 ? std::atoi(argv[5]) : 30;
+  if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1) {
+    std::fprintf(stderr, "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1]\n", argv[0]);
+    return 2;
+  }
+  const int64_t N = batch * 4096;
+  const int64_t TN = T * N;
+  std::unique_ptr<LifBuffers> lif;
+  std::unique_ptr<IirBuffers> iir;
+  Kernels k;
+  if (op == "lif") {
+    lif = std::make_unique<LifBuffers>(T, N);
+    k = lif->kernels();
+  } else {
+    iir = std::make_unique<IirBuffers>(T, N);
+    k = iir->kernels();
+  }
+  const std::vector<float> source(TN, 1.0f);
+  std::vector<float> copy(TN);
+
+  auto run_copy = [&] {
+    parallel_parts(TN, threads,
+                   [&](int64_t b, int64_t e) { std::copy(source.data() + b, source.data() + e, copy.data() + b); });
+  };
+  auto run_fwd = [&] { parallel_parts(N, threads, k.forward); };
+  auto run_bwd = [&] { parallel_parts(N, threads, k.backward); };
+  run_copy(), run_fwd(), run_bwd();  // warm-up
+  std::vector<double> t_copy, t_fwd, t_bwd;
+  for (int r = 0; r < rounds; ++r) {
+    t_copy.push_back(milliseconds(run_copy));
+    t_fwd.push_back(milliseconds(run_fwd));
+    t_bwd.push_back(milliseconds(run_bwd));
+  }
+
+  const double tensor_mb = static_cast<double>(TN) * sizeof(float) / 1e6;
+  const double copy_ms = median(t_copy), fwd_ms = median(t_fwd), bwd_ms = median(t_bwd);
+  const double gbps = 2 * tensor_mb / copy_ms;  // MB per ms = GB per s, bytes read + written
+  auto fraction = [&](int tensors, double ms) { return tensors * tensor_mb / gbps / ms; };
+  std::printf("%s, [%lld, %lld, 4096] float32, %d threads, isa %s, median of %d rounds; tensor %.1f MB\n",
+              op.c_str(), static_cast<long long>(T), static_cast<long long>(batch), threads,
+              snn::cpu::isa_name(snn::cpu::best_supported_isa()), rounds, tensor_mb);
+  std::printf("copy      %8.3f ms  %.1f GB/s (the bound)\n", copy_ms, gbps);
+  std::printf("forward   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms,
+              100 * fraction(k.forward_tensors, fwd_ms), k.forward_tensors);
+  std::printf("backward  %8.3f ms  %3.0f %% of the bound (%d tensors)\n", bwd_ms,
+              100 * fraction(k.backward_tensors, bwd_ms), k.backward_tensors);
+  const int total = k.forward_tensors + k.backward_tensors;
+  std::printf("fwd+bwd   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms + bwd_ms,
+              100 * fraction(total, fwd_ms + bwd_ms), total);
+  return 0;
+}
