@@ -4,16 +4,15 @@
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define SNN_HD __host__ __device__ __forceinline__
 #define SNN_RESTRICT __restrict__
-// Unrolling the time loop lets the compiler issue the next steps' loads before the current step's dependent math.
-#define SNN_UNROLL(n) _Pragma(SNN_STRINGIFY(unroll n))
+// Fully unrolls a loop of constant trip count, so small arrays indexed by its counter stay in registers.
+#define SNN_UNROLL _Pragma("unroll")
 #else
 // Always inlined on the CPU too: the CPU kernels are compiled once per instruction set (cpu/isa.h), and only code
 // inlined into them is compiled for that instruction set.
 #define SNN_HD inline __attribute__((always_inline))
 #define SNN_RESTRICT __restrict__
-#define SNN_UNROLL(n)
+#define SNN_UNROLL
 #endif
-#define SNN_STRINGIFY(text) #text
 
 #include <cstdint>
 

@@ -29,12 +29,12 @@ template <typename Inputs, typename Load, typename Step>
 SNN_HD void batched_time_loop(int64_t T, bool backward, Load load, Step step) {
   for (int64_t first = 0; first < T; first += kBatch) {
     Inputs in[kBatch];
-    SNN_UNROLL(8)
+    SNN_UNROLL
     for (int k = 0; k < kBatch; ++k) {
       const int64_t i = first + k;
       if (i < T) in[k] = load(backward ? T - 1 - i : i);
     }
-    SNN_UNROLL(8)
+    SNN_UNROLL
     for (int k = 0; k < kBatch; ++k) {
       const int64_t i = first + k;
       if (i < T) step(backward ? T - 1 - i : i, in[k]);

@@ -12,9 +12,13 @@ inline int& failures() {
   return count;
 }
 
+// |actual - expected| within tol, relative to |expected| above 1, absolute below; NaN is never near.
+inline bool near(double actual, double expected, double tol) {
+  return std::fabs(actual - expected) <= tol * std::fmax(1.0, std::fabs(expected));
+}
+
 inline void check_near(double actual, double expected, double tol, const char* what, const char* file, int line) {
-  const double scale = std::fmax(1.0, std::fabs(expected));
-  if (!(std::fabs(actual - expected) <= tol * scale)) {
+  if (!near(actual, expected, tol)) {
     std::printf("%s:%d: %s: got %.17g, expected %.17g (tol %.1e)\n", file, line, what, actual, expected, tol);
     ++failures();
   }
@@ -30,14 +34,24 @@ void compare(const std::vector<T>& actual, const std::vector<T>& expected, doubl
   }
   size_t mismatches = 0, first = 0;
   for (size_t i = 0; i < expected.size(); ++i) {
-    const double a = double(actual[i]), e = double(expected[i]);
-    if (!(std::fabs(a - e) <= tol * std::fmax(1.0, std::fabs(e))) && mismatches++ == 0) first = i;
+    if (!near(double(actual[i]), double(expected[i]), tol) && mismatches++ == 0) first = i;
   }
   if (mismatches > 0) {
     std::printf("%s: %zu of %zu elements differ (tol %.1e); first at %zu: got %.17g, expected %.17g\n", what,
                 mismatches, expected.size(), tol, first, double(actual[first]), double(expected[first]));
     ++failures();
   }
+}
+
+// The pointer to a host vector's or a device buffer's elements, or null for an absent optional argument.
+template <typename T>
+T* optional_ptr(bool present, std::vector<T>& host) {
+  return present ? host.data() : nullptr;
+}
+
+template <typename Buffer>
+auto optional_ptr(bool present, Buffer& buffer) -> decltype(buffer.ptr) {
+  return present ? buffer.ptr : nullptr;
 }
 
 inline int finish(const char* name) {

@@ -10,7 +10,6 @@
 
 #include "check.h"
 #include "cpu/iir_cpu.h"
-#include "lif_kernel_cases.h"
 
 namespace snn_test {
 

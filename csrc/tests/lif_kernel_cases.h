@@ -13,17 +13,6 @@
 
 namespace snn_test {
 
-// The pointer to a host vector's or a device buffer's elements, or null for an absent optional argument.
-template <typename T>
-T* optional_ptr(bool present, std::vector<T>& host) {
-  return present ? host.data() : nullptr;
-}
-
-template <typename Buffer>
-auto optional_ptr(bool present, Buffer& buffer) -> decltype(buffer.ptr) {
-  return present ? buffer.ptr : nullptr;
-}
-
 template <typename T, typename Executor>
 void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, bool with_state, double tol,
                      std::mt19937& rng) {
