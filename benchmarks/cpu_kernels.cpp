@@ -4,7 +4,7 @@
 // benchmarks/timestep_scaling.py times the ops as a user calls them, where each call allocates fresh [T, N]
 // outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
 // (CMakeLists.txt) next to the C++ tests, not run by ctest:
-//   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30]
+//   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30] [isa=best|avx512|avx2|baseline]
 // for [T, batch, 4096] float32. lif: hard reset, atan surrogate, no parameter gradients, h recomputed in the
 // backward (as the CPU op runs). iir: second order (dual exponential, tau 4 / 1) computed in float64, every
 // gradient (x, a1, a2, b) as for learnable coefficients. The copy, forward and backward run in turn in every round
@@ -83,9 +83,9 @@ struct LifBuffers {
            grad_x.data(), grad_v0.data(), grad_r0.data(), nullptr, nullptr, x.data(), nullptr};
   }
   // forward: read x, write spikes; backward: read grad_spikes and x, write grad_x
-  Kernels kernels() {
-    return {[this](int64_t b, int64_t e) { snn::cpu::lif_forward_range(fwd, b, e); },
-            [this](int64_t b, int64_t e) { snn::cpu::lif_backward_range(bwd, b, e); }, 2, 3};
+  Kernels kernels(snn::cpu::CpuIsa isa) {
+    return {[this, isa](int64_t b, int64_t e) { snn::cpu::lif_forward_range(fwd, b, e, isa); },
+            [this, isa](int64_t b, int64_t e) { snn::cpu::lif_backward_range(bwd, b, e, isa); }, 2, 3};
   }
 };
 
@@ -109,9 +109,9 @@ struct IirBuffers {
            nullptr, grad_x.data(), grad_a1.data(), grad_a2.data(), grad_b.data(), grad_p1.data(), grad_p2.data()};
   }
   // forward: read x, write p; backward: read grad_p, p and x, write grad_x
-  Kernels kernels() {
-    return {[this](int64_t b, int64_t e) { snn::cpu::iir_forward_range(fwd, b, e); },
-            [this](int64_t b, int64_t e) { snn::cpu::iir_backward_range(bwd, b, e); }, 2, 4};
+  Kernels kernels(snn::cpu::CpuIsa isa) {
+    return {[this, isa](int64_t b, int64_t e) { snn::cpu::iir_forward_range(fwd, b, e, isa); },
+            [this, isa](int64_t b, int64_t e) { snn::cpu::iir_backward_range(bwd, b, e, isa); }, 2, 4};
   }
 };
 
@@ -123,8 +123,17 @@ int main(int argc, char** argv) {
   const int64_t T = argc > 3 ? std::atol(argv[3]) : 64;
   const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
   const int rounds = argc > 5 ? std::atoi(argv[5]) : 30;
-  if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1) {
-    std::fprintf(stderr, "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1]\n", argv[0]);
+  const std::string isa_arg = argc > 6 ? argv[6] : "best";
+  const snn::cpu::CpuIsa best = snn::cpu::best_supported_isa();
+  snn::cpu::CpuIsa isa = best;
+  for (const snn::cpu::CpuIsa candidate : {snn::cpu::CpuIsa::baseline, snn::cpu::CpuIsa::avx2, snn::cpu::CpuIsa::avx512})
+    if (isa_arg == snn::cpu::isa_name(candidate)) isa = candidate;
+  const bool isa_ok = isa_arg == "best" || (isa_arg == snn::cpu::isa_name(isa) && static_cast<int>(isa) <= static_cast<int>(best));
+  if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1 || !isa_ok) {
+    std::fprintf(stderr,
+                 "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1] [isa: best, or one of "
+                 "baseline .. %s]\n",
+                 argv[0], snn::cpu::isa_name(best));
     return 2;
   }
   const int64_t N = batch * 4096;
@@ -134,10 +143,10 @@ int main(int argc, char** argv) {
   Kernels k;
   if (op == "lif") {
     lif = std::make_unique<LifBuffers>(T, N);
-    k = lif->kernels();
+    k = lif->kernels(isa);
   } else {
     iir = std::make_unique<IirBuffers>(T, N);
-    k = iir->kernels();
+    k = iir->kernels(isa);
   }
   const std::vector<float> source(TN, 1.0f);
   std::vector<float> copy(TN);
@@ -162,7 +171,7 @@ int main(int argc, char** argv) {
   auto fraction = [&](int tensors, double ms) { return tensors * tensor_mb / gbps / ms; };
   std::printf("%s, [%lld, %lld, 4096] float32, %d threads, isa %s, median of %d rounds; tensor %.1f MB\n",
               op.c_str(), static_cast<long long>(T), static_cast<long long>(batch), threads,
-              snn::cpu::isa_name(snn::cpu::best_supported_isa()), rounds, tensor_mb);
+              snn::cpu::isa_name(isa), rounds, tensor_mb);
   std::printf("copy      %8.3f ms  %.1f GB/s (the bound)\n", copy_ms, gbps);
   std::printf("forward   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms,
               100 * fraction(k.forward_tensors, fwd_ms), k.forward_tensors);

@@ -5,6 +5,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "isa.h"
+
 namespace snn {
 namespace cpu {
 
@@ -15,6 +17,40 @@ namespace cpu {
 constexpr int64_t kBlock = 4096;
 // Ranges handed to threads are multiples of this many neurons (a cache line of doubles, any vector width).
 constexpr int64_t kAlign = 64;
+
+// Software prefetch for the row sweeps. A block's time loop reads one run of len elements of each [T, N] tensor
+// per step and then jumps a row ahead (or back). The compute per element fills the out-of-order window long
+// before enough cache-line misses are in flight to stream one core's share of the memory bandwidth, and the
+// hardware prefetchers restart at every jump. So the element loops run in chunks of kPrefetchChunk elements, and
+// each chunk first prefetches the lines kPrefetchDistance elements ahead in every stream, running on into the
+// start of the run the next step reads. Measured with benchmarks/cpu_kernels.cpp (see benchmarks/README.md).
+constexpr int64_t kPrefetchChunk = 64;
+constexpr int64_t kPrefetchDistance = 256;
+
+// Prefetches the lines of elements [i, i + kPrefetchChunk) shifted kPrefetchDistance ahead in a stream whose
+// current run of len elements is at `row` and whose next run is at `next` (null: the sweep ends with this run).
+// kWrite: the lines will be written. Prefetches never fault, but none is issued outside the two runs.
+template <bool kWrite, typename T>
+SNN_ALWAYS_INLINE inline void prefetch_ahead(const T* row, const T* next, int64_t i, int64_t len) {
+  int64_t k = i + kPrefetchDistance;
+  if (k >= len) {
+    k -= len;
+    row = next;
+    if (row == nullptr || k >= len) return;
+  }
+  const char* line = reinterpret_cast<const char*>(row + k);
+  constexpr int64_t kBytes = kPrefetchChunk * static_cast<int64_t>(sizeof(T));
+  for (int64_t offset = 0; offset < kBytes; offset += 64) __builtin_prefetch(line + offset, kWrite ? 1 : 0, 3);
+}
+
+// Runs body(begin, end) over [0, len) in chunks of kPrefetchChunk elements, prefetch(begin) before each.
+template <typename Prefetch, typename Body>
+SNN_ALWAYS_INLINE inline void for_prefetched_chunks(int64_t len, Prefetch&& prefetch, Body&& body) {
+  for (int64_t begin = 0; begin < len; begin += kPrefetchChunk) {
+    prefetch(begin);
+    body(begin, begin + kPrefetchChunk < len ? begin + kPrefetchChunk : len);
+  }
+}
 
 // Turns one runtime bool into a std::integral_constant and passes it on, so a kernel templated on the flag is
 // instantiated for both values and its inner loop has no branch on it.

@@ -60,13 +60,22 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
       scalar_t* SNN_RESTRICT p_out = a.p + t * N + begin;
       acc_t* SNN_RESTRICT prev = p_prev;
       acc_t* SNN_RESTRICT prev2 = p_prev2;
+      const bool last = t + 1 == a.T;
+      for_prefetched_chunks(
+          len,
+          [&](int64_t i) SNN_ALWAYS_INLINE {
+            prefetch_ahead<false>(x, last ? nullptr : x + N, i, len);
+            prefetch_ahead<true>(p_out, last ? nullptr : p_out + N, i, len);
+          },
+          [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
 #pragma GCC ivdep
-      for (int64_t i = 0; i < len; ++i) {
-        const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], prev[i],
-                                               kSecondOrder ? prev2[i] : acc_t(0), to_acc<acc_t>(x[i]));
-        p_out[i] = from_acc<scalar_t>(p);
-        (kSecondOrder ? prev2 : prev)[i] = p;
-      }
+            for (int64_t i = i0; i < i1; ++i) {
+              const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], prev[i],
+                                                     kSecondOrder ? prev2[i] : acc_t(0), to_acc<acc_t>(x[i]));
+              p_out[i] = from_acc<scalar_t>(p);
+              (kSecondOrder ? prev2 : prev)[i] = p;
+            }
+          });
       if (kSecondOrder) std::swap(p_prev, p_prev2);
     }
     // p[T-2] as stored (the state rounded to scalar_t, as p_before_last is), or p[-1] when T = 1.
@@ -104,15 +113,31 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
       const scalar_t* SNN_RESTRICT p_prev = kGradA ? history(t - 1) : nullptr;
       const scalar_t* SNN_RESTRICT p_prev2 = kGradA && kSecondOrder ? history(t - 2) : nullptr;
       scalar_t* SNN_RESTRICT grad_x = kGradX ? a.grad_x + t * N + begin : nullptr;
+      // The history row read first at this step (p[t-1] is the previous step's p[t-2] in second order).
+      const int64_t lead = kSecondOrder ? t - 2 : t - 1;
+      const bool first = t == 0;
+      for_prefetched_chunks(
+          len,
+          [&](int64_t i) SNN_ALWAYS_INLINE {
+            prefetch_ahead<false>(g, first ? nullptr : g - N, i, len);
+            if (kGradX) prefetch_ahead<true>(grad_x, first ? nullptr : grad_x - N, i, len);
+            if (kGradB) prefetch_ahead<false>(x, first ? nullptr : x - N, i, len);
+            if (kGradA && lead >= 0) {
+              const scalar_t* row = a.p + lead * N + begin;
+              prefetch_ahead<false>(row, lead >= 1 ? row - N : nullptr, i, len);
+            }
+          },
+          [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
 #pragma GCC ivdep
-      for (int64_t i = 0; i < len; ++i) {
-        const acc_t q = iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), to_acc<acc_t>(g[i]),
-                                                       u1[i], u2[i]);
-        if (kGradX) grad_x[i] = from_acc<scalar_t>(b[i] * q);
-        if (kGradA) grad_a1[i] += q * to_acc<acc_t>(p_prev[i]);
-        if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2[i]);
-        if (kGradB) grad_b[i] += q * to_acc<acc_t>(x[i]);
-      }
+            for (int64_t i = i0; i < i1; ++i) {
+              const acc_t q = iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0),
+                                                             to_acc<acc_t>(g[i]), u1[i], u2[i]);
+              if (kGradX) grad_x[i] = from_acc<scalar_t>(b[i] * q);
+              if (kGradA) grad_a1[i] += q * to_acc<acc_t>(p_prev[i]);
+              if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2[i]);
+              if (kGradB) grad_b[i] += q * to_acc<acc_t>(x[i]);
+            }
+          });
     }
     for (int64_t i = 0; i < len; ++i) {
       a.grad_p1[begin + i] = from_acc<scalar_t>(u1[i]);

@@ -52,17 +52,27 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
     const scalar_t* SNN_RESTRICT x = x_block + t * N;
     scalar_t* SNN_RESTRICT s_row = kStoreS ? s_out + t * N : nullptr;
     scalar_t* SNN_RESTRICT h_row = kStoreH ? h_out + t * h_stride : nullptr;
+    const bool last = t + 1 == T;
+    for_prefetched_chunks(
+        len,
+        [&](int64_t i) SNN_ALWAYS_INLINE {
+          prefetch_ahead<false>(x, last ? nullptr : x + N, i, len);
+          if (kStoreS) prefetch_ahead<true>(s_row, last ? nullptr : s_row + N, i, len);
+          if (kStoreH) prefetch_ahead<true>(h_row, last ? nullptr : h_row + h_stride, i, len);
+        },
+        [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
 #pragma GCC ivdep
-    for (int64_t i = 0; i < len; ++i) {
-      const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), kTrace ? r[i] : acc_t(0));
-      // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
-      const scalar_t h_stored = from_acc<scalar_t>(h);
-      const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta[i]);
-      if (kStoreH) h_row[i] = h_stored;
-      if (kStoreS) s_row[i] = from_acc<scalar_t>(s);
-      v[i] = lif_reset(c, h, s, theta[i]);
-      if (kTrace) r[i] = lif_trace(c, r[i], s);
-    }
+          for (int64_t i = i0; i < i1; ++i) {
+            const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), kTrace ? r[i] : acc_t(0));
+            // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
+            const scalar_t h_stored = from_acc<scalar_t>(h);
+            const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta[i]);
+            if (kStoreH) h_row[i] = h_stored;
+            if (kStoreS) s_row[i] = from_acc<scalar_t>(s);
+            v[i] = lif_reset(c, h, s, theta[i]);
+            if (kTrace) r[i] = lif_trace(c, r[i], s);
+          }
+        });
   }
 }
 
@@ -133,20 +143,31 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
           for (int64_t i = 0; i < len; ++i) v_prev[i] = a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0);
         }
       }
+      const bool first = t == 0;
+      for_prefetched_chunks(
+          len,
+          [&](int64_t i) SNN_ALWAYS_INLINE {
+            prefetch_ahead<false>(gs_in, first ? nullptr : gs_in - N, i, len);
+            prefetch_ahead<true>(gx_out, first ? nullptr : gx_out - N, i, len);
+            // A recomputed h is in the scratch block, in cache already.
+            if (!kRecompute) prefetch_ahead<false>(h_row, first ? nullptr : h_row - h_stride, i, len);
+          },
+          [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
 #pragma GCC ivdep
-      for (int64_t i = 0; i < len; ++i) {
-        // Without a trace gr stays 0: keep it in a register instead of storing zeros every step.
-        acc_t gr_i = kTrace ? gr[i] : acc_t(0);
-        const LifAdjointOut<acc_t> o =
-            lif_adjoint_step(c, alpha[i], theta[i], to_acc<acc_t>(h_row[i]), kParamGrads ? v_prev[i] : acc_t(0),
-                             to_acc<acc_t>(gs_in[i]), gv[i], gr_i);
-        if (kTrace) gr[i] = gr_i;
-        gx_out[i] = from_acc<scalar_t>(o.grad_x);
-        if (kParamGrads) {
-          galpha[i] += o.grad_alpha;
-          gtheta[i] += o.grad_theta;
-        }
-      }
+            for (int64_t i = i0; i < i1; ++i) {
+              // Without a trace gr stays 0: keep it in a register instead of storing zeros every step.
+              acc_t gr_i = kTrace ? gr[i] : acc_t(0);
+              const LifAdjointOut<acc_t> o = lif_adjoint_step(c, alpha[i], theta[i], to_acc<acc_t>(h_row[i]),
+                                                              kParamGrads ? v_prev[i] : acc_t(0),
+                                                              to_acc<acc_t>(gs_in[i]), gv[i], gr_i);
+              if (kTrace) gr[i] = gr_i;
+              gx_out[i] = from_acc<scalar_t>(o.grad_x);
+              if (kParamGrads) {
+                galpha[i] += o.grad_alpha;
+                gtheta[i] += o.grad_theta;
+              }
+            }
+          });
     }
     for (int64_t i = 0; i < len; ++i) {
       a.grad_v0[b + i] = from_acc<scalar_t>(gv[i]);
