@@ -124,11 +124,17 @@ int main(int argc, char** argv) {
   const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
   const int rounds = argc > 5 ? std::atoi(argv[5]) : 30;
   const std::string isa_arg = argc > 6 ? argv[6] : "best";
-  const snn::cpu::CpuIsa best = snn::cpu::best_supported_isa();
-  snn::cpu::CpuIsa isa = best;
-  for (const snn::cpu::CpuIsa candidate : {snn::cpu::CpuIsa::baseline, snn::cpu::CpuIsa::avx2, snn::cpu::CpuIsa::avx512})
-    if (isa_arg == snn::cpu::isa_name(candidate)) isa = candidate;
-  const bool isa_ok = isa_arg == "best" || (isa_arg == snn::cpu::isa_name(isa) && static_cast<int>(isa) <= static_cast<int>(best));
+  // "best", or an instruction set this processor runs.
+  using snn::cpu::CpuIsa;
+  const CpuIsa best = snn::cpu::best_supported_isa();
+  CpuIsa isa = best;
+  bool isa_ok = isa_arg == "best";
+  for (const CpuIsa candidate : {CpuIsa::baseline, CpuIsa::avx2, CpuIsa::avx512}) {
+    if (isa_arg == snn::cpu::isa_name(candidate) && static_cast<int>(candidate) <= static_cast<int>(best)) {
+      isa = candidate;
+      isa_ok = true;
+    }
+  }
   if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1 || !isa_ok) {
     std::fprintf(stderr,
                  "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1] [isa: best, or one of "

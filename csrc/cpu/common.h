@@ -23,7 +23,8 @@ constexpr int64_t kAlign = 64;
 // before enough cache-line misses are in flight to stream one core's share of the memory bandwidth, and the
 // hardware prefetchers restart at every jump. So the element loops run in chunks of kPrefetchChunk elements, and
 // each chunk first prefetches the lines kPrefetchDistance elements ahead in every stream, running on into the
-// start of the run the next step reads. Measured with benchmarks/cpu_kernels.cpp (see benchmarks/README.md).
+// start of the run the next step reads. benchmarks/cpu_kernels.cpp measures the effect (the README's performance
+// table: the IIR kernels went from 56 to 77 % of a same-size copy on the build machine).
 constexpr int64_t kPrefetchChunk = 64;
 constexpr int64_t kPrefetchDistance = 256;
 

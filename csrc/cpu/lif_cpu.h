@@ -1,9 +1,10 @@
 // Fused LIF forward and backward on the CPU over a range of neurons [n_begin, n_end).
 //
-// Recurrence and adjoint: see core/lif_step.h. Neurons are processed in blocks of kBlock whose state lives in
-// small stack arrays; the time loop is outside and the neuron loop inside, so each row of a block is a
-// contiguous, vectorisable run of memory. The configuration (reset mode, trace, detach, surrogate) is a template
-// argument: the mode switches in the step functions fold to constants and the inner loop has no branches.
+// Recurrence and adjoint: see core/lif_step.h. Neurons are processed in blocks of kBlock whose state lives in small
+// stack arrays; the time loop is outside and the neuron loop inside, so each row of a block is a contiguous,
+// vectorisable run of memory, prefetched in software (common.h). The configuration (reset mode, trace, detach,
+// surrogate) is a template argument: the mode switches in the step functions fold to constants and the inner loop has
+// no branches.
 // Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
 #pragma once
 
@@ -77,7 +78,8 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
 }
 
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreH>
-SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
+                                                      int64_t n_end) {
   const LifConfig<acc_t> c =
       fixed_config<acc_t, kReset, kTrace, false, Surrogate::atan>(a.config);
   const int64_t N = a.N;
@@ -105,7 +107,8 @@ inline int64_t recompute_block(int64_t T) {
 
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate,
           bool kParamGrads, bool kRecompute>
-SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end) {
+SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
+                                                       int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kDetach, kSurrogate>(a.config);
   const int64_t N = a.N;
   acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock];
