@@ -131,6 +131,9 @@ def copy_bandwidth_gbps(device: torch.device, *, megabytes: int = 512, repeats: 
     return 2 * n * 4 / (ms * 1e-3) / 1e9
 
 
+MALLOC_TUNABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
 def environment(device: torch.device) -> dict[str, str]:
     """Device, versions, allocator settings and the machine's load (timings on a loaded machine are slower and
     noisier) to store beside every result."""
@@ -150,6 +153,10 @@ def environment(device: torch.device) -> dict[str, str]:
         "cuda": str(torch.version.cuda),
         "snn_cuda": snn_cuda.__version__,
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", "0"),
+        # glibc's malloc tunables: whether big freed tensors go back to the system (and page-fault when allocated
+        # again) or stay in the heap; see the README's performance section.
+        "malloc": " ".join(f"{name}={os.environ[name]}" for name in MALLOC_TUNABLES if name in os.environ)
+        or "glibc defaults",
         "load_average_1_5_15_min": " ".join(f"{load:.2f}" for load in os.getloadavg()),
     }
 
