@@ -1,10 +1,10 @@
 // Fused LIF forward and backward on the GPU: one thread per neuron, looping over t (backward: t in reverse).
 //
-// Recurrence and adjoint: see core/lif_step.h (the same step functions as the CPU kernels); what each thread
-// does is in lif_thread.h, which the CPU tests also run. Time-major [T, N] layout, so a warp reads 32 consecutive
-// neurons of one row: loads and stores coalesce. State stays in registers; each [T, N] tensor is read or written
-// once. Half and bfloat16 are computed in float32. Parameter gradients are per-neuron sums over t in registers: deterministic,
-// no atomics. Torch-free: launchers take the argument structs and a stream.
+// Recurrence and adjoint: see core/lif_step.h (the same step functions as the CPU kernels); what each thread does is
+// in lif_thread.h, which the CPU tests also run. Time-major [T, N] layout, so a warp reads 32 consecutive neurons of
+// one row: loads and stores coalesce. State stays in registers; each [T, N] tensor is read or written once. Half and
+// bfloat16 are computed in float32. Parameter gradients are per-neuron sums over t in registers: deterministic, no
+// atomics. Torch-free: launchers take the argument structs and a stream.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
