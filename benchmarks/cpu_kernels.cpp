@@ -77,9 +77,9 @@ struct LifBuffers {
     }
     const snn::LifConfig<float> config{snn::ResetMode::hard, false, false, snn::Surrogate::atan, 2.0f, 0.0f, 0.0f,
                                        1.0f};
-    fwd = {T, N, config, x.data(), alpha.data(), theta.data(), nullptr, nullptr, spikes.data(), nullptr,
+    fwd = {T, N, N, config, x.data(), alpha.data(), theta.data(), nullptr, nullptr, spikes.data(), nullptr,
            v_last.data(), r_last.data()};
-    bwd = {T, N, config, grad_spikes.data(), nullptr, nullptr, nullptr, alpha.data(), theta.data(), nullptr,
+    bwd = {T, N, N, config, grad_spikes.data(), nullptr, nullptr, nullptr, alpha.data(), theta.data(), nullptr,
            grad_x.data(), grad_v0.data(), grad_r0.data(), nullptr, nullptr, x.data(), nullptr};
   }
   // forward: read x, write spikes; backward: read grad_spikes and x, write grad_x
@@ -103,9 +103,9 @@ struct IirBuffers {
       x[i] = 0.01f * static_cast<float>(i % 101);
       grad_p[i] = 0.01f * static_cast<float>(i % 13);
     }
-    fwd = {T, N, x.data(), a1.data(), a2.data(), b.data(), nullptr, nullptr, p.data(), p_last.data(),
+    fwd = {T, N, N, x.data(), a1.data(), a2.data(), b.data(), nullptr, nullptr, p.data(), p_last.data(),
            p_before_last.data()};
-    bwd = {T, N, grad_p.data(), nullptr, nullptr, p.data(), x.data(), a1.data(), a2.data(), b.data(), nullptr,
+    bwd = {T, N, N, grad_p.data(), nullptr, nullptr, p.data(), x.data(), a1.data(), a2.data(), b.data(), nullptr,
            nullptr, grad_x.data(), grad_a1.data(), grad_a2.data(), grad_b.data(), grad_p1.data(), grad_p2.data()};
   }
   // forward: read x, write p; backward: read grad_p, p and x, write grad_x

@@ -211,11 +211,15 @@ def _opcheck_forward_samples(device):
         (x.double(), a1, a2, b, None, p2.double()),
         # batch-first data made time-major by a transpose: dense but not contiguous (outputs are contiguous)
         (x.transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(), a1, a2, b, p1, p2),
+        # coefficients over a trailing part of the state shape, repeated over the batch: per feature, one value
+        (x.clone().requires_grad_(), a1[0].clone().requires_grad_(), a2[0].clone().requires_grad_(),
+         b[0].clone().requires_grad_(), p1, None),
+        (x.clone().requires_grad_(), a1[0, 0].clone().requires_grad_(), None, b[0, 0].clone(), None, p2),
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("index", range(5))
+@pytest.mark.parametrize("index", range(7))
 def test_opcheck_forward(device, index):
     torch.library.opcheck(torch.ops.snn_cuda.iir_fwd.default, _opcheck_forward_samples(device)[index])
 
@@ -229,10 +233,12 @@ def test_opcheck_backward(device, first_order):
     p = torch.randn_like(x)
     # the incoming gradient contiguous, or transposed (the output was made batch-first after the op)
     grads = [torch.randn_like(p), torch.randn(2, 5, 3, device=device).transpose(0, 1)]
-    for (grad_x, grad_a, grad_b), grad_p in itertools.product(
-        ((True, True, True), (True, False, False), (False, True, False), (False, False, True)), grads
+    # coefficients per element, and per feature (repeated over the batch)
+    coefficients = [(a1, a2, b), (a1[0], None if a2 is None else a2[0], b[0])]
+    for (grad_x, grad_a, grad_b), grad_p, (c1, c2, cb) in itertools.product(
+        ((True, True, True), (True, False, False), (False, True, False), (False, False, True)), grads, coefficients
     ):
-        args = (grad_p, torch.randn_like(p1), None, p, x.detach(), a1, a2, b, p1.detach(), p2.detach(), grad_x,
+        args = (grad_p, torch.randn_like(p1), None, p, x.detach(), c1, c2, cb, p1.detach(), p2.detach(), grad_x,
                 grad_a, grad_b)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.iir_bwd.default, args)
 
@@ -326,12 +332,14 @@ def test_kernel_checks_arguments_directly():
     x = torch.rand(3, 2, 4)
     good = torch.full((2, 4), 0.5, dtype=torch.float64)
     forward = torch.ops.snn_cuda.iir_fwd
-    with pytest.raises(RuntimeError, match="a1 must have shape"):
-        forward(x, torch.ones(4, dtype=torch.float64), good, good, None, None)
+    with pytest.raises(RuntimeError, match="a1 must have the shape of a trailing part of"):
+        forward(x, torch.ones(2, dtype=torch.float64), good, good, None, None)
     with pytest.raises(RuntimeError, match="a2 must have dtype Double"):
         forward(x, good, good.float(), good, None, None)
-    with pytest.raises(RuntimeError, match="b must have shape"):
+    with pytest.raises(RuntimeError, match="b must have the shape of a trailing part of"):
         forward(x, good, None, torch.ones(2, 1, dtype=torch.float64), None, None)
+    with pytest.raises(RuntimeError, match="a2 must have the shape of a1"):
+        forward(x, good, torch.ones(4, dtype=torch.float64), good, None, None)
     with pytest.raises(RuntimeError, match="p1 must have dtype"):
         forward(x, good, None, good, good, None)
     with pytest.raises(RuntimeError, match="x must have at least one time step"):

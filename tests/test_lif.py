@@ -16,6 +16,7 @@ from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, BatchFirst, assert_clo
 
 import snn_cuda
 from snn_cuda import surrogate as surrogates
+from snn_cuda.ops import _backend
 
 RESETS = ("hard", "soft", "none")
 
@@ -147,6 +148,31 @@ def test_broadcast_parameter_shapes_reduce_gradients(gen, device):
     compare(results, torch.float64)
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ((0.5, 1.0), ()),  # numbers: one value for all neurons
+        ((torch.rand(4), 1.0), (4,)),  # per feature: not copied over the batch
+        ((torch.rand(1, 1, 4), torch.tensor(1.0)), (4,)),  # leading dimensions of size 1 dropped
+        ((torch.rand(3, 1, 1), torch.rand(4)), (3, 5, 4)),  # per channel and per column: from the channel on
+        ((torch.rand(6, 3, 5, 4), 0.5), (6, 3, 5, 4)),  # per neuron, batch included
+        ((torch.rand(6, 1, 1, 1), 0.5), (6, 3, 5, 4)),  # per sample
+    ],
+)
+def test_parameters_reach_the_kernels_over_the_shortest_trailing_shape(values, expected):
+    """The kernels take per-element parameters over a trailing part of the state shape and repeat them over the
+    leading dimensions (csrc/core/lif_params.h): the shortest part that holds every parameter's variation."""
+    state_shape = torch.Size((6, 3, 5, 4))
+    shape = _backend.parameter_shape(values, state_shape)
+    assert shape == expected
+    for value in values:
+        as_kernel = _backend.as_parameter(value, shape, torch.float32, torch.device("cpu"))
+        assert as_kernel.shape == expected and as_kernel.is_contiguous()
+        # repeated over the leading dimensions, it is the parameter broadcast against the whole state
+        broadcast = torch.as_tensor(value, dtype=torch.float32).expand(state_shape)
+        assert torch.equal(as_kernel.expand(state_shape), broadcast)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_threshold_ties_do_not_fire(device):
     """h == theta exactly gives no spike (strict '>'), one ulp above does, in every backend."""
@@ -224,11 +250,16 @@ def _opcheck_samples(device):
         # batch-first data made time-major by a transpose: dense but not contiguous (outputs are contiguous)
         (x.detach().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(), alpha, theta, None, None, "hard",
          0.0, None, 1.0, False, "atan", 2.0, True),
+        # parameters over a trailing part of the state shape, repeated over the batch: per feature, and one value
+        (x.detach(), alpha[0].clone().requires_grad_(), theta[0].clone().requires_grad_(), None, None, "soft", 0.0,
+         None, 1.0, False, "sigmoid", 4.0, True),
+        (x.detach().requires_grad_(), alpha[0, 0].clone().requires_grad_(), theta[0, 0].clone(), None, None, "hard",
+         0.0, None, 1.0, False, "atan", 2.0, True),
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(6))
 def test_opcheck_forward(device, index):
     torch.library.opcheck(torch.ops.snn_cuda.lif_fwd.default, _opcheck_samples(device)[index])
 
@@ -242,9 +273,13 @@ def test_opcheck_backward(device):
     saved = [(h, None)] + ([(None, x)] if device == "cpu" else [])
     # the incoming gradient contiguous, or transposed (the spikes were made batch-first after the op)
     grads = [torch.randn_like(x), torch.randn(2, 5, 3, device=device).transpose(0, 1)]
-    for (h_saved, x_saved), param_grads, grad_spikes in itertools.product(saved, (False, True), grads):
-        args = (grad_spikes, torch.randn_like(alpha), None, h_saved, x_saved, alpha, theta,
-                torch.rand_like(alpha), None, "hard", 0.0, None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
+    # parameters per neuron, per feature (repeated over the batch) and one for all
+    params = [(alpha, theta), (alpha[0], theta[0]), (alpha[0, 0], theta[0, 0])]
+    for (h_saved, x_saved), param_grads, grad_spikes, (a, th) in itertools.product(
+        saved, (False, True), grads, params
+    ):
+        args = (grad_spikes, torch.randn_like(alpha), None, h_saved, x_saved, a, th, torch.rand_like(alpha), None,
+                "hard", 0.0, None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.lif_bwd.default, args)
 
 
@@ -378,8 +413,11 @@ def test_kernel_checks_arguments_directly():
     """torch.ops called directly (bypassing the Python checks) still fail with a message naming the argument."""
     x = torch.rand(3, 2, 4)
     good = torch.full((2, 4), 0.5)
-    with pytest.raises(RuntimeError, match="alpha must have shape"):
-        torch.ops.snn_cuda.lif_fwd(x, torch.ones(4), good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
+    with pytest.raises(RuntimeError, match="alpha must have the shape of a trailing part of"):
+        torch.ops.snn_cuda.lif_fwd(x, torch.ones(2), good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
+                                   False)  # fmt: skip
+    with pytest.raises(RuntimeError, match="theta must have the shape of alpha"):
+        torch.ops.snn_cuda.lif_fwd(x, good, torch.ones(4), None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
                                    False)  # fmt: skip
     with pytest.raises(RuntimeError, match="theta must have dtype"):
         torch.ops.snn_cuda.lif_fwd(x, good, good.double(), None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,

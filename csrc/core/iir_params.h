@@ -1,6 +1,8 @@
 // Arguments of the fused IIR filter kernels: sizes and pointers. Torch-free, shared by CPU and CUDA.
 //
 // All [T, N] tensors are time-major and contiguous (index t * N + n); [N] tensors hold one value per element.
+// The coefficients a1, a2, b repeat with period P over the elements: element n's are at index n % P (as the
+// LIF parameters, core/lif_params.h); their gradients are per element ([N]) and the ops sum them to the period.
 // Storage type scalar_t for signals and states; acc_t for the compute, the coefficients and their gradients
 // (double for float and double storage, float for half and bfloat16: see torch/iir_common.h). Optional
 // pointers are null when absent; a2 null means first order.
@@ -16,10 +18,11 @@ template <typename scalar_t, typename acc_t>
 struct IirForwardArgs {
   int64_t T;
   int64_t N;
+  int64_t P;                 // period of the coefficients, >= 1 when N > 0
   const scalar_t* x;         // [T, N]
-  const acc_t* a1;           // [N]
-  const acc_t* a2;           // [N] or null: first order
-  const acc_t* b;            // [N]
+  const acc_t* a1;           // [P]
+  const acc_t* a2;           // [P] or null: first order
+  const acc_t* b;            // [P]
   const scalar_t* p1;        // [N] or null (zeros): p[-1]
   const scalar_t* p2;        // [N] or null (zeros): p[-2]
   scalar_t* p;               // [T, N]: the output, and (with x) all the backward needs
@@ -31,14 +34,15 @@ template <typename scalar_t, typename acc_t>
 struct IirBackwardArgs {
   int64_t T;
   int64_t N;
+  int64_t P;                           // period of the coefficients
   const scalar_t* grad_p;              // [T, N]
   const scalar_t* grad_p_last;         // [N] or null (zeros)
   const scalar_t* grad_p_before_last;  // [N] or null (zeros)
   const scalar_t* p;                   // [T, N] the forward's output; read only for the a1, a2 gradients
   const scalar_t* x;                   // [T, N]; read only for the b gradient
-  const acc_t* a1;                     // [N]
-  const acc_t* a2;                     // [N] or null: first order
-  const acc_t* b;                      // [N]
+  const acc_t* a1;                     // [P]
+  const acc_t* a2;                     // [P] or null: first order
+  const acc_t* b;                      // [P]
   const scalar_t* p1;                  // [N] or null (zeros); read only for the a1, a2 gradients
   const scalar_t* p2;                  // [N] or null (zeros)
   scalar_t* grad_x;                    // [T, N] or null: not wanted

@@ -1,8 +1,12 @@
 // Arguments of the fused LIF kernels: sizes, configuration and pointers. Torch-free, shared by CPU and CUDA.
 //
 // All [T, N] tensors are time-major and contiguous (index t * N + n); [N] tensors hold one value per neuron.
+// The parameters alpha and theta repeat with period P over the neurons: neuron n's are at index n % P. P = N is
+// one value per neuron; the torch ops pass a parameter over a trailing part of the state shape (P = 4096 for a
+// per-feature parameter of [B, 4096], 1 for a number), so it is neither materialised over the batch nor read
+// from memory once per neuron. Their gradients are per neuron ([N]); the ops sum them to the period.
 // Storage type scalar_t for activations and states; acc_t (float, or double for double) for the compute, the
-// per-neuron parameters alpha and theta, and their gradients. Optional pointers are null when absent.
+// parameters and their gradients. Optional pointers are null when absent.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +19,11 @@ template <typename scalar_t, typename acc_t>
 struct LifForwardArgs {
   int64_t T;
   int64_t N;
+  int64_t P;              // period of alpha and theta, >= 1 when N > 0
   LifConfig<acc_t> config;
   const scalar_t* x;      // [T, N]
-  const acc_t* alpha;     // [N]
-  const acc_t* theta;     // [N]
+  const acc_t* alpha;     // [P]
+  const acc_t* theta;     // [P]
   const scalar_t* v0;     // [N] or null (zeros)
   const scalar_t* r0;     // [N] or null (zeros)
   scalar_t* spikes;       // [T, N]
@@ -31,13 +36,14 @@ template <typename scalar_t, typename acc_t>
 struct LifBackwardArgs {
   int64_t T;
   int64_t N;
+  int64_t P;                    // period of alpha and theta
   LifConfig<acc_t> config;
   const scalar_t* grad_spikes;  // [T, N]
   const scalar_t* grad_v_last;  // [N] or null (zeros)
   const scalar_t* grad_r_last;  // [N] or null (zeros)
   const scalar_t* h;            // [T, N] saved by the forward, or null: recomputed from x, v0, r0 (CPU)
-  const acc_t* alpha;           // [N]
-  const acc_t* theta;           // [N]
+  const acc_t* alpha;           // [P]
+  const acc_t* theta;           // [P]
   const scalar_t* v0;           // [N] or null (zeros)
   scalar_t* grad_x;             // [T, N]
   scalar_t* grad_v0;            // [N]

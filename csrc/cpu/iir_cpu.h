@@ -27,12 +27,6 @@
 namespace snn {
 namespace cpu {
 
-template <typename acc_t>
-SNN_ALWAYS_INLINE inline void load_block(const acc_t* SNN_RESTRICT source, int64_t begin, int64_t len,
-                                         acc_t* SNN_RESTRICT out) {
-  for (int64_t i = 0; i < len; ++i) out[i] = source[begin + i];
-}
-
 // An optional [N] state of storage type as acc_t; zeros when absent.
 template <typename scalar_t, typename acc_t>
 SNN_ALWAYS_INLINE inline void load_state_block(const scalar_t* SNN_RESTRICT state, int64_t begin, int64_t len,
@@ -53,9 +47,9 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
     acc_t* p_prev2 = state[1];
     load_state_block(a.p1, begin, len, p_prev);
     if (kSecondOrder) load_state_block(a.p2, begin, len, p_prev2);
-    load_block(a.a1, begin, len, a1);
-    if (kSecondOrder) load_block(a.a2, begin, len, a2);
-    load_block(a.b, begin, len, b);
+    load_periodic(a.a1, a.P, begin, len, a1);
+    if (kSecondOrder) load_periodic(a.a2, a.P, begin, len, a2);
+    load_periodic(a.b, a.P, begin, len, b);
     for (int64_t t = 0; t < a.T; ++t) {
       const scalar_t* SNN_RESTRICT x = a.x + t * N + begin;
       scalar_t* SNN_RESTRICT p_out = a.p + t * N + begin;
@@ -100,9 +94,9 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
     const int64_t len = std::min(kBlock, n_end - begin);
     load_state_block(a.grad_p_last, begin, len, u1);
     load_state_block(a.grad_p_before_last, begin, len, u2);
-    load_block(a.a1, begin, len, a1);
-    if (kSecondOrder) load_block(a.a2, begin, len, a2);
-    load_block(a.b, begin, len, b);
+    load_periodic(a.a1, a.P, begin, len, a1);
+    if (kSecondOrder) load_periodic(a.a2, a.P, begin, len, a2);
+    load_periodic(a.b, a.P, begin, len, b);
     for (int64_t i = 0; i < len; ++i) grad_a1[i] = grad_a2[i] = grad_b[i] = acc_t(0);
     auto history = [&](int64_t k) SNN_ALWAYS_INLINE -> const scalar_t* {
       const scalar_t* row = iir_history_row(a, k);

@@ -83,12 +83,14 @@ SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scala
   const LifConfig<acc_t> c =
       fixed_config<acc_t, kReset, kTrace, false, Surrogate::atan>(a.config);
   const int64_t N = a.N;
-  acc_t v[kBlock], r[kBlock];
+  acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
     const int64_t len = std::min(kBlock, n_end - b);
     load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, v, r);
+    load_periodic(a.alpha, a.P, b, len, alpha);
+    load_periodic(a.theta, a.P, b, len, theta);
     lif_forward_steps<scalar_t, acc_t, kReset, kTrace, true, kStoreH>(
-        c, a.T, N, len, a.x + b, a.spikes + b, kStoreH ? a.h + b : nullptr, N, a.alpha + b, a.theta + b, v, r);
+        c, a.T, N, len, a.x + b, a.spikes + b, kStoreH ? a.h + b : nullptr, N, alpha, theta, v, r);
     for (int64_t i = 0; i < len; ++i) {
       a.v_last[b + i] = from_acc<scalar_t>(v[i]);
       a.r_last[b + i] = from_acc<scalar_t>(r[i]);
@@ -111,15 +113,15 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
                                                        int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kDetach, kSurrogate>(a.config);
   const int64_t N = a.N;
-  acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock];
+  acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock], alpha[kBlock], theta[kBlock];
   // Without a saved h, each block first runs the forward again into this scratch block (see recompute_block).
   const int64_t block = kRecompute ? recompute_block<scalar_t>(a.T) : kBlock;
   std::vector<scalar_t> scratch(kRecompute ? a.T * block : 0);
   const int64_t h_stride = kRecompute ? block : N;
   for (int64_t b = n_begin; b < n_end; b += block) {
     const int64_t len = std::min(block, n_end - b);
-    const acc_t* SNN_RESTRICT alpha = a.alpha + b;
-    const acc_t* SNN_RESTRICT theta = a.theta + b;
+    load_periodic(a.alpha, a.P, b, len, alpha);
+    load_periodic(a.theta, a.P, b, len, theta);
     const scalar_t* h_block = kRecompute ? scratch.data() : a.h + b;
     if (kRecompute) {
       // gv and gr serve as the forward's v and r here; they are set for the backward just below.

@@ -33,9 +33,10 @@ struct IirBackwardInputs {
 // whole struct to local memory.
 template <typename scalar_t, typename acc_t, bool kSecondOrder>
 SNN_HD void iir_forward_thread(const IirForwardArgs<scalar_t, acc_t> a, int64_t n) {
-  const acc_t a1 = a.a1[n];
-  const acc_t a2 = kSecondOrder ? a.a2[n] : acc_t(0);
-  const acc_t b = a.b[n];
+  const int64_t k = n % a.P;  // the coefficients' index (core/iir_params.h)
+  const acc_t a1 = a.a1[k];
+  const acc_t a2 = kSecondOrder ? a.a2[k] : acc_t(0);
+  const acc_t b = a.b[k];
   acc_t p_prev = load_or_zero<scalar_t, acc_t>(a.p1, n);
   acc_t p_prev2 = load_or_zero<scalar_t, acc_t>(a.p2, n);
   const scalar_t* SNN_RESTRICT x = a.x + n;
@@ -56,9 +57,10 @@ template <typename scalar_t, typename acc_t, bool kSecondOrder>
 SNN_HD void iir_backward_thread(const IirBackwardArgs<scalar_t, acc_t> a, int64_t n) {
   // Which gradients are wanted is uniform across the grid, so these branches never diverge.
   const bool want_x = a.grad_x != nullptr, want_a = a.grad_a1 != nullptr, want_b = a.grad_b != nullptr;
-  const acc_t a1 = a.a1[n];
-  const acc_t a2 = kSecondOrder ? a.a2[n] : acc_t(0);
-  const acc_t b = a.b[n];
+  const int64_t k = n % a.P;  // the coefficients' index (core/iir_params.h)
+  const acc_t a1 = a.a1[k];
+  const acc_t a2 = kSecondOrder ? a.a2[k] : acc_t(0);
+  const acc_t b = a.b[k];
   acc_t u1 = load_or_zero<scalar_t, acc_t>(a.grad_p_last, n);
   acc_t u2 = load_or_zero<scalar_t, acc_t>(a.grad_p_before_last, n);
   acc_t grad_a1 = acc_t(0), grad_a2 = acc_t(0), grad_b = acc_t(0);

@@ -27,8 +27,8 @@ struct LifBackwardInputs {
 template <typename scalar_t, typename acc_t>
 SNN_HD void lif_forward_thread(const LifForwardArgs<scalar_t, acc_t> a, int64_t n) {
   const LifConfig<acc_t> c = a.config;
-  const acc_t alpha = a.alpha[n];
-  const acc_t theta = a.theta[n];
+  const acc_t alpha = a.alpha[n % a.P];
+  const acc_t theta = a.theta[n % a.P];
   acc_t v = a.v0 ? to_acc<acc_t>(a.v0[n]) : acc_t(0);
   acc_t r = (c.trace && a.r0) ? to_acc<acc_t>(a.r0[n]) : acc_t(0);
   const scalar_t* SNN_RESTRICT x = a.x + n;
@@ -55,8 +55,8 @@ template <typename scalar_t, typename acc_t>
 SNN_HD void lif_backward_thread(const LifBackwardArgs<scalar_t, acc_t> a, int64_t n) {
   const LifConfig<acc_t> c = a.config;
   const bool param_grads = a.grad_alpha != nullptr;
-  const acc_t alpha = a.alpha[n];
-  const acc_t theta = a.theta[n];
+  const acc_t alpha = a.alpha[n % a.P];
+  const acc_t theta = a.theta[n % a.P];
   const acc_t v0 = a.v0 ? to_acc<acc_t>(a.v0[n]) : acc_t(0);
   acc_t gv = a.grad_v_last ? to_acc<acc_t>(a.grad_v_last[n]) : acc_t(0);
   acc_t gr = (c.trace && a.grad_r_last) ? to_acc<acc_t>(a.grad_r_last[n]) : acc_t(0);

@@ -1,5 +1,6 @@
 // The CUDA IIR filter kernels against the CPU kernels: both orders, with and without initial states, every subset
-// of wanted gradients, T from 1 to 300, float storage (double compute) and double. Run on a GPU by test_iir_gpu
+// of wanted gradients, T from 1 to 300, float storage (double compute) and double, coefficients per element or
+// repeating with a shorter period. Run on a GPU by test_iir_gpu
 // (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by test_cuda_threads_cpu
 // (EmulatedCudaExecutor).
 #pragma once
@@ -15,7 +16,7 @@ namespace snn_test {
 
 // Storage scalar_t, compute double (as the torch ops use for float and double).
 template <typename scalar_t, typename Executor>
-void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, bool second_order, bool with_state,
+void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, int64_t P, bool second_order, bool with_state,
                      bool want_x, bool want_a, bool want_b, double tol) {
   const int64_t N = 1000;
   std::uniform_real_distribution<double> u01(0.0, 1.0);
@@ -30,12 +31,12 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, bool second
   };
   auto x = storage(T * N, -1, 1), grad_p = storage(T * N, -1, 1), p1 = storage(N, -1, 1), p2 = storage(N, -1, 1),
        grad_p_last = storage(N, -1, 1), grad_p_before_last = storage(N, -1, 1);
-  const auto a = uniform(N, 0.5, 0.97), c = uniform(N, 0.5, 0.97);
-  auto b = uniform(N, 0.2, 1.5);
-  std::vector<double> a1(N), a2(N);
-  for (int64_t n = 0; n < N; ++n) {  // poles a and c: stable, up to 0.97
-    a1[n] = second_order ? a[n] + c[n] : a[n];
-    a2[n] = -a[n] * c[n];
+  const auto a = uniform(P, 0.5, 0.97), c = uniform(P, 0.5, 0.97);
+  auto b = uniform(P, 0.2, 1.5);
+  std::vector<double> a1(P), a2(P);
+  for (int64_t k = 0; k < P; ++k) {  // poles a and c: stable, up to 0.97
+    a1[k] = second_order ? a[k] + c[k] : a[k];
+    a2[k] = -a[k] * c[k];
   }
   const bool grad_a2 = want_a && second_order;
   // CPU
@@ -43,6 +44,7 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, bool second
   std::vector<double> ga1(N), ga2(N), gb(N);
   snn::IirForwardArgs<scalar_t, double> fa{T,
                                            N,
+                                           P,
                                            x.data(),
                                            a1.data(),
                                            optional_ptr(second_order, a2),
@@ -55,6 +57,7 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, bool second
   snn::cpu::iir_forward_range(fa, 0, N);
   snn::IirBackwardArgs<scalar_t, double> ba{T,
                                             N,
+                                            P,
                                             grad_p.data(),
                                             grad_p_last.data(),
                                             grad_p_before_last.data(),
@@ -84,6 +87,7 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, bool second
       dgb(coefficient_zeros);
   snn::IirForwardArgs<scalar_t, double> dfa{T,
                                             N,
+                                            P,
                                             dx.ptr,
                                             da1.ptr,
                                             optional_ptr(second_order, da2),
@@ -96,6 +100,7 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, bool second
   device.iir_forward(dfa);
   snn::IirBackwardArgs<scalar_t, double> dba{T,
                                              N,
+                                             P,
                                              dgrad_p.ptr,
                                              dgrad_p_last.ptr,
                                              dgrad_p_before_last.ptr,
@@ -129,15 +134,18 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, bool second
 template <typename Executor>
 void iir_kernel_cases(Executor& device) {
   std::mt19937 rng(3);
+  const int64_t periods[] = {1000, 1, 300};  // per element (N = 1000), one for all, and a shorter period
+  int cases = 0;
   for (int64_t T : {1, 2, 17, 300}) {
     for (bool second_order : {false, true}) {
       for (bool with_state : {false, true}) {
         for (int mask = 0; mask < 8; ++mask) {
           const bool want_x = mask & 1, want_a = mask & 2, want_b = mask & 4;
+          const int64_t P = periods[cases++ % 3];
           // FMA contraction on the GPU changes the last bits of the double computation.
-          iir_kernel_case<double>(device, rng, T, second_order, with_state, want_x, want_a, want_b, 1e-12);
+          iir_kernel_case<double>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 1e-12);
           // float storage: each output is the double result rounded once, on either side.
-          iir_kernel_case<float>(device, rng, T, second_order, with_state, want_x, want_a, want_b, 3e-7);
+          iir_kernel_case<float>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 3e-7);
         }
       }
     }

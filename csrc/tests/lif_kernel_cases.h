@@ -1,5 +1,6 @@
 // The CUDA LIF kernels against the CPU kernels: every reset mode x trace x detach x surrogate, T = 1 and 17, with
-// and without initial states, final-state gradients and parameter gradients, float and double. Run on a GPU by
+// and without initial states, final-state gradients and parameter gradients, float and double, parameters per
+// neuron or repeating with a shorter period. Run on a GPU by
 // test_lif_gpu (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by
 // test_cuda_threads_cpu (EmulatedCudaExecutor).
 #pragma once
@@ -14,16 +15,18 @@
 namespace snn_test {
 
 template <typename T, typename Executor>
-void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, bool with_state, double tol,
-                     std::mt19937& rng) {
+void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, int64_t P, bool with_state,
+                     double tol, std::mt19937& rng) {
   const int64_t N = 1000;
   std::uniform_real_distribution<double> u01(0.0, 1.0);
-  std::vector<T> x(T_ * N), gs(T_ * N), alpha(N), theta(N), v0(N), r0(N), gv(N), gr(N);
+  std::vector<T> x(T_ * N), gs(T_ * N), alpha(P), theta(P), v0(N), r0(N), gv(N), gr(N);
   for (auto& e : x) e = T(u01(rng) * 1.6 - 0.3);
   for (auto& e : gs) e = T(u01(rng) * 2 - 1);
+  for (int64_t k = 0; k < P; ++k) {
+    alpha[k] = T(0.05 + 0.9 * u01(rng));
+    theta[k] = T(0.7 + 0.6 * u01(rng));
+  }
   for (int64_t n = 0; n < N; ++n) {
-    alpha[n] = T(0.05 + 0.9 * u01(rng));
-    theta[n] = T(0.7 + 0.6 * u01(rng));
     v0[n] = T(u01(rng) - 0.5);
     r0[n] = T(0.5 * u01(rng));
     gv[n] = T(u01(rng) - 0.5);
@@ -33,10 +36,10 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, b
   const bool param_grads = with_state;
   // CPU
   std::vector<T> s(T_ * N), h(T_ * N), vl(N), rl(N), gx(T_ * N), gv0(N), gr0(N), ga(N), gt(N);
-  snn::LifForwardArgs<T, T> fa{T_, N, c, x.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0),
+  snn::LifForwardArgs<T, T> fa{T_, N, P, c, x.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0),
                                optional_ptr(with_state, r0), s.data(), h.data(), vl.data(), rl.data()};
   snn::cpu::lif_forward_range(fa, 0, N);
-  snn::LifBackwardArgs<T, T> ba{T_, N, c, gs.data(), optional_ptr(with_state, gv), optional_ptr(with_state, gr),
+  snn::LifBackwardArgs<T, T> ba{T_, N, P, c, gs.data(), optional_ptr(with_state, gv), optional_ptr(with_state, gr),
                                 h.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0), gx.data(),
                                 gv0.data(), gr0.data(), optional_ptr(param_grads, ga),
                                 optional_ptr(param_grads, gt), nullptr, nullptr};
@@ -47,10 +50,10 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, b
   Buffer dx(x), dgs(gs), dalpha(alpha), dtheta(theta), dv0(v0), dr0(r0), dgv(gv), dgr(gr);
   Buffer ds(zeros_tn), dh(zeros_tn), dvl(zeros_n), drl(zeros_n), dgx(zeros_tn), dgv0(zeros_n), dgr0(zeros_n),
       dga(zeros_n), dgt(zeros_n);
-  snn::LifForwardArgs<T, T> dfa{T_, N, c, dx.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0),
+  snn::LifForwardArgs<T, T> dfa{T_, N, P, c, dx.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0),
                                 optional_ptr(with_state, dr0), ds.ptr, dh.ptr, dvl.ptr, drl.ptr};
   device.lif_forward(dfa);
-  snn::LifBackwardArgs<T, T> dba{T_, N, c, dgs.ptr, optional_ptr(with_state, dgv), optional_ptr(with_state, dgr),
+  snn::LifBackwardArgs<T, T> dba{T_, N, P, c, dgs.ptr, optional_ptr(with_state, dgv), optional_ptr(with_state, dgr),
                                  dh.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0), dgx.ptr,
                                  dgv0.ptr, dgr0.ptr, optional_ptr(param_grads, dga),
                                  optional_ptr(param_grads, dgt), nullptr, nullptr};
@@ -81,6 +84,8 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, b
 template <typename Executor>
 void lif_kernel_cases(Executor& device) {
   std::mt19937 rng(5);
+  const int64_t periods[] = {1000, 1, 300};  // per neuron (N = 1000), one for all, and a shorter period
+  int cases = 0;
   using snn::ResetMode;
   using snn::Surrogate;
   for (ResetMode reset : {ResetMode::hard, ResetMode::soft, ResetMode::none}) {
@@ -90,9 +95,10 @@ void lif_kernel_cases(Executor& device) {
           const auto kind = static_cast<Surrogate>(k);
           for (int64_t T : {1, 17}) {
             for (bool with_state : {false, true}) {
-              lif_kernel_case<double>(device, {reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6}, T, with_state,
-                                      1e-12, rng);
-              lif_kernel_case<float>(device, {reset, trace, detach, kind, 0.8f, -0.1f, 0.85f, 0.6f}, T,
+              const int64_t P = periods[cases++ % 3];
+              lif_kernel_case<double>(device, {reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6}, T, P,
+                                      with_state, 1e-12, rng);
+              lif_kernel_case<float>(device, {reset, trace, detach, kind, 0.8f, -0.1f, 0.85f, 0.6f}, T, P,
                                      with_state, 1e-4, rng);
             }
           }

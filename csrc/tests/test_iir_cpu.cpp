@@ -16,43 +16,47 @@ namespace {
 // Each is capped at what this processor runs; best_supported_isa() is printed so the log says what ran.
 const snn::cpu::CpuIsa kIsas[] = {snn::cpu::CpuIsa::baseline, snn::cpu::CpuIsa::avx2, snn::cpu::CpuIsa::avx512};
 
-// One filter problem in double; the kernels run it with N elements side by side.
+// One filter problem in double; the kernels run it with N elements side by side, the coefficients repeating
+// with period P over them (core/iir_params.h).
 struct Problem {
-  int64_t T, N;
+  int64_t T, N, P;
   bool second_order, with_state;
   std::vector<double> x, a1, a2, b, p1, p2, grad_p, grad_p_last, grad_p_before_last;
 };
 
-Problem random_problem(std::mt19937& rng, int64_t T, int64_t N, bool second_order, bool with_state) {
+Problem random_problem(std::mt19937& rng, int64_t T, int64_t N, bool second_order, bool with_state,
+                       int64_t P = 0) {
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   auto uniform = [&](size_t n, double lo, double hi) {
     std::vector<double> v(n);
     for (double& e : v) e = lo + (hi - lo) * u01(rng);
     return v;
   };
-  Problem p{T, N, second_order, with_state, uniform(T * N, -1, 1), {}, {}, {}, {}, {}, uniform(T * N, -1, 1),
-            uniform(N, -1, 1), uniform(N, -1, 1)};
+  Problem p{T, N, P > 0 ? P : N, second_order, with_state, uniform(T * N, -1, 1), {}, {}, {}, {}, {},
+            uniform(T * N, -1, 1), uniform(N, -1, 1), uniform(N, -1, 1)};
   // Stable dual-exp poles a, c in (0.5, 0.97): a1 = a + c, a2 = -a c.
-  const auto a = uniform(N, 0.5, 0.97), c = uniform(N, 0.5, 0.97);
-  for (int64_t n = 0; n < N; ++n) {
-    p.a1.push_back(second_order ? a[n] + c[n] : a[n]);
-    p.a2.push_back(second_order ? -a[n] * c[n] : 0.0);
+  const auto a = uniform(p.P, 0.5, 0.97), c = uniform(p.P, 0.5, 0.97);
+  for (int64_t k = 0; k < p.P; ++k) {
+    p.a1.push_back(second_order ? a[k] + c[k] : a[k]);
+    p.a2.push_back(second_order ? -a[k] * c[k] : 0.0);
   }
-  p.b = uniform(N, 0.2, 1.5);
+  p.b = uniform(p.P, 0.2, 1.5);
   p.p1 = with_state ? uniform(N, -1, 1) : std::vector<double>(N, 0.0);
   p.p2 = with_state ? uniform(N, -1, 1) : std::vector<double>(N, 0.0);
   return p;
 }
 
 // The spec as a plain loop for element n in arithmetic V: p[t] = a1 p[t-1] + a2 p[t-2] + b x[t], t = 0 .. T-1,
-// with `delta` added to the one input that `target` points to (none when null).
+// with `delta` added to the one input that `target` points to (none when null; a coefficient is perturbed in
+// element n's loop alone, so derivatives are element n's part of the gradient, as the kernels write it).
 template <typename V>
 std::vector<V> naive_forward(const Problem& q, int64_t n, const double* target = nullptr, V delta = V(0)) {
   auto input = [&](const double& value) { return &value == target ? V(value) + delta : V(value); };
   std::vector<V> p(q.T);
   V prev = input(q.p1[n]), prev2 = input(q.p2[n]);
   for (int64_t t = 0; t < q.T; ++t) {
-    p[t] = input(q.a1[n]) * prev + input(q.a2[n]) * prev2 + input(q.b[n]) * input(q.x[t * q.N + n]);
+    const int64_t k = n % q.P;
+    p[t] = input(q.a1[k]) * prev + input(q.a2[k]) * prev2 + input(q.b[k]) * input(q.x[t * q.N + n]);
     prev2 = prev;
     prev = p[t];
   }
@@ -99,13 +103,13 @@ Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b,
   const double* a2 = q.second_order ? q.a2.data() : nullptr;
   const scalar_t* p1_ptr = q.with_state ? p1.data() : nullptr;
   const scalar_t* p2_ptr = q.with_state ? p2.data() : nullptr;
-  snn::IirForwardArgs<scalar_t, double> fa{T,       N,        x.data(),     q.a1.data(),      a2,
-                                           q.b.data(), p1_ptr, p2_ptr, p.data(), p_last.data(),
-                                           p_before_last.data()};
+  snn::IirForwardArgs<scalar_t, double> fa{T,          N,      q.P,    x.data(), q.a1.data(),  a2,
+                                           q.b.data(), p1_ptr, p2_ptr, p.data(), p_last.data(), p_before_last.data()};
   snn::cpu::iir_forward_range(fa, 0, N / 2, isa);
   snn::cpu::iir_forward_range(fa, N / 2, N, isa);
   snn::IirBackwardArgs<scalar_t, double> ba{T,
                                             N,
+                                            q.P,
                                             grad_p.data(),
                                             grad_p_last.data(),
                                             grad_p_before_last.data(),
@@ -145,17 +149,17 @@ void check_against_naive(const Problem& q, snn::cpu::CpuIsa isa) {
     for (int64_t t = 0; t < T; ++t) {
       CHECK_NEAR(r.grad_x[t * N + n], derivative(q, n, q.x[t * N + n]), 1e-12, "grad x");
     }
-    CHECK_NEAR(r.grad_a1[n], derivative(q, n, q.a1[n]), 1e-11, "grad a1");
-    if (q.second_order) CHECK_NEAR(r.grad_a2[n], derivative(q, n, q.a2[n]), 1e-11, "grad a2");
-    CHECK_NEAR(r.grad_b[n], derivative(q, n, q.b[n]), 1e-12, "grad b");
+    CHECK_NEAR(r.grad_a1[n], derivative(q, n, q.a1[n % q.P]), 1e-11, "grad a1");
+    if (q.second_order) CHECK_NEAR(r.grad_a2[n], derivative(q, n, q.a2[n % q.P]), 1e-11, "grad a2");
+    CHECK_NEAR(r.grad_b[n], derivative(q, n, q.b[n % q.P]), 1e-12, "grad b");
     // Without initial states the kernels read zeros, and their gradients are still reported.
     CHECK_NEAR(r.grad_p1[n], derivative(q, n, q.p1[n]), 1e-12, "grad p1");
     // First order: p2 does not enter, its gradient is exactly 0.
     CHECK_NEAR(r.grad_p2[n], derivative(q, n, q.p2[n]), 1e-12, "grad p2");
   }
   if (snn_test::failures() != before) {
-    std::printf("  in T=%lld second_order=%d with_state=%d isa=%s\n", static_cast<long long>(T), q.second_order,
-                q.with_state, snn::cpu::isa_name(isa));
+    std::printf("  in T=%lld P=%lld second_order=%d with_state=%d isa=%s\n", static_cast<long long>(T),
+                static_cast<long long>(q.P), q.second_order, q.with_state, snn::cpu::isa_name(isa));
   }
 }
 
@@ -164,7 +168,9 @@ void test_kernels_against_naive_loop_and_derivatives() {
   for (int64_t T : {1, 2, 3, 7, 40}) {
     for (bool second_order : {false, true}) {
       for (bool with_state : {false, true}) {
-        const Problem q = random_problem(rng, T, snn::cpu::kBlock + 45, second_order, with_state);
+        // Coefficients per element, and repeating with a period that blocks and ranges cut across.
+        const int64_t P = with_state ? 0 : 600;
+        const Problem q = random_problem(rng, T, snn::cpu::kBlock + 45, second_order, with_state, P);
         for (snn::cpu::CpuIsa isa : kIsas) check_against_naive(q, isa);
       }
     }
@@ -191,7 +197,7 @@ void test_each_subset_of_gradients_matches_the_full_backward() {
 void test_golden_impulse_response() {
   // models.md section 2: dual_exp(tau_m 4, tau_s 1).
   const double a = std::exp(-1.0 / 4), c = std::exp(-1.0);
-  Problem q{60, 1, true, false, std::vector<double>(60, 0.0), {a + c}, {-a * c}, {a - c}, {0.0}, {0.0},
+  Problem q{60, 1, 1, true, false, std::vector<double>(60, 0.0), {a + c}, {-a * c}, {a - c}, {0.0}, {0.0},
             std::vector<double>(60, 0.0), {0.0}, {0.0}};
   q.x[0] = 1;
   const Result r = run_kernels<double>(q, false, false, false);

@@ -46,21 +46,24 @@ void test_surrogate_closed_forms() {
   }
 }
 
+// alpha and theta repeat with period P over the neurons (core/lif_params.h).
 struct Problem {
-  int64_t T, N;
+  int64_t T, N, P;
   std::vector<double> x, alpha, theta, v0, r0, gs, gv_last, gr_last;
 };
 
-Problem random_problem(std::mt19937& rng, int64_t T, int64_t N) {
+Problem random_problem(std::mt19937& rng, int64_t T, int64_t N, int64_t P = 0) {
   std::uniform_real_distribution<double> u01(0.0, 1.0);
-  Problem p{T, N, {}, {}, {}, {}, {}, {}, {}, {}};
+  Problem p{T, N, P > 0 ? P : N, {}, {}, {}, {}, {}, {}, {}, {}};
   for (int64_t i = 0; i < T * N; ++i) {
     p.x.push_back(u01(rng) * 1.6 - 0.3);
     p.gs.push_back(u01(rng) * 2 - 1);
   }
-  for (int64_t n = 0; n < N; ++n) {
+  for (int64_t k = 0; k < p.P; ++k) {
     p.alpha.push_back(0.05 + 0.9 * u01(rng));
     p.theta.push_back(0.7 + 0.6 * u01(rng));
+  }
+  for (int64_t n = 0; n < N; ++n) {
     p.v0.push_back(u01(rng) - 0.5);
     p.r0.push_back(0.5 * u01(rng));
     p.gv_last.push_back(u01(rng) * 2 - 1);
@@ -72,16 +75,16 @@ Problem random_problem(std::mt19937& rng, int64_t T, int64_t N) {
 int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn::cpu::CpuIsa isa) {
   const int64_t T = p.T, N = p.N;
   std::vector<double> spikes(T * N), h(T * N), v_last(N), r_last(N);
-  snn::LifForwardArgs<double, double> fa{T, N, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
+  snn::LifForwardArgs<double, double> fa{T, N, p.P, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
                                          p.r0.data(), spikes.data(), h.data(), v_last.data(), r_last.data()};
   // Two ranges, so a block boundary and a partial block are both exercised.
   snn::cpu::lif_forward_range(fa, 0, N / 2, isa);
   snn::cpu::lif_forward_range(fa, N / 2, N, isa);
 
   std::vector<double> gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
-  snn::LifBackwardArgs<double, double> ba{T, N, c, p.gs.data(), p.gv_last.data(), p.gr_last.data(), h.data(),
-                                          p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(), gv0.data(),
-                                          gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr};
+  snn::LifBackwardArgs<double, double> ba{T, N, p.P, c, p.gs.data(), p.gv_last.data(), p.gr_last.data(),
+                                          h.data(), p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(),
+                                          gv0.data(), gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr};
   snn::cpu::lif_backward_range(ba, 0, N, isa);
 
   const int before = snn_test::failures();
@@ -102,7 +105,7 @@ int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn:
   CHECK(rx == gx && rv0 == gv0 && rr0 == gr0 && ralpha == galpha && rtheta == gtheta);
 
   for (int64_t n = 0; n < N && snn_test::failures() == before; ++n) {
-    snn_test::NaiveLif naive{c, p.alpha[n], p.theta[n]};
+    snn_test::NaiveLif naive{c, p.alpha[n % p.P], p.theta[n % p.P]};
     std::vector<double> x(T), gs(T);
     for (int64_t t = 0; t < T; ++t) {
       x[t] = p.x[t * N + n];
@@ -133,7 +136,9 @@ void test_kernels_against_naive() {
       for (bool detach : {false, true}) {
         for (Surrogate kind : kSurrogates) {
           const LifConfig<double> c{reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6};
-          const Problem p = random_problem(rng, 13, snn::cpu::kBlock + 45);
+          // Parameters per neuron, one for all, and repeating with a period that blocks and ranges cut across.
+          const int64_t periods[] = {0, 1, 600};
+          const Problem p = random_problem(rng, 13, snn::cpu::kBlock + 45, periods[configs % 3]);
           for (snn::cpu::CpuIsa isa : kIsas) {
             if (compare_kernel_with_naive(p, c, isa) != 0) {
               std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d isa=%s\n",
@@ -157,17 +162,17 @@ void test_backward_matches_finite_differences() {
   const int64_t T = p.T, N = p.N;
   auto v_last_of = [&](const std::vector<double>& x, const std::vector<double>& alpha) {
     std::vector<double> spikes(T * N), v_last(N), r_last(N);
-    snn::LifForwardArgs<double, double> fa{T, N, c, x.data(), alpha.data(), p.theta.data(), p.v0.data(),
+    snn::LifForwardArgs<double, double> fa{T, N, N, c, x.data(), alpha.data(), p.theta.data(), p.v0.data(),
                                            nullptr, spikes.data(), nullptr, v_last.data(), r_last.data()};
     snn::cpu::lif_forward_range(fa, 0, N);
     return v_last;
   };
   std::vector<double> spikes(T * N), h(T * N), v_last(N), r_last(N);
-  snn::LifForwardArgs<double, double> fa{T, N, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
+  snn::LifForwardArgs<double, double> fa{T, N, N, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
                                          nullptr, spikes.data(), h.data(), v_last.data(), r_last.data()};
   snn::cpu::lif_forward_range(fa, 0, N);
   std::vector<double> zeros(T * N, 0.0), ones(N, 1.0), gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
-  snn::LifBackwardArgs<double, double> ba{T, N, c, zeros.data(), ones.data(), nullptr, h.data(),
+  snn::LifBackwardArgs<double, double> ba{T, N, N, c, zeros.data(), ones.data(), nullptr, h.data(),
                                           p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(), gv0.data(),
                                           gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr};
   snn::cpu::lif_backward_range(ba, 0, N);
@@ -197,9 +202,9 @@ void test_float_kernel_matches_double() {
   std::vector<float> xf(p.x.begin(), p.x.end()), af(p.alpha.begin(), p.alpha.end()),
       tf(p.theta.begin(), p.theta.end()), sf(T * N), hf(T * N), vf(N), rf(N);
   std::vector<double> sd(T * N), hd(T * N), vd(N), rd(N);
-  snn::LifForwardArgs<float, float> ff{T, N, cf, xf.data(), af.data(), tf.data(), nullptr, nullptr,
+  snn::LifForwardArgs<float, float> ff{T, N, N, cf, xf.data(), af.data(), tf.data(), nullptr, nullptr,
                                        sf.data(), hf.data(), vf.data(), rf.data()};
-  snn::LifForwardArgs<double, double> fd{T, N, cd, p.x.data(), p.alpha.data(), p.theta.data(), nullptr, nullptr,
+  snn::LifForwardArgs<double, double> fd{T, N, N, cd, p.x.data(), p.alpha.data(), p.theta.data(), nullptr, nullptr,
                                          sd.data(), hd.data(), vd.data(), rd.data()};
   snn::cpu::lif_forward_range(ff, 0, N);
   snn::cpu::lif_forward_range(fd, 0, N);
@@ -220,10 +225,10 @@ void test_instruction_sets_agree_bitwise() {
     std::vector<std::vector<float>> outputs;
     for (snn::cpu::CpuIsa isa : kIsas) {
       std::vector<float> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), ga(N), gt(N);
-      snn::LifForwardArgs<float, float> fa{T, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
+      snn::LifForwardArgs<float, float> fa{T, N, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
                                            s.data(), h.data(), vl.data(), rl.data()};
       snn::cpu::lif_forward_range(fa, 0, N, isa);
-      snn::LifBackwardArgs<float, float> ba{T, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
+      snn::LifBackwardArgs<float, float> ba{T, N, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
                                             theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
                                             gt.data(), nullptr, nullptr};
       snn::cpu::lif_backward_range(ba, 0, N, isa);

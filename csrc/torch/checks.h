@@ -35,6 +35,25 @@ inline void check_per_element(const at::Tensor& t, const at::Tensor& x, at::IntA
   TORCH_CHECK(t.scalar_type() == dtype, name, " must have dtype ", dtype, ", got ", t.scalar_type());
 }
 
+// A per-element parameter of the kernels: same device as `x`, dtype `dtype`, and the shape of a trailing part of
+// `shape` (all of it, or none for one value): the kernels repeat it over the leading dimensions (period
+// t.numel(), core/lif_params.h).
+inline void check_parameter(const at::Tensor& t, const at::Tensor& x, at::IntArrayRef shape, at::ScalarType dtype,
+                            const char* name) {
+  TORCH_CHECK(t.device() == x.device(), name, " is on ", t.device(), " but x is on ", x.device());
+  const auto dims = static_cast<size_t>(t.dim());
+  TORCH_CHECK(dims <= shape.size() && t.sizes() == shape.slice(shape.size() - dims), name,
+              " must have the shape of a trailing part of ", shape, " (the trailing shape of x), got ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == dtype, name, " must have dtype ", dtype, ", got ", t.scalar_type());
+}
+
+// Parameters the kernels read with one period: the same shape as the first one.
+inline void check_same_parameter_shape(const at::Tensor& t, const at::Tensor& first, const char* name,
+                                       const char* first_name) {
+  TORCH_CHECK(t.sizes() == first.sizes(), name, " must have the shape of ", first_name, " ", first.sizes(),
+              ", got ", t.sizes());
+}
+
 // An optional per-element state (an initial state or a final-state gradient): absent, or checked like x's
 // elements (shape, dtype, device) and made contiguous.
 inline std::optional<at::Tensor> checked_state(const std::optional<at::Tensor>& t, const at::Tensor& like,

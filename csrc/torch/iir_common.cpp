@@ -7,10 +7,12 @@ namespace torch_ops {
 
 namespace {
 
+// A coefficient: a trailing part of the state shape, in the compute dtype, of a1's shape (one period for all).
 std::optional<at::Tensor> checked_coefficient(const std::optional<at::Tensor>& t, const at::Tensor& like,
-                                              at::IntArrayRef shape, const char* name) {
+                                              at::IntArrayRef shape, const at::Tensor& a1, const char* name) {
   if (!t.has_value()) return std::nullopt;
-  check_per_element(*t, like, shape, iir_compute_dtype(like.scalar_type()), name);
+  check_parameter(*t, like, shape, iir_compute_dtype(like.scalar_type()), name);
+  check_same_parameter_shape(*t, a1, name, "a1");
   return t->contiguous();
 }
 
@@ -35,9 +37,10 @@ IirForwardTensors prepare_iir_forward(const at::Tensor& x, const at::Tensor& a1,
   p.T = x.size(0);
   p.N = x.numel() / p.T;
   p.x = x.contiguous();
-  p.a1 = *checked_coefficient(a1, x, state_shape, "a1");
-  p.a2 = checked_coefficient(a2, x, state_shape, "a2");
-  p.b = *checked_coefficient(b, x, state_shape, "b");
+  p.a1 = *checked_coefficient(a1, x, state_shape, a1, "a1");
+  p.a2 = checked_coefficient(a2, x, state_shape, a1, "a2");
+  p.b = *checked_coefficient(b, x, state_shape, a1, "b");
+  p.P = a1.numel();
   p.p1 = checked_state(p1, x, state_shape, "p1");
   p.p2 = checked_state(p2, x, state_shape, "p2");
   p.p = at::empty_like(p.x);
@@ -64,9 +67,12 @@ IirBackwardTensors prepare_iir_backward(const at::Tensor& grad_p, const std::opt
   t.grad_p_before_last = checked_state(grad_p_before_last, grad_p, state_shape, "grad_p_before_last");
   t.p = checked_sequence_like(p, grad_p, "p");
   t.x = checked_sequence_like(x, grad_p, "x");
-  t.a1 = *checked_coefficient(a1, grad_p, state_shape, "a1");
-  t.a2 = checked_coefficient(a2, grad_p, state_shape, "a2");
-  t.b = *checked_coefficient(b, grad_p, state_shape, "b");
+  t.a1 = *checked_coefficient(a1, grad_p, state_shape, a1, "a1");
+  t.a2 = checked_coefficient(a2, grad_p, state_shape, a1, "a2");
+  t.b = *checked_coefficient(b, grad_p, state_shape, a1, "b");
+  t.P = a1.numel();
+  t.want_a = grad_a;
+  t.want_b = grad_b;
   t.p1 = checked_state(p1, grad_p, state_shape, "p1");
   t.p2 = checked_state(p2, grad_p, state_shape, "p2");
   const auto acc_options = grad_p.options().dtype(iir_compute_dtype(grad_p.scalar_type()));
@@ -80,6 +86,17 @@ IirBackwardTensors prepare_iir_backward(const at::Tensor& grad_p, const std::opt
   t.grad_p1 = at::empty(state_shape, grad_p.options());
   t.grad_p2 = at::empty(state_shape, grad_p.options());
   return t;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> iir_backward_outputs(
+    const IirBackwardTensors& t) {
+  const at::Tensor& a2 = t.a2.has_value() ? *t.a2 : t.a1;  // for the shape only
+  return {t.grad_x,
+          sum_to_parameter(t.grad_a1, t.a1, t.want_a),
+          sum_to_parameter(t.grad_a2, a2, t.want_a && t.a2.has_value()),
+          sum_to_parameter(t.grad_b, t.b, t.want_b),
+          t.grad_p1,
+          t.grad_p2};
 }
 
 }  // namespace torch_ops

@@ -35,7 +35,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const cpu::CpuIsa isa = torch_cpu_isa();
     parallel_over_neurons(t.N, t.T, [&](int64_t n0, int64_t n1) { cpu::iir_backward_range(args, n0, n1, isa); });
   });
-  return {t.grad_x, t.grad_a1, t.grad_a2, t.grad_b, t.grad_p1, t.grad_p2};
+  return iir_backward_outputs(t);
 }
 
 }  // namespace

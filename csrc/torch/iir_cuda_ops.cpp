@@ -39,7 +39,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const auto args = iir_backward_args<storage, IirCompute<scalar_t>>(t);
     SNN_CUDA_CHECK_LAUNCH(cuda::launch_iir_backward(args, c10::cuda::getCurrentCUDAStream()));
   });
-  return {t.grad_x, t.grad_a1, t.grad_a2, t.grad_b, t.grad_p1, t.grad_p2};
+  return iir_backward_outputs(t);
 }
 
 }  // namespace

@@ -26,14 +26,16 @@ Surrogate parse_surrogate(const std::string& name) {
 namespace {
 
 // The checks both ops make of the neuron's parameters against a [T, ...] tensor of the op (x, or the backward's
-// h / x): alpha and theta one value per neuron in the compute dtype, r0 only with a reset trace.
+// h / x): alpha and theta of one shape, a trailing part of the state shape, in the compute dtype; r0 only with a
+// reset trace.
 void check_neuron_parameters(const at::Tensor& sequence, const at::Tensor& alpha, const at::Tensor& theta,
                              const std::optional<at::Tensor>& r0, bool has_trace) {
   TORCH_CHECK(has_trace || !r0.has_value(), "r0 is given but gamma is None: the reset trace is off");
   const auto state_shape = sequence.sizes().slice(1);
   const auto acc = compute_dtype(sequence.scalar_type());
-  check_per_element(alpha, sequence, state_shape, acc, "alpha");
-  check_per_element(theta, sequence, state_shape, acc, "theta");
+  check_parameter(alpha, sequence, state_shape, acc, "alpha");
+  check_parameter(theta, sequence, state_shape, acc, "theta");
+  check_same_parameter_shape(theta, alpha, "theta", "alpha");
 }
 
 }  // namespace
@@ -48,6 +50,7 @@ LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alp
   LifForwardTensors p;
   p.T = x.size(0);
   p.N = x.numel() / p.T;
+  p.P = alpha.numel();
   p.x = x.contiguous();
   p.alpha = alpha.contiguous();
   p.theta = theta.contiguous();
@@ -81,6 +84,8 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   LifBackwardTensors p;
   p.T = saved.size(0);
   p.N = saved.numel() / p.T;
+  p.P = alpha.numel();
+  p.param_grads = param_grads;
   p.grad_spikes = grad_spikes.contiguous();
   if (h.has_value()) p.h = h->contiguous();
   if (x.has_value()) p.x = x->contiguous();
@@ -97,6 +102,12 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   p.grad_alpha = param_grads ? at::empty(state_shape, acc_options) : at::empty({0}, acc_options);
   p.grad_theta = param_grads ? at::empty(state_shape, acc_options) : at::empty({0}, acc_options);
   return p;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_backward_outputs(
+    const LifBackwardTensors& p) {
+  return {p.grad_x, p.grad_v0, p.grad_r0, sum_to_parameter(p.grad_alpha, p.alpha, p.param_grads),
+          sum_to_parameter(p.grad_theta, p.theta, p.param_grads)};
 }
 
 }  // namespace torch_ops

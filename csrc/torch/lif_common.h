@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <tuple>
 
 #include <ATen/ATen.h>
 
@@ -18,18 +19,20 @@ ResetMode parse_reset(const std::string& name);
 Surrogate parse_surrogate(const std::string& name);
 
 struct LifForwardTensors {
-  int64_t T = 0, N = 0;
-  at::Tensor x, alpha, theta;  // contiguous
+  int64_t T = 0, N = 0, P = 0;  // P: period of the parameters, their numel
+  at::Tensor x, alpha, theta;   // contiguous; alpha and theta of one shape, a trailing part of the state's
   std::optional<at::Tensor> v0, r0;
   at::Tensor spikes, v_last, r_last, h;  // outputs; h is empty unless store_h
 };
 
 struct LifBackwardTensors {
-  int64_t T = 0, N = 0;
+  int64_t T = 0, N = 0, P = 0;
   at::Tensor grad_spikes, alpha, theta;  // contiguous
   std::optional<at::Tensor> h, x;         // exactly one is given (contiguous)
   std::optional<at::Tensor> grad_v_last, grad_r_last, v0, r0;
-  at::Tensor grad_x, grad_v0, grad_r0, grad_alpha, grad_theta;  // outputs; parameter grads empty unless asked
+  at::Tensor grad_x, grad_v0, grad_r0, grad_alpha, grad_theta;  // outputs; parameter grads empty unless asked,
+                                                                 // else per neuron (sum_to_parameter)
+  bool param_grads = false;
 };
 
 LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta,
@@ -42,6 +45,11 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
                                         const at::Tensor& alpha, const at::Tensor& theta,
                                         const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
                                         bool has_trace, bool param_grads);
+
+// lif_bwd's outputs once the kernel has run: grad_x, grad_v0, grad_r0, and grad_alpha, grad_theta summed to the
+// parameters' shape.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_backward_outputs(
+    const LifBackwardTensors& p);
 
 template <typename acc_t>
 LifConfig<acc_t> make_lif_config(const std::string& reset, double v_reset, std::optional<double> gamma, double rho,
@@ -64,6 +72,7 @@ LifForwardArgs<storage_t, acc_t> lif_forward_args(const LifForwardTensors& p, co
   LifForwardArgs<storage_t, acc_t> a;
   a.T = p.T;
   a.N = p.N;
+  a.P = p.P;
   a.config = config;
   a.x = static_cast<const storage_t*>(p.x.data_ptr());
   a.alpha = static_cast<const acc_t*>(p.alpha.data_ptr());
@@ -82,6 +91,7 @@ LifBackwardArgs<storage_t, acc_t> lif_backward_args(const LifBackwardTensors& p,
   LifBackwardArgs<storage_t, acc_t> a;
   a.T = p.T;
   a.N = p.N;
+  a.P = p.P;
   a.config = config;
   a.grad_spikes = static_cast<const storage_t*>(p.grad_spikes.data_ptr());
   a.grad_v_last = ptr_or_null<const storage_t>(p.grad_v_last);

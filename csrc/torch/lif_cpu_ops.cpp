@@ -41,7 +41,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_c
     const cpu::CpuIsa isa = torch_cpu_isa();
     parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_backward_range(args, n0, n1, isa); });
   });
-  return {p.grad_x, p.grad_v0, p.grad_r0, p.grad_alpha, p.grad_theta};
+  return lif_backward_outputs(p);
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_c
     const auto args = lif_backward_args<typename types::storage, typename types::acc>(p, config);
     SNN_CUDA_CHECK_LAUNCH(cuda::launch_lif_backward(args, c10::cuda::getCurrentCUDAStream()));
   });
-  return {p.grad_x, p.grad_v0, p.grad_r0, p.grad_alpha, p.grad_theta};
+  return lif_backward_outputs(p);
 }
 
 }  // namespace

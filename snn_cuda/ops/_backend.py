@@ -61,8 +61,28 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def per_element(value, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A number or broadcastable tensor as a contiguous tensor of ``shape``; autograd reduces the broadcast."""
+def parameter_shape(values, state_shape: torch.Size) -> torch.Size:
+    """The shape in which the kernels take per-element parameters: the shortest trailing part ``S[j:]`` of the
+    state shape ``S`` over which every tensor among ``values`` varies (numbers vary over none). The kernels repeat
+    a parameter over the leading dimensions ``S[:j]`` (csrc/core/lif_params.h), so a per-feature parameter is not
+    copied for every sample of the batch, and a number is one value."""
+    start = len(state_shape)
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            # The parameter's dimensions, right-aligned against S; the first that is not 1.
+            offset = len(state_shape) - value.dim()
+            varying = [offset + d for d, size in enumerate(value.shape) if size != 1]
+            if varying:
+                start = min(start, varying[0])
+    return state_shape[start:]
+
+
+def as_parameter(value, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A number or broadcastable tensor as a contiguous ``dtype`` tensor of ``shape`` (from
+    :func:`parameter_shape`); autograd reduces the broadcast."""
     if isinstance(value, torch.Tensor):
-        return value.to(dtype).expand(shape).contiguous()
+        value = value.to(dtype)
+        if value.dim() > len(shape):  # leading dimensions of size 1, outside the parameter's shape
+            value = value.reshape(value.shape[value.dim() - len(shape) :])
+        return value.expand(shape).contiguous()
     return torch.full(shape, float(value), dtype=dtype, device=device)

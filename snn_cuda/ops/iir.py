@@ -50,11 +50,11 @@ def iir_filter(
     c = check_iir_args(x, a1, a2, b, p1, p2)
     if _backend.select("iir", backend, x) == "torch":
         return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
-    state_shape = x.shape[1:]
     acc = compute_dtype(x.dtype)
-    a1_t = _backend.per_element(c.a1, state_shape, acc, x.device)
-    a2_t = None if c.first_order else _backend.per_element(c.a2, state_shape, acc, x.device)
-    b_t = _backend.per_element(c.b, state_shape, acc, x.device)
+    coefficients = (c.a1, c.b) if c.first_order else (c.a1, c.a2, c.b)
+    shape = _backend.parameter_shape(coefficients, x.shape[1:])
+    a1_t, b_t = (_backend.as_parameter(value, shape, acc, x.device) for value in (c.a1, c.b))
+    a2_t = None if c.first_order else _backend.as_parameter(c.a2, shape, acc, x.device)
     p, p_last, p_before_last = torch.ops.snn_cuda.iir_fwd(x, a1_t, a2_t, b_t, c.p1, c.p2)
     return (p, (p_last, p_before_last)) if return_state else p
 
@@ -75,7 +75,7 @@ def _register() -> None:
         state_shape = grad_p.shape[1:]
 
         def coefficient_grad(wanted):
-            return a1.new_empty(state_shape if wanted else (0,))
+            return a1.new_empty(a1.shape if wanted else (0,))
 
         return (
             grad_p.new_empty(grad_p.shape if grad_x else (0,)),

@@ -60,8 +60,9 @@ def lif(
         )  # fmt: skip
     state_shape = x.shape[1:]
     acc = _backend.compute_dtype(x.dtype)
-    alpha_t = _backend.per_element(c.alpha, state_shape, acc, x.device)
-    theta_t = _backend.per_element(c.theta, state_shape, acc, x.device)
+    shape = _backend.parameter_shape((c.alpha, c.theta), state_shape)
+    alpha_t = _backend.as_parameter(c.alpha, shape, acc, x.device)
+    theta_t = _backend.as_parameter(c.theta, shape, acc, x.device)
     # What the backward reads: on the CPU it recomputes h from x (a fresh [T, N] tensor costs more in page faults
     # and memory traffic than running the recurrence again in cache); the CUDA kernel reads h saved here.
     store_h = (
@@ -88,8 +89,7 @@ def _register() -> None:
     def _(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
           detach_reset, surrogate, surrogate_param, param_grads):  # fmt: skip
         state = grad_spikes.new_empty(grad_spikes.shape[1:])
-        param_shape = grad_spikes.shape[1:] if param_grads else (0,)
-        grad_alpha = alpha.new_empty(param_shape)
+        grad_alpha = alpha.new_empty(alpha.shape if param_grads else (0,))
         grad_x = grad_spikes.new_empty(grad_spikes.shape)  # contiguous, as the kernels write it
         return grad_x, state, torch.empty_like(state), grad_alpha, torch.empty_like(grad_alpha)
 
