@@ -5,7 +5,7 @@
 // outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
 // (CMakeLists.txt) next to the C++ tests, not run by ctest:
 //   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30] [isa=best|avx512|avx2|baseline]
-// for [T, batch, 4096] float32. lif: hard reset, atan surrogate, no parameter gradients, h recomputed in the
+// for [T, batch, 4096] float32; isa "best" is the widest the op runs (iir: at most AVX2, cpu/iir_cpu.h). lif: hard reset, atan surrogate, no parameter gradients, h recomputed in the
 // backward (as the CPU op runs). iir: second order (dual exponential, tau 4 / 1) computed in float64, every
 // gradient (x, a1, a2, b) as for learnable coefficients. The copy, forward and backward run in turn in every round
 // (so a change in the machine's load hits all three alike); each is reported as its median.
@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
     lif = std::make_unique<LifBuffers>(T, N);
     k = lif->kernels(isa);
   } else {
+    if (isa_arg == "best") isa = std::min(isa, snn::cpu::kIirWidestIsa);
     iir = std::make_unique<IirBuffers>(T, N);
     k = iir->kernels(isa);
   }
