@@ -5,30 +5,33 @@
 #
 #   scripts/run_on_gpu.sh OUTDIR [STAGE ...]
 #
-# Stages, in the order given (default: build test ctest bench):
+# Stages, in the order given (default: build test ctest bench layers):
 #   build   the extension with its CUDA kernels, in place (TORCH_CUDA_ARCH_LIST defaults to the local GPU's)
 #   test    the pytest cases marked cuda (every op against the reference on the GPU, opcheck, compile); the rest of
 #           the suite runs on every CPU CI and is not repeated here
 #   ctest   the C++ CUDA-vs-CPU kernel tests (test_lif_gpu, test_iir_gpu), built alone with CMake
 #   sanitize  the same two tests under compute-sanitizer's memcheck (out-of-bounds and misaligned accesses; it works
 #           on the Firecracker GPU machines, not under gVisor)
-#   bench   benchmarks/timestep_scaling.py on CUDA at [T, 64, 65536] in float32, float16 and bfloat16
+#   bench   benchmarks/timestep_scaling.py on CUDA, the fused ops against the reference at [T, 64, 65536] in float32,
+#           float16 and bfloat16 (the issues' GPU targets)
+#   layers  the same script's layers (Linear + LIF, snn-iir layer, nn.RNN, nn.LSTM) on CUDA in float32, into
+#           OUTDIR/layers
 #   peers   benchmarks/peers.py and peers_end_to_end.py on CUDA; a missing peer is skipped with a note
 #   suite   the whole pytest suite (CPU tests too), for a machine with time to spare
 #
 # With the device tool (15 minutes of device time per task, 10 per command, a warm machine kept for 30 s after a
 # call): run `build test ctest sanitize` in one command and `bench` in the next, at once, so the build is still
-# there (no run has timed the stages yet: stages.txt records them). OUTDIR holds more than the 8 files that come
+# there, then `layers` and `peers` if time is left (no run has timed the stages yet: stages.txt records them). OUTDIR holds more than the 8 files that come
 # back, so pack it:
 #   scripts/run_on_gpu.sh /tmp/gpu build test ctest sanitize; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
 # The GPU image has pytest, ninja, CMake, matplotlib and PyYAML but none of the peer libraries: for `peers`, make
 # their wheels here first (`make peer-wheels`, into .whl/, which git ignores: name .whl in the device tool's carry);
 # the stage installs them into /tmp/snn_cuda_peers.
 set -uo pipefail
-out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|test|ctest|sanitize|bench|peers|suite ...]}
+out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|test|ctest|sanitize|bench|layers|peers|suite ...]}
 shift
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(build test ctest bench)
+[ ${#stages[@]} -gt 0 ] || stages=(build test ctest bench layers)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
@@ -78,9 +81,12 @@ for stage in "${stages[@]}"; do
         compute-sanitizer --tool memcheck --error-exitcode 1 build/gpu/\$test || exit 1; done" ;;
     bench)
       for dtype in float32 float16 bfloat16; do
-        step "bench_$dtype" $PY benchmarks/timestep_scaling.py --device cuda --dtype "$dtype" --neurons 65536 \
-          --T 8 16 32 64 128 256 --repeats 20 --reference-max-T 64 --out "$out"
+        step "bench_$dtype" $PY benchmarks/timestep_scaling.py --ops lif iir --device cuda --dtype "$dtype" \
+          --neurons 65536 --T 8 16 32 64 128 256 --repeats 20 --reference-max-T 64 --out "$out"
       done ;;
+    layers)
+      step bench_layers $PY benchmarks/timestep_scaling.py --ops snn_layer iir_layer rnn lstm --device cuda \
+        --dtype float32 --T 8 32 64 --repeats 20 --out "$out/layers" ;;
     peers)
       if compgen -G ".whl/*.whl" >/dev/null; then
         step install_peers $PY -m pip install --no-index --no-deps --no-compile --target /tmp/snn_cuda_peers .whl/*.whl
@@ -91,7 +97,7 @@ for stage in "${stages[@]}"; do
     suite)
       step pytest_all $PY -m pytest -q -ra "${parallel[@]}" tests ;;
     *)
-      echo "unknown stage '$stage' (build, test, ctest, sanitize, bench, peers, suite)"
+      echo "unknown stage '$stage' (build, test, ctest, sanitize, bench, layers, peers, suite)"
       failed+=("$stage") ;;
   esac
 done
