@@ -24,7 +24,8 @@ def report() -> str:
     if _ext.loaded():
         lines.append(
             f"CPU kernels built for baseline, AVX2 and AVX-512; this process runs "
-            f"{torch.backends.cpu.get_cpu_capability()} (set ATEN_CPU_CAPABILITY to change)"
+            f"{torch.backends.cpu.get_cpu_capability()}, the IIR kernels at most AVX2 "
+            "(set ATEN_CPU_CAPABILITY to change)"
         )
     if _ext.reference_forced():
         lines.append(f"{_ext.FORCE_REFERENCE_ENV} is set: backend='auto' uses the pure-torch reference")
