@@ -21,8 +21,8 @@
 #
 # With the device tool (15 minutes of device time per task, 10 per command, a warm machine kept for 30 s after a
 # call): run `build test ctest sanitize` in one command and `bench` in the next, at once, so the build is still
-# there, then `layers` and `peers` if time is left (no run has timed the stages yet: stages.txt records them). OUTDIR holds more than the 8 files that come
-# back, so pack it:
+# there, then `layers` and `peers` if time is left (no run has timed the stages yet: stages.txt records them).
+# OUTDIR holds more than the 8 files that come back, so pack it:
 #   scripts/run_on_gpu.sh /tmp/gpu build test ctest sanitize; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
 # The GPU image has pytest, ninja, CMake, matplotlib and PyYAML but none of the peer libraries: for `peers`, make
 # their wheels here first (`make peer-wheels`, into .whl/, which git ignores: name .whl in the device tool's carry);

@@ -27,7 +27,6 @@
 namespace snn {
 namespace cpu {
 
-// An optional [N] state of storage type as acc_t; zeros when absent.
 // The widest instruction set the IIR kernels run with (the ops, and benchmarks/cpu_kernels.cpp by default). On the
 // build machine (AMD EPYC with AVX-512) their AVX-512 build ran 13-35 % slower than their AVX2 build (fwd+bwd at
 // [64, 64, 4096]: 15.5 vs 12.6 ms; at [64, 16, 4096]: 3.9-4.5 vs 3.3-3.4 ms; `cpu_kernels iir {64,16} 64 2 30
@@ -35,6 +34,7 @@ namespace cpu {
 // little to give them.
 constexpr CpuIsa kIirWidestIsa = CpuIsa::avx2;
 
+// An optional [N] state of storage type as acc_t; zeros when absent.
 template <typename scalar_t, typename acc_t>
 SNN_ALWAYS_INLINE inline void load_state_block(const scalar_t* SNN_RESTRICT state, int64_t begin, int64_t len,
                                                acc_t* SNN_RESTRICT out) {

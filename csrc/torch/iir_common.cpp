@@ -40,7 +40,6 @@ IirForwardTensors prepare_iir_forward(const at::Tensor& x, const at::Tensor& a1,
   p.a1 = *checked_coefficient(a1, x, state_shape, a1, "a1");
   p.a2 = checked_coefficient(a2, x, state_shape, a1, "a2");
   p.b = *checked_coefficient(b, x, state_shape, a1, "b");
-  p.P = a1.numel();
   p.p1 = checked_state(p1, x, state_shape, "p1");
   p.p2 = checked_state(p2, x, state_shape, "p2");
   p.p = at::empty_like(p.x);
@@ -70,7 +69,6 @@ IirBackwardTensors prepare_iir_backward(const at::Tensor& grad_p, const std::opt
   t.a1 = *checked_coefficient(a1, grad_p, state_shape, a1, "a1");
   t.a2 = checked_coefficient(a2, grad_p, state_shape, a1, "a2");
   t.b = *checked_coefficient(b, grad_p, state_shape, a1, "b");
-  t.P = a1.numel();
   t.want_a = grad_a;
   t.want_b = grad_b;
   t.p1 = checked_state(p1, grad_p, state_shape, "p1");

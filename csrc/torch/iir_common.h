@@ -28,14 +28,14 @@ inline at::ScalarType iir_compute_dtype(at::ScalarType storage) {
 }
 
 struct IirForwardTensors {
-  int64_t T = 0, N = 0, P = 0;  // P: period of the coefficients, their numel
-  at::Tensor x, a1, b;          // contiguous; the coefficients of one shape, a trailing part of the state's
+  int64_t T = 0, N = 0;
+  at::Tensor x, a1, b;  // contiguous; the coefficients of one shape, a trailing part of the state's
   std::optional<at::Tensor> a2, p1, p2;
   at::Tensor p, p_last, p_before_last;  // outputs
 };
 
 struct IirBackwardTensors {
-  int64_t T = 0, N = 0, P = 0;
+  int64_t T = 0, N = 0;
   at::Tensor grad_p, a1, b;  // contiguous
   std::optional<at::Tensor> grad_p_last, grad_p_before_last, p, x, a2, p1, p2;
   at::Tensor grad_x, grad_a1, grad_a2, grad_b, grad_p1, grad_p2;  // outputs; empty unless wanted, coefficient
@@ -65,7 +65,7 @@ IirForwardArgs<storage_t, acc_t> iir_forward_args(const IirForwardTensors& p) {
   IirForwardArgs<storage_t, acc_t> a;
   a.T = p.T;
   a.N = p.N;
-  a.P = p.P;
+  a.P = p.a1.numel();  // the coefficients' period
   a.x = static_cast<const storage_t*>(p.x.data_ptr());
   a.a1 = static_cast<const acc_t*>(p.a1.data_ptr());
   a.a2 = ptr_or_null<const acc_t>(p.a2);
@@ -83,7 +83,7 @@ IirBackwardArgs<storage_t, acc_t> iir_backward_args(const IirBackwardTensors& p)
   IirBackwardArgs<storage_t, acc_t> a;
   a.T = p.T;
   a.N = p.N;
-  a.P = p.P;
+  a.P = p.a1.numel();  // the coefficients' period
   a.grad_p = static_cast<const storage_t*>(p.grad_p.data_ptr());
   a.grad_p_last = ptr_or_null<const storage_t>(p.grad_p_last);
   a.grad_p_before_last = ptr_or_null<const storage_t>(p.grad_p_before_last);

@@ -50,7 +50,6 @@ LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alp
   LifForwardTensors p;
   p.T = x.size(0);
   p.N = x.numel() / p.T;
-  p.P = alpha.numel();
   p.x = x.contiguous();
   p.alpha = alpha.contiguous();
   p.theta = theta.contiguous();
@@ -84,7 +83,6 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   LifBackwardTensors p;
   p.T = saved.size(0);
   p.N = saved.numel() / p.T;
-  p.P = alpha.numel();
   p.param_grads = param_grads;
   p.grad_spikes = grad_spikes.contiguous();
   if (h.has_value()) p.h = h->contiguous();

@@ -19,14 +19,14 @@ ResetMode parse_reset(const std::string& name);
 Surrogate parse_surrogate(const std::string& name);
 
 struct LifForwardTensors {
-  int64_t T = 0, N = 0, P = 0;  // P: period of the parameters, their numel
-  at::Tensor x, alpha, theta;   // contiguous; alpha and theta of one shape, a trailing part of the state's
+  int64_t T = 0, N = 0;
+  at::Tensor x, alpha, theta;  // contiguous; alpha and theta of one shape, a trailing part of the state's
   std::optional<at::Tensor> v0, r0;
   at::Tensor spikes, v_last, r_last, h;  // outputs; h is empty unless store_h
 };
 
 struct LifBackwardTensors {
-  int64_t T = 0, N = 0, P = 0;
+  int64_t T = 0, N = 0;
   at::Tensor grad_spikes, alpha, theta;  // contiguous
   std::optional<at::Tensor> h, x;         // exactly one is given (contiguous)
   std::optional<at::Tensor> grad_v_last, grad_r_last, v0, r0;
@@ -72,7 +72,7 @@ LifForwardArgs<storage_t, acc_t> lif_forward_args(const LifForwardTensors& p, co
   LifForwardArgs<storage_t, acc_t> a;
   a.T = p.T;
   a.N = p.N;
-  a.P = p.P;
+  a.P = p.alpha.numel();  // the parameters' period
   a.config = config;
   a.x = static_cast<const storage_t*>(p.x.data_ptr());
   a.alpha = static_cast<const acc_t*>(p.alpha.data_ptr());
@@ -91,7 +91,7 @@ LifBackwardArgs<storage_t, acc_t> lif_backward_args(const LifBackwardTensors& p,
   LifBackwardArgs<storage_t, acc_t> a;
   a.T = p.T;
   a.N = p.N;
-  a.P = p.P;
+  a.P = p.alpha.numel();  // the parameters' period
   a.config = config;
   a.grad_spikes = static_cast<const storage_t*>(p.grad_spikes.data_ptr());
   a.grad_v_last = ptr_or_null<const storage_t>(p.grad_v_last);

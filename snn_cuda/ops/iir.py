@@ -51,8 +51,7 @@ def iir_filter(
     if _backend.select("iir", backend, x) == "torch":
         return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
     acc = compute_dtype(x.dtype)
-    coefficients = (c.a1, c.b) if c.first_order else (c.a1, c.a2, c.b)
-    shape = _backend.parameter_shape(coefficients, x.shape[1:])
+    shape = _backend.parameter_shape((c.a1, c.a2, c.b), x.shape[1:])  # first order's a2 is a number: no say
     a1_t, b_t = (_backend.as_parameter(value, shape, acc, x.device) for value in (c.a1, c.b))
     a2_t = None if c.first_order else _backend.as_parameter(c.a2, shape, acc, x.device)
     p, p_last, p_before_last = torch.ops.snn_cuda.iir_fwd(x, a1_t, a2_t, b_t, c.p1, c.p2)
