@@ -22,15 +22,18 @@ KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}
 
 HAS_CUDA_KERNELS = torch.cuda.is_available() and snn_cuda._ext.has_kernel("lif_fwd", "cuda")
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.cuda,
-            pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="no CUDA device or snn_cuda built without CUDA"),
-        ],
-    ),
+CUDA_MARKS = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not HAS_CUDA_KERNELS, reason="no CUDA device or snn_cuda built without CUDA"),
+]
+
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA_MARKS)]
+
+# (device, dtype) of the kernels' 16-bit storage, computed in float32: bfloat16 on the CPU, half and bfloat16 on
+# CUDA.
+LOW_PRECISION = [
+    ("cpu", torch.bfloat16),
+    *(pytest.param("cuda", dtype, marks=CUDA_MARKS) for dtype in (torch.float16, torch.bfloat16)),
 ]
 
 

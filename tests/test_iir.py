@@ -10,7 +10,15 @@ import warnings
 
 import pytest
 import torch
-from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, BatchFirst, assert_close, eager_and_compiled_step
+from conftest import (
+    DEVICES,
+    KERNEL_BACKEND,
+    LOW_PRECISION,
+    TOLERANCES,
+    BatchFirst,
+    assert_close,
+    eager_and_compiled_step,
+)
 from torch import nn
 
 import snn_cuda
@@ -124,10 +132,10 @@ def test_p2_without_p1_and_state_gradients_alone(gen, device):
             assert_close(name, fused, ref, torch.float64)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("device", DEVICES[1:])
-def test_low_precision_cuda(gen, device, dtype):
-    """Half and bfloat16 storage, float32 compute, against the reference on the same rounded inputs."""
+@pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
+def test_low_precision(gen, device, dtype):
+    """16-bit storage (CPU: bfloat16; CUDA: half and bfloat16), float32 compute, against the reference on the same
+    rounded inputs."""
     case = make_case(gen, 64, dtype, coefficient_shape=(5,), first_order=False, with_state=True)
     fused, ref = run_both(device, case)
     for name in fused:
@@ -137,6 +145,22 @@ def test_low_precision_cuda(gen, device, dtype):
         diff = (fused[name].float() - ref[name].float()).abs().max().item()
         print(f"{name}: max |diff| = {diff:.3e} (scale {scale:.3e})")
         torch.testing.assert_close(fused[name].float(), ref[name].float(), rtol=rtol, atol=atol * scale)
+
+
+@pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
+def test_low_precision_rounds_as_torch(device, dtype):
+    """p = b x (T = 1, a1 = 0, first order) over every 16-bit pattern, infinities, NaN and subnormals included:
+    the kernel rounds its float32 product to the storage dtype exactly as torch's conversion does (to nearest,
+    ties to even). b = 1 + 2^-8 makes exact ties."""
+    x = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(dtype).to(device)[None]
+    for b in (1.0, 1 + 2**-8, 0.3):
+        p = snn_cuda.iir_filter(x, 0.0, 0.0, b, backend=KERNEL_BACKEND[device])
+        expected = (x.float() * torch.tensor(b, dtype=torch.float32, device=device)).to(dtype)
+        nan = expected.isnan()
+        assert torch.equal(p.isnan(), nan), f"b = {b}: NaN where torch has none, or the reverse"
+        # Values, so +0 (0 p1 + b x adds +0 to a -0 product) equals -0; every other pattern is a distinct value.
+        mismatched = (p[~nan] != expected[~nan]).sum().item()
+        assert mismatched == 0, f"b = {b}: {mismatched} of {x.numel()} values rounded differently from torch"
 
 
 def test_constructors_match_the_golden_values():

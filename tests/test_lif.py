@@ -12,7 +12,15 @@ import warnings
 
 import pytest
 import torch
-from conftest import DEVICES, KERNEL_BACKEND, TOLERANCES, BatchFirst, assert_close, eager_and_compiled_step
+from conftest import (
+    DEVICES,
+    KERNEL_BACKEND,
+    LOW_PRECISION,
+    TOLERANCES,
+    BatchFirst,
+    assert_close,
+    eager_and_compiled_step,
+)
 
 import snn_cuda
 from snn_cuda import surrogate as surrogates
@@ -121,9 +129,9 @@ def test_many_neurons_span_blocks_and_threads(gen, device):
     compare(results, torch.float64)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("device", DEVICES[1:])
-def test_low_precision_cuda_against_float32_reference(gen, device, dtype):
+@pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
+def test_low_precision_against_float32_reference(gen, device, dtype):
+    """16-bit storage, float32 compute (CPU: bfloat16; CUDA: half and bfloat16)."""
     x, alpha, theta, v0, r0 = make_case(gen, 32, (4, 256), dtype, per_element=True, trace=False, with_state=False)
     results = run_both(device, x, alpha, theta, v0, r0, reference_dtype=torch.float32, reset="hard")
     fused, ref = results
@@ -444,15 +452,20 @@ def test_cuda_kernels_name_the_tensor_left_on_the_cpu(device):
 _ISA_SCRIPT = """
 import sys, torch, snn_cuda
 gen = torch.Generator().manual_seed(3)
-x = (torch.rand(17, 3, 1000, generator=gen) * 1.6 - 0.3).requires_grad_()
+x32 = torch.rand(17, 3, 1000, generator=gen) * 1.6 - 0.3
 alpha = (torch.rand(1000, generator=gen) * 0.9).requires_grad_()
+a1, a2, b = (torch.full((1000,), c, requires_grad=True) for c in snn_cuda.dual_exp(4, 1))
 outputs = []
-for surrogate in snn_cuda.surrogate.NAMES:
-    s, (v, r) = snn_cuda.lif(x, alpha=alpha, theta=0.9, reset="soft", gamma=0.8, surrogate=surrogate,
-                             return_state=True, backend="cpp")
-    weights = (torch.arange(s.numel()) % 7 - 3.0).view_as(s)  # exact in every build, unlike linspace
-    grads = torch.autograd.grad((s * weights).sum() + v.sum(), [x, alpha])
-    outputs += [s, v, r, *grads]
+for dtype in (torch.float32, torch.bfloat16):
+    x = x32.to(dtype).requires_grad_()
+    weights = (torch.arange(x.numel()) % 7 - 3.0).view_as(x).to(dtype)  # exact in every build, unlike linspace
+    for surrogate in snn_cuda.surrogate.NAMES:
+        s, (v, r) = snn_cuda.lif(x, alpha=alpha, theta=0.9, reset="soft", gamma=0.8, surrogate=surrogate,
+                                 return_state=True, backend="cpp")
+        grads = torch.autograd.grad((s * weights).sum() + v.sum(), [x, alpha])
+        outputs += [s, v, r, *grads]
+    p = snn_cuda.iir_filter(x, a1, a2, b, backend="cpp")
+    outputs += [p, *torch.autograd.grad((p * weights).sum(), [x, a1, a2, b])]
 torch.save(outputs, sys.argv[1])
 print(torch.backends.cpu.get_cpu_capability())
 """
@@ -460,7 +473,8 @@ print(torch.backends.cpu.get_cpu_capability())
 
 def test_instruction_set_builds_agree_bitwise(tmp_path):
     """The CPU kernels are compiled per instruction set (baseline, AVX2, AVX-512; ATEN_CPU_CAPABILITY picks, as
-    for PyTorch itself): every build this processor runs gives bitwise identical spikes, states and gradients."""
+    for PyTorch itself): every build this processor runs gives bitwise identical spikes, states and gradients, in
+    float32 and bfloat16, of the LIF and the IIR ops (the IIR kernels run at most AVX2)."""
     results = {}
     for capability in ("default", "avx2", "avx512"):
         path = tmp_path / f"{capability}.pt"

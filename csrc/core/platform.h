@@ -15,6 +15,7 @@
 #endif
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
@@ -24,7 +25,7 @@
 namespace snn {
 
 // Storage <-> compute conversions. Half and bfloat16 are stored narrow and computed in float32; the generic
-// version covers float, double and any storage type with float conversions (c10::Half, c10::BFloat16).
+// version covers float and double.
 template <typename acc_t, typename scalar_t>
 SNN_HD acc_t to_acc(scalar_t value) {
   return static_cast<acc_t>(value);
@@ -33,6 +34,29 @@ SNN_HD acc_t to_acc(scalar_t value) {
 template <typename scalar_t, typename acc_t>
 SNN_HD scalar_t from_acc(acc_t value) {
   return static_cast<scalar_t>(value);
+}
+
+// bfloat16 storage for the CPU kernels, torch-free: the upper 16 bits of a float32 (c10::BFloat16's layout). A
+// scalar type, not a struct: GCC vectorises loops that store a scalar, but not a struct copy. The conversions are
+// integer operations that vectorise at every instruction-set level and round as PyTorch and CUDA's
+// __float2bfloat16_rn do: to nearest, ties to even, NaN to a quiet NaN.
+enum class bfloat16 : uint16_t {};
+
+template <>
+SNN_HD float to_acc<float, bfloat16>(bfloat16 value) {
+  const uint32_t word = static_cast<uint32_t>(value) << 16;
+  float result;
+  memcpy(&result, &word, sizeof(result));
+  return result;
+}
+template <>
+SNN_HD bfloat16 from_acc<bfloat16, float>(float value) {
+  uint32_t word;
+  memcpy(&word, &value, sizeof(word));
+  const uint32_t rounded = (word + 0x7fffu + ((word >> 16) & 1u)) >> 16;
+  // NaN selected by a mask, not a conditional: GCC's if-conversion fails on the latter in some kernel loops.
+  const uint32_t nan = 0u - static_cast<uint32_t>((word & 0x7fffffffu) > 0x7f800000u);
+  return static_cast<bfloat16>((rounded & ~nan) | (0x7fc0u & nan));
 }
 
 #if defined(__CUDACC__)

@@ -84,7 +84,7 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
     const scalar_t* before_last = a.T >= 2 ? a.p + (a.T - 2) * N : a.p1;
     for (int64_t i = 0; i < len; ++i) {
       a.p_last[begin + i] = from_acc<scalar_t>(p_prev[i]);
-      a.p_before_last[begin + i] = before_last ? before_last[begin + i] : scalar_t(0);
+      a.p_before_last[begin + i] = before_last ? before_last[begin + i] : from_acc<scalar_t>(acc_t(0));
     }
   }
 }

@@ -5,7 +5,25 @@
 #include <cstdio>
 #include <vector>
 
+#include "core/platform.h"
+
 namespace snn_test {
+
+// Storage elements to and from double: float and double by value, bfloat16 through float (the kernels' rounding).
+template <typename T>
+double as_double(T value) {
+  return static_cast<double>(value);
+}
+inline double as_double(snn::bfloat16 value) { return snn::to_acc<float>(value); }
+
+template <typename T>
+T from_double(double value) {
+  return static_cast<T>(value);
+}
+template <>
+inline snn::bfloat16 from_double<snn::bfloat16>(double value) {
+  return snn::from_acc<snn::bfloat16>(static_cast<float>(value));
+}
 
 inline int& failures() {
   static int count = 0;
@@ -34,11 +52,11 @@ void compare(const std::vector<T>& actual, const std::vector<T>& expected, doubl
   }
   size_t mismatches = 0, first = 0;
   for (size_t i = 0; i < expected.size(); ++i) {
-    if (!near(double(actual[i]), double(expected[i]), tol) && mismatches++ == 0) first = i;
+    if (!near(as_double(actual[i]), as_double(expected[i]), tol) && mismatches++ == 0) first = i;
   }
   if (mismatches > 0) {
     std::printf("%s: %zu of %zu elements differ (tol %.1e); first at %zu: got %.17g, expected %.17g\n", what,
-                mismatches, expected.size(), tol, first, double(actual[first]), double(expected[first]));
+                mismatches, expected.size(), tol, first, as_double(actual[first]), as_double(expected[first]));
     ++failures();
   }
 }

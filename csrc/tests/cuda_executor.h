@@ -2,9 +2,12 @@
 // launchers. The interface (Buffer, the four launches, synchronize) is the one emulated_executor.h gives on the CPU.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "check.h"
@@ -33,6 +36,27 @@ struct DeviceBuffer {
   ~DeviceBuffer() { cudaFree(ptr); }
 };
 
+// The CUDA kernels' storage type for a test's: the CPU kernels' bfloat16 is CUDA's __nv_bfloat16 (same bits).
+template <typename S>
+struct DeviceStorage {
+  using type = S;
+};
+template <>
+struct DeviceStorage<snn::bfloat16> {
+  using type = __nv_bfloat16;
+};
+
+// The same arguments with the storage type the CUDA launchers are instantiated for: the structs differ only in
+// the pointee type of their storage pointers, so their bytes carry over.
+template <template <typename, typename> class Args, typename S, typename A>
+Args<typename DeviceStorage<S>::type, A> device_args(const Args<S, A>& args) {
+  using DeviceArgs = Args<typename DeviceStorage<S>::type, A>;
+  static_assert(sizeof(DeviceArgs) == sizeof(Args<S, A>) && std::is_trivially_copyable_v<DeviceArgs>);
+  DeviceArgs out;
+  std::memcpy(static_cast<void*>(&out), &args, sizeof(out));
+  return out;
+}
+
 struct CudaExecutor {
   template <typename T>
   using Buffer = DeviceBuffer<T>;
@@ -41,19 +65,19 @@ struct CudaExecutor {
 
   template <typename S, typename A>
   void lif_forward(const snn::LifForwardArgs<S, A>& args) {
-    CUDA_OK(snn::cuda::launch_lif_forward(args, nullptr));
+    CUDA_OK(snn::cuda::launch_lif_forward(device_args(args), nullptr));
   }
   template <typename S, typename A>
   void lif_backward(const snn::LifBackwardArgs<S, A>& args) {
-    CUDA_OK(snn::cuda::launch_lif_backward(args, nullptr));
+    CUDA_OK(snn::cuda::launch_lif_backward(device_args(args), nullptr));
   }
   template <typename S, typename A>
   void iir_forward(const snn::IirForwardArgs<S, A>& args) {
-    CUDA_OK(snn::cuda::launch_iir_forward(args, nullptr));
+    CUDA_OK(snn::cuda::launch_iir_forward(device_args(args), nullptr));
   }
   template <typename S, typename A>
   void iir_backward(const snn::IirBackwardArgs<S, A>& args) {
-    CUDA_OK(snn::cuda::launch_iir_backward(args, nullptr));
+    CUDA_OK(snn::cuda::launch_iir_backward(device_args(args), nullptr));
   }
   void synchronize() { CUDA_OK(cudaDeviceSynchronize()); }
 };

@@ -1,12 +1,14 @@
 // The CUDA IIR filter kernels against the CPU kernels: both orders, with and without initial states, every subset
-// of wanted gradients, T from 1 to 300, float storage (double compute) and double, coefficients per element or
-// repeating with a shorter period. Run on a GPU by test_iir_gpu
+// of wanted gradients, T from 1 to 300, double, float (double compute) and bfloat16 storage (float compute),
+// coefficients per element or repeating with a shorter period. Run on a GPU by test_iir_gpu
 // (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by test_cuda_threads_cpu
 // (EmulatedCudaExecutor).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "check.h"
@@ -14,10 +16,11 @@
 
 namespace snn_test {
 
-// Storage scalar_t, compute double (as the torch ops use for float and double).
+// Storage scalar_t, compute double for float and double, float for bfloat16 (as the torch ops: IirCompute).
 template <typename scalar_t, typename Executor>
 void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, int64_t P, bool second_order, bool with_state,
                      bool want_x, bool want_a, bool want_b, double tol) {
+  using acc_t = std::conditional_t<sizeof(scalar_t) >= 4, double, float>;
   const int64_t N = 1000;
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   auto uniform = [&](size_t n, double lo, double hi) {
@@ -27,22 +30,24 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, int64_t P, 
   };
   auto storage = [&](size_t n, double lo, double hi) {
     const auto v = uniform(n, lo, hi);
-    return std::vector<scalar_t>(v.begin(), v.end());
+    std::vector<scalar_t> out(n);
+    std::transform(v.begin(), v.end(), out.begin(), from_double<scalar_t>);
+    return out;
   };
   auto x = storage(T * N, -1, 1), grad_p = storage(T * N, -1, 1), p1 = storage(N, -1, 1), p2 = storage(N, -1, 1),
        grad_p_last = storage(N, -1, 1), grad_p_before_last = storage(N, -1, 1);
   const auto a = uniform(P, 0.5, 0.97), c = uniform(P, 0.5, 0.97);
-  auto b = uniform(P, 0.2, 1.5);
-  std::vector<double> a1(P), a2(P);
+  const auto gain = uniform(P, 0.2, 1.5);
+  std::vector<acc_t> a1(P), a2(P), b(gain.begin(), gain.end());
   for (int64_t k = 0; k < P; ++k) {  // poles a and c: stable, up to 0.97
-    a1[k] = second_order ? a[k] + c[k] : a[k];
-    a2[k] = -a[k] * c[k];
+    a1[k] = acc_t(second_order ? a[k] + c[k] : a[k]);
+    a2[k] = acc_t(-a[k] * c[k]);
   }
   const bool grad_a2 = want_a && second_order;
   // CPU
   std::vector<scalar_t> p(T * N), p_last(N), p_before_last(N), grad_x(T * N), grad_p1(N), grad_p2(N);
-  std::vector<double> ga1(N), ga2(N), gb(N);
-  snn::IirForwardArgs<scalar_t, double> fa{T,
+  std::vector<acc_t> ga1(N), ga2(N), gb(N);
+  snn::IirForwardArgs<scalar_t, acc_t> fa{T,
                                            N,
                                            P,
                                            x.data(),
@@ -55,7 +60,7 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, int64_t P, 
                                            p_last.data(),
                                            p_before_last.data()};
   snn::cpu::iir_forward_range(fa, 0, N);
-  snn::IirBackwardArgs<scalar_t, double> ba{T,
+  snn::IirBackwardArgs<scalar_t, acc_t> ba{T,
                                             N,
                                             P,
                                             grad_p.data(),
@@ -77,15 +82,15 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, int64_t P, 
   snn::cpu::iir_backward_range(ba, 0, N);
   // Device; its outputs start at zero, so an element the kernel never writes shows.
   using Buffer = typename Executor::template Buffer<scalar_t>;
-  using CoefficientBuffer = typename Executor::template Buffer<double>;
+  using CoefficientBuffer = typename Executor::template Buffer<acc_t>;
   const std::vector<scalar_t> zeros_tn(T * N), zeros_n(N);
-  const std::vector<double> coefficient_zeros(N);
+  const std::vector<acc_t> coefficient_zeros(N);
   Buffer dx(x), dgrad_p(grad_p), dp1(p1), dp2(p2), dgrad_p_last(grad_p_last),
       dgrad_p_before_last(grad_p_before_last), dp(zeros_tn), dp_last(zeros_n), dp_before_last(zeros_n),
       dgrad_x(zeros_tn), dgrad_p1(zeros_n), dgrad_p2(zeros_n);
   CoefficientBuffer da1(a1), da2(a2), db(b), dga1(coefficient_zeros), dga2(coefficient_zeros),
       dgb(coefficient_zeros);
-  snn::IirForwardArgs<scalar_t, double> dfa{T,
+  snn::IirForwardArgs<scalar_t, acc_t> dfa{T,
                                             N,
                                             P,
                                             dx.ptr,
@@ -98,7 +103,7 @@ void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, int64_t P, 
                                             dp_last.ptr,
                                             dp_before_last.ptr};
   device.iir_forward(dfa);
-  snn::IirBackwardArgs<scalar_t, double> dba{T,
+  snn::IirBackwardArgs<scalar_t, acc_t> dba{T,
                                              N,
                                              P,
                                              dgrad_p.ptr,
@@ -146,6 +151,9 @@ void iir_kernel_cases(Executor& device) {
           iir_kernel_case<double>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 1e-12);
           // float storage: each output is the double result rounded once, on either side.
           iir_kernel_case<float>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 3e-7);
+          // bfloat16 storage, float compute: the outputs likewise, to a bfloat16 rounding step (2^-8).
+          iir_kernel_case<snn::bfloat16>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b,
+                                         1e-2);
         }
       }
     }

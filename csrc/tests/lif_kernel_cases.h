@@ -1,6 +1,6 @@
 // The CUDA LIF kernels against the CPU kernels: every reset mode x trace x detach x surrogate, T = 1 and 17, with
-// and without initial states, final-state gradients and parameter gradients, float and double, parameters per
-// neuron or repeating with a shorter period. Run on a GPU by
+// and without initial states, final-state gradients and parameter gradients, double, float and bfloat16 storage
+// (computed in float), parameters per neuron or repeating with a shorter period. Run on a GPU by
 // test_lif_gpu (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by
 // test_cuda_threads_cpu (EmulatedCudaExecutor).
 #pragma once
@@ -14,46 +14,51 @@
 
 namespace snn_test {
 
-template <typename T, typename Executor>
-void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, int64_t P, bool with_state,
+// Storage S, compute A (the parameters' and their gradients' type).
+template <typename S, typename A, typename Executor>
+void lif_kernel_case(Executor& device, const snn::LifConfig<A>& c, int64_t T_, int64_t P, bool with_state,
                      double tol, std::mt19937& rng) {
   const int64_t N = 1000;
   std::uniform_real_distribution<double> u01(0.0, 1.0);
-  std::vector<T> x(T_ * N), gs(T_ * N), alpha(P), theta(P), v0(N), r0(N), gv(N), gr(N);
-  for (auto& e : x) e = T(u01(rng) * 1.6 - 0.3);
-  for (auto& e : gs) e = T(u01(rng) * 2 - 1);
+  std::vector<S> x(T_ * N), gs(T_ * N), v0(N), r0(N), gv(N), gr(N);
+  std::vector<A> alpha(P), theta(P);
+  for (auto& e : x) e = from_double<S>(u01(rng) * 1.6 - 0.3);
+  for (auto& e : gs) e = from_double<S>(u01(rng) * 2 - 1);
   for (int64_t k = 0; k < P; ++k) {
-    alpha[k] = T(0.05 + 0.9 * u01(rng));
-    theta[k] = T(0.7 + 0.6 * u01(rng));
+    alpha[k] = A(0.05 + 0.9 * u01(rng));
+    theta[k] = A(0.7 + 0.6 * u01(rng));
   }
   for (int64_t n = 0; n < N; ++n) {
-    v0[n] = T(u01(rng) - 0.5);
-    r0[n] = T(0.5 * u01(rng));
-    gv[n] = T(u01(rng) - 0.5);
-    gr[n] = T(u01(rng) - 0.5);
+    v0[n] = from_double<S>(u01(rng) - 0.5);
+    r0[n] = from_double<S>(0.5 * u01(rng));
+    gv[n] = from_double<S>(u01(rng) - 0.5);
+    gr[n] = from_double<S>(u01(rng) - 0.5);
   }
   // Parameter gradients are wanted exactly when the initial states are given, so both null paths are covered.
   const bool param_grads = with_state;
   // CPU
-  std::vector<T> s(T_ * N), h(T_ * N), vl(N), rl(N), gx(T_ * N), gv0(N), gr0(N), ga(N), gt(N);
-  snn::LifForwardArgs<T, T> fa{T_, N, P, c, x.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0),
+  std::vector<S> s(T_ * N), h(T_ * N), vl(N), rl(N), gx(T_ * N), gv0(N), gr0(N);
+  std::vector<A> ga(N), gt(N);
+  snn::LifForwardArgs<S, A> fa{T_, N, P, c, x.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0),
                                optional_ptr(with_state, r0), s.data(), h.data(), vl.data(), rl.data()};
   snn::cpu::lif_forward_range(fa, 0, N);
-  snn::LifBackwardArgs<T, T> ba{T_, N, P, c, gs.data(), optional_ptr(with_state, gv), optional_ptr(with_state, gr),
+  snn::LifBackwardArgs<S, A> ba{T_, N, P, c, gs.data(), optional_ptr(with_state, gv), optional_ptr(with_state, gr),
                                 h.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0), gx.data(),
                                 gv0.data(), gr0.data(), optional_ptr(param_grads, ga),
                                 optional_ptr(param_grads, gt), nullptr, nullptr};
   snn::cpu::lif_backward_range(ba, 0, N);
   // Device; its outputs start at zero, so an element the kernel never writes shows.
-  using Buffer = typename Executor::template Buffer<T>;
-  const std::vector<T> zeros_tn(T_ * N), zeros_n(N);
-  Buffer dx(x), dgs(gs), dalpha(alpha), dtheta(theta), dv0(v0), dr0(r0), dgv(gv), dgr(gr);
-  Buffer ds(zeros_tn), dh(zeros_tn), dvl(zeros_n), drl(zeros_n), dgx(zeros_tn), dgv0(zeros_n), dgr0(zeros_n),
-      dga(zeros_n), dgt(zeros_n);
-  snn::LifForwardArgs<T, T> dfa{T_, N, P, c, dx.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0),
+  using Buffer = typename Executor::template Buffer<S>;
+  using ParameterBuffer = typename Executor::template Buffer<A>;
+  const std::vector<S> zeros_tn(T_ * N), zeros_n(N);
+  const std::vector<A> parameter_zeros(N);
+  Buffer dx(x), dgs(gs), dv0(v0), dr0(r0), dgv(gv), dgr(gr);
+  Buffer ds(zeros_tn), dh(zeros_tn), dvl(zeros_n), drl(zeros_n), dgx(zeros_tn), dgv0(zeros_n), dgr0(zeros_n);
+  ParameterBuffer dalpha(alpha), dtheta(theta), dga(parameter_zeros), dgt(parameter_zeros);
+  snn::LifForwardArgs<S, A> dfa{T_, N, P, c, dx.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0),
                                 optional_ptr(with_state, dr0), ds.ptr, dh.ptr, dvl.ptr, drl.ptr};
   device.lif_forward(dfa);
-  snn::LifBackwardArgs<T, T> dba{T_, N, P, c, dgs.ptr, optional_ptr(with_state, dgv), optional_ptr(with_state, dgr),
+  snn::LifBackwardArgs<S, A> dba{T_, N, P, c, dgs.ptr, optional_ptr(with_state, dgv), optional_ptr(with_state, dgr),
                                  dh.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0), dgx.ptr,
                                  dgv0.ptr, dgr0.ptr, optional_ptr(param_grads, dga),
                                  optional_ptr(param_grads, dgt), nullptr, nullptr};
@@ -64,7 +69,7 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<T>& c, int64_t T_, i
   if (Executor::kRoundsAsCpu) tol = 0;
   const auto s_device = ds.to_host();
   int64_t flips = 0;
-  for (size_t i = 0; i < s.size(); ++i) flips += s_device[i] != s[i];
+  for (size_t i = 0; i < s.size(); ++i) flips += as_double(s_device[i]) != as_double(s[i]);
   CHECK(flips * 1000 <= static_cast<int64_t>(s.size()));
   CHECK(flips == 0 || !Executor::kRoundsAsCpu);
   if (flips == 0) {
@@ -96,10 +101,12 @@ void lif_kernel_cases(Executor& device) {
           for (int64_t T : {1, 17}) {
             for (bool with_state : {false, true}) {
               const int64_t P = periods[cases++ % 3];
-              lif_kernel_case<double>(device, {reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6}, T, P,
-                                      with_state, 1e-12, rng);
-              lif_kernel_case<float>(device, {reset, trace, detach, kind, 0.8f, -0.1f, 0.85f, 0.6f}, T, P,
-                                     with_state, 1e-4, rng);
+              const snn::LifConfig<float> config{reset, trace, detach, kind, 0.8f, -0.1f, 0.85f, 0.6f};
+              lif_kernel_case<double, double>(device, {reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6}, T, P,
+                                              with_state, 1e-12, rng);
+              lif_kernel_case<float, float>(device, config, T, P, with_state, 1e-4, rng);
+              // bfloat16: a float difference (FMA contraction on the GPU) can round h to the neighbouring value.
+              lif_kernel_case<snn::bfloat16, float>(device, config, T, P, with_state, 1e-2, rng);
             }
           }
         }

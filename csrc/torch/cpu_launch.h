@@ -1,19 +1,39 @@
-// How the CPU op implementations run the kernels: the instruction set PyTorch uses, and the parallel loop over
-// neuron ranges.
+// How the CPU op implementations run the kernels: the storage and compute types, the instruction set PyTorch
+// uses, and the parallel loop over neuron ranges.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 
+#include "../core/platform.h"
 #include "../cpu/common.h"
 #include "../cpu/isa.h"
 
 namespace snn {
 namespace torch_ops {
+
+// Maps ATen element types to the CPU kernels' storage types (identical layouts) and the LIF kernels' compute
+// types; bfloat16 is stored as snn::bfloat16 and computed in float32, as on CUDA (cuda_types.h).
+template <typename scalar_t>
+struct CpuTypes {
+  using storage = scalar_t;
+  using acc = scalar_t;
+};
+template <>
+struct CpuTypes<at::BFloat16> {
+  using storage = bfloat16;
+  using acc = float;
+};
+static_assert(sizeof(bfloat16) == sizeof(at::BFloat16) && alignof(bfloat16) == alignof(at::BFloat16),
+              "snn::bfloat16 must have c10::BFloat16's layout");
+
+// The dtypes the CPU kernels implement (snn_cuda/ops/_backend.py lists the same).
+#define SNN_DISPATCH_CPU_TYPES(TYPE, NAME, ...) AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, TYPE, NAME, __VA_ARGS__)
 
 // The instruction set PyTorch itself uses, so ATEN_CPU_CAPABILITY=default|avx2|avx512 sets ours too.
 inline cpu::CpuIsa torch_cpu_isa() {

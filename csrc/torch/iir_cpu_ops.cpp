@@ -19,8 +19,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> iir_fwd_cpu(const at::Tensor& x, 
                                                            const std::optional<at::Tensor>& p1,
                                                            const std::optional<at::Tensor>& p2) {
   IirForwardTensors t = prepare_iir_forward(x, a1, a2, b, p1, p2);
-  AT_DISPATCH_FLOATING_TYPES(t.x.scalar_type(), "iir_fwd_cpu", [&] {
-    const auto args = iir_forward_args<scalar_t, IirCompute<scalar_t>>(t);
+  SNN_DISPATCH_CPU_TYPES(t.x.scalar_type(), "iir_fwd_cpu", [&] {
+    using storage = typename CpuTypes<scalar_t>::storage;
+    const auto args = iir_forward_args<storage, IirCompute<scalar_t>>(t);
     const cpu::CpuIsa isa = iir_cpu_isa();
     parallel_over_neurons(t.N, t.T, [&](int64_t n0, int64_t n1) { cpu::iir_forward_range(args, n0, n1, isa); });
   });
@@ -35,8 +36,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     bool grad_a, bool grad_b) {
   IirBackwardTensors t =
       prepare_iir_backward(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a, grad_b);
-  AT_DISPATCH_FLOATING_TYPES(t.grad_p.scalar_type(), "iir_bwd_cpu", [&] {
-    const auto args = iir_backward_args<scalar_t, IirCompute<scalar_t>>(t);
+  SNN_DISPATCH_CPU_TYPES(t.grad_p.scalar_type(), "iir_bwd_cpu", [&] {
+    using storage = typename CpuTypes<scalar_t>::storage;
+    const auto args = iir_backward_args<storage, IirCompute<scalar_t>>(t);
     const cpu::CpuIsa isa = iir_cpu_isa();
     parallel_over_neurons(t.N, t.T, [&](int64_t n0, int64_t n1) { cpu::iir_backward_range(args, n0, n1, isa); });
   });

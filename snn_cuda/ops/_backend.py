@@ -10,9 +10,10 @@ from .. import _ext
 
 BACKENDS = ("auto", "cpp", "cuda", "torch")
 
-# Storage dtypes each compiled backend implements (CUDA computes half and bfloat16 in float32).
+# Storage dtypes each compiled backend implements (half and bfloat16 are computed in float32). The CPU kernels'
+# dispatch (SNN_DISPATCH_CPU_TYPES, csrc/torch/cpu_launch.h) lists the same.
 KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
+    "cpu": (torch.float32, torch.float64, torch.bfloat16),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 _BACKEND_DEVICE = {"cpp": "cpu", "cuda": "cuda"}
