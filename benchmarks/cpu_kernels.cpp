@@ -5,9 +5,11 @@
 // outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
 // (CMakeLists.txt) next to the C++ tests, not run by ctest:
 //   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30] [isa=best|avx512|avx2|baseline]
-// for [T, batch, 4096] float32; isa "best" is the widest the op runs (iir: at most AVX2, cpu/iir_cpu.h). lif: hard reset, atan surrogate, no parameter gradients, h recomputed in the
-// backward (as the CPU op runs). iir: second order (dual exponential, tau 4 / 1) computed in float64, every
-// gradient (x, a1, a2, b) as for learnable coefficients. The copy, forward and backward run in turn in every round
+//                           [dtype=float32|bfloat16]
+// for [T, batch, 4096]; isa "best" is the widest the op runs (iir: at most AVX2, cpu/iir_cpu.h). lif: hard reset,
+// atan surrogate, no parameter gradients, h recomputed in the backward (as the CPU op runs), computed in float32.
+// iir: second order (dual exponential, tau 4 / 1) computed in float64 (float32 for bfloat16 storage, as the op
+// does), every gradient (x, a1, a2, b) as for learnable coefficients. The copy moves a tensor of the same bytes. The copy, forward and backward run in turn in every round
 // (so a change in the machine's load hits all three alike); each is reported as its median.
 #include <algorithm>
 #include <chrono>
@@ -19,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/iir_cpu.h"
@@ -56,24 +59,27 @@ double median(std::vector<double> v) {
 }
 
 
-// The forward and backward of one op on [T, N] float32 buffers, and how many [T, N] tensors each must move.
+// The forward and backward of one op on [T, N] buffers, and how many [T, N] tensors each must move.
 struct Kernels {
   std::function<void(int64_t, int64_t)> forward, backward;
   int forward_tensors, backward_tensors;
 };
 
-// Every buffer is written here, so no page faults are timed.
+// Every buffer is written here, so no page faults are timed. Storage S, compute float.
+template <typename S>
 struct LifBuffers {
-  std::vector<float> x, spikes, grad_spikes, grad_x, alpha, theta, v_last, r_last, grad_v0, grad_r0;
-  snn::LifForwardArgs<float, float> fwd;
-  snn::LifBackwardArgs<float, float> bwd;
+  std::vector<S> x, spikes, grad_spikes, grad_x, v_last, r_last, grad_v0, grad_r0;
+  std::vector<float> alpha, theta;
+  snn::LifForwardArgs<S, float> fwd;
+  snn::LifBackwardArgs<S, float> bwd;
 
   LifBuffers(int64_t T, int64_t N)
-      : x(T * N), spikes(T * N), grad_spikes(T * N), grad_x(T * N), alpha(N, 0.5f), theta(N, 1.0f), v_last(N),
-        r_last(N), grad_v0(N), grad_r0(N) {
+      : x(T * N), spikes(T * N), grad_spikes(T * N), grad_x(T * N), v_last(N), r_last(N), grad_v0(N),
+        grad_r0(N), alpha(N, 0.5f), theta(N, 1.0f) {
     for (int64_t i = 0; i < T * N; ++i) {
-      x[i] = 0.3f + 0.015f * static_cast<float>(i % 97);  // about half the neurons fire at some step
-      grad_spikes[i] = 0.01f * static_cast<float>(i % 13);
+      // about half the neurons fire at some step
+      x[i] = snn::from_acc<S>(0.3f + 0.015f * static_cast<float>(i % 97));
+      grad_spikes[i] = snn::from_acc<S>(0.01f * static_cast<float>(i % 13));
     }
     const snn::LifConfig<float> config{snn::ResetMode::hard, false, false, snn::Surrogate::atan, 2.0f, 0.0f, 0.0f,
                                        1.0f};
@@ -89,19 +95,21 @@ struct LifBuffers {
   }
 };
 
+// Storage S, compute A (double for float, float for bfloat16).
+template <typename S, typename A>
 struct IirBuffers {
-  std::vector<float> x, p, grad_p, grad_x, p_last, p_before_last, grad_p1, grad_p2;
-  std::vector<double> a1, a2, b, grad_a1, grad_a2, grad_b;
-  snn::IirForwardArgs<float, double> fwd;
-  snn::IirBackwardArgs<float, double> bwd;
+  std::vector<S> x, p, grad_p, grad_x, p_last, p_before_last, grad_p1, grad_p2;
+  std::vector<A> a1, a2, b, grad_a1, grad_a2, grad_b;
+  snn::IirForwardArgs<S, A> fwd;
+  snn::IirBackwardArgs<S, A> bwd;
 
   IirBuffers(int64_t T, int64_t N)
       : x(T * N), p(T * N), grad_p(T * N), grad_x(T * N), p_last(N), p_before_last(N), grad_p1(N), grad_p2(N),
         a1(N, std::exp(-0.25) + std::exp(-1.0)), a2(N, -std::exp(-1.25)), b(N, 1.0), grad_a1(N), grad_a2(N),
         grad_b(N) {
     for (int64_t i = 0; i < T * N; ++i) {
-      x[i] = 0.01f * static_cast<float>(i % 101);
-      grad_p[i] = 0.01f * static_cast<float>(i % 13);
+      x[i] = snn::from_acc<S>(0.01f * static_cast<float>(i % 101));
+      grad_p[i] = snn::from_acc<S>(0.01f * static_cast<float>(i % 13));
     }
     fwd = {T, N, N, x.data(), a1.data(), a2.data(), b.data(), nullptr, nullptr, p.data(), p_last.data(),
            p_before_last.data()};
@@ -115,48 +123,24 @@ struct IirBuffers {
   }
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const std::string op = argc > 1 ? argv[1] : "lif";
-  const int64_t batch = argc > 2 ? std::atol(argv[2]) : 16;
-  const int64_t T = argc > 3 ? std::atol(argv[3]) : 64;
-  const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
-  const int rounds = argc > 5 ? std::atoi(argv[5]) : 30;
-  const std::string isa_arg = argc > 6 ? argv[6] : "best";
-  // "best", or an instruction set this processor runs.
-  using snn::cpu::CpuIsa;
-  const CpuIsa best = snn::cpu::best_supported_isa();
-  CpuIsa isa = best;
-  bool isa_ok = isa_arg == "best";
-  for (const CpuIsa candidate : {CpuIsa::baseline, CpuIsa::avx2, CpuIsa::avx512}) {
-    if (isa_arg == snn::cpu::isa_name(candidate) && static_cast<int>(candidate) <= static_cast<int>(best)) {
-      isa = candidate;
-      isa_ok = true;
-    }
-  }
-  if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1 || !isa_ok) {
-    std::fprintf(stderr,
-                 "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1] [isa: best, or one of "
-                 "baseline .. %s]\n",
-                 argv[0], snn::cpu::isa_name(best));
-    return 2;
-  }
+// Times the copy, forward and backward of `op` in storage S and prints the medians and bandwidth fractions.
+template <typename S>
+void run(const std::string& op, const char* dtype, int64_t batch, int64_t T, int threads, int rounds,
+         snn::cpu::CpuIsa isa) {
   const int64_t N = batch * 4096;
   const int64_t TN = T * N;
-  std::unique_ptr<LifBuffers> lif;
-  std::unique_ptr<IirBuffers> iir;
+  std::unique_ptr<LifBuffers<S>> lif;
+  std::unique_ptr<IirBuffers<S, std::conditional_t<sizeof(S) >= 4, double, float>>> iir;
   Kernels k;
   if (op == "lif") {
-    lif = std::make_unique<LifBuffers>(T, N);
+    lif = std::make_unique<LifBuffers<S>>(T, N);
     k = lif->kernels(isa);
   } else {
-    if (isa_arg == "best") isa = std::min(isa, snn::cpu::kIirWidestIsa);
-    iir = std::make_unique<IirBuffers>(T, N);
+    iir = std::make_unique<typename decltype(iir)::element_type>(T, N);
     k = iir->kernels(isa);
   }
-  const std::vector<float> source(TN, 1.0f);
-  std::vector<float> copy(TN);
+  const std::vector<S> source(TN, snn::from_acc<S>(1.0f));
+  std::vector<S> copy(TN);
 
   auto run_copy = [&] {
     parallel_parts(TN, threads,
@@ -172,13 +156,13 @@ int main(int argc, char** argv) {
     t_bwd.push_back(milliseconds(run_bwd));
   }
 
-  const double tensor_mb = static_cast<double>(TN) * sizeof(float) / 1e6;
+  const double tensor_mb = static_cast<double>(TN) * sizeof(S) / 1e6;
   const double copy_ms = median(t_copy), fwd_ms = median(t_fwd), bwd_ms = median(t_bwd);
   const double gbps = 2 * tensor_mb / copy_ms;  // MB per ms = GB per s, bytes read + written
   auto fraction = [&](int tensors, double ms) { return tensors * tensor_mb / gbps / ms; };
-  std::printf("%s, [%lld, %lld, 4096] float32, %d threads, isa %s, median of %d rounds; tensor %.1f MB\n",
-              op.c_str(), static_cast<long long>(T), static_cast<long long>(batch), threads,
-              snn::cpu::isa_name(isa), rounds, tensor_mb);
+  std::printf("%s, [%lld, %lld, 4096] %s, %d threads, isa %s, median of %d rounds; tensor %.1f MB\n", op.c_str(),
+              static_cast<long long>(T), static_cast<long long>(batch), dtype, threads, snn::cpu::isa_name(isa),
+              rounds, tensor_mb);
   std::printf("copy      %8.3f ms  %.1f GB/s (the bound)\n", copy_ms, gbps);
   std::printf("forward   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms,
               100 * fraction(k.forward_tensors, fwd_ms), k.forward_tensors);
@@ -187,5 +171,42 @@ int main(int argc, char** argv) {
   const int total = k.forward_tensors + k.backward_tensors;
   std::printf("fwd+bwd   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms + bwd_ms,
               100 * fraction(total, fwd_ms + bwd_ms), total);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string op = argc > 1 ? argv[1] : "lif";
+  const int64_t batch = argc > 2 ? std::atol(argv[2]) : 16;
+  const int64_t T = argc > 3 ? std::atol(argv[3]) : 64;
+  const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
+  const int rounds = argc > 5 ? std::atoi(argv[5]) : 30;
+  const std::string isa_arg = argc > 6 ? argv[6] : "best";
+  const std::string dtype = argc > 7 ? argv[7] : "float32";
+  // "best", or an instruction set this processor runs.
+  using snn::cpu::CpuIsa;
+  const CpuIsa best = snn::cpu::best_supported_isa();
+  CpuIsa isa = best;
+  bool isa_ok = isa_arg == "best";
+  for (const CpuIsa candidate : {CpuIsa::baseline, CpuIsa::avx2, CpuIsa::avx512}) {
+    if (isa_arg == snn::cpu::isa_name(candidate) && static_cast<int>(candidate) <= static_cast<int>(best)) {
+      isa = candidate;
+      isa_ok = true;
+    }
+  }
+  if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1 || !isa_ok ||
+      (dtype != "float32" && dtype != "bfloat16")) {
+    std::fprintf(stderr,
+                 "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1] [isa: best, or one of "
+                 "baseline .. %s] [float32|bfloat16]\n",
+                 argv[0], snn::cpu::isa_name(best));
+    return 2;
+  }
+  if (op == "iir" && isa_arg == "best") isa = std::min(isa, snn::cpu::kIirWidestIsa);
+  if (dtype == "float32") {
+    run<float>(op, "float32", batch, T, threads, rounds, isa);
+  } else {
+    run<snn::bfloat16>(op, "bfloat16", batch, T, threads, rounds, isa);
+  }
   return 0;
 }
