@@ -2,8 +2,8 @@
 // and backward reach on preallocated, already-touched buffers, with no PyTorch around them.
 //
 // benchmarks/timestep_scaling.py times the ops as a user calls them, where each call allocates fresh [T, N]
-// outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
-// (CMakeLists.txt) next to the C++ tests, not run by ctest:
+// outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake on
+// demand (cmake --build build/cmake --target cpu_kernels; CMakeLists.txt), not by the default build or ctest:
 //   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30] [isa=best|avx512|avx2|baseline]
 //                           [dtype=float32|bfloat16]
 // for [T, batch, 4096]; isa "best" is the widest the op runs (iir: at most AVX2, cpu/iir_cpu.h). lif: hard reset,
