@@ -21,7 +21,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include "cpu/iir_cpu.h"
@@ -95,7 +94,7 @@ struct LifBuffers {
   }
 };
 
-// Storage S, compute A (double for float, float for bfloat16).
+// Storage S, compute A (snn::IirCompute<S>, as the op).
 template <typename S, typename A>
 struct IirBuffers {
   std::vector<S> x, p, grad_p, grad_x, p_last, p_before_last, grad_p1, grad_p2;
@@ -130,7 +129,7 @@ void run(const std::string& op, const char* dtype, int64_t batch, int64_t T, int
   const int64_t N = batch * 4096;
   const int64_t TN = T * N;
   std::unique_ptr<LifBuffers<S>> lif;
-  std::unique_ptr<IirBuffers<S, std::conditional_t<sizeof(S) >= 4, double, float>>> iir;
+  std::unique_ptr<IirBuffers<S, snn::IirCompute<S>>> iir;
   Kernels k;
   if (op == "lif") {
     lif = std::make_unique<LifBuffers<S>>(T, N);

@@ -4,15 +4,23 @@
 // The coefficients a1, a2, b repeat with period P over the elements: element n's are at index n % P (as the
 // LIF parameters, core/lif_params.h); their gradients are per element ([N]) and the ops sum them to the period.
 // Storage type scalar_t for signals and states; acc_t for the compute, the coefficients and their gradients
-// (double for float and double storage, float for half and bfloat16: see torch/iir_common.h). Optional
-// pointers are null when absent; a2 null means first order.
+// (IirCompute below). Optional pointers are null when absent; a2 null means first order.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "iir_step.h"
 
 namespace snn {
+
+// The filter's compute type, which is also the dtype of the coefficients and their gradients: double for float32
+// and float64 storage, float for half and bfloat16. The state is a linear recurrence with long memory, so float32
+// rounding of it accumulates through the filter's gain (up to 1e-3 relative error at T = 1000 with slow poles,
+// in the float32 reference too); the kernels are memory-bound, so double arithmetic costs little. Half and
+// bfloat16 storage rounding dominates any compute error, so float32 suffices there.
+template <typename storage_t>
+using IirCompute = std::conditional_t<sizeof(storage_t) >= 4, double, float>;
 
 template <typename scalar_t, typename acc_t>
 struct IirForwardArgs {

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
-#include <type_traits>
 #include <vector>
 
 #include "check.h"
@@ -16,11 +15,11 @@
 
 namespace snn_test {
 
-// Storage scalar_t, compute double for float and double, float for bfloat16 (as the torch ops: IirCompute).
+// Storage scalar_t, compute IirCompute (core/iir_params.h), as the torch ops.
 template <typename scalar_t, typename Executor>
 void iir_kernel_case(Executor& device, std::mt19937& rng, int64_t T, int64_t P, bool second_order, bool with_state,
                      bool want_x, bool want_a, bool want_b, double tol) {
-  using acc_t = std::conditional_t<sizeof(scalar_t) >= 4, double, float>;
+  using acc_t = snn::IirCompute<scalar_t>;
   const int64_t N = 1000;
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   auto uniform = [&](size_t n, double lo, double hi) {

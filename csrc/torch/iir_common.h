@@ -5,7 +5,6 @@
 
 #include <optional>
 #include <tuple>
-#include <type_traits>
 
 #include <ATen/ATen.h>
 
@@ -15,14 +14,8 @@
 namespace snn {
 namespace torch_ops {
 
-// The filter's compute type, which is also the dtype of the coefficients and their gradients: double for float32
-// and float64 storage, float for half and bfloat16. The state is a linear recurrence with long memory, so float32
-// rounding of it accumulates through the filter's gain (up to 1e-3 relative error at T = 1000 with slow poles,
-// in the float32 reference too); the kernels are memory-bound, so double arithmetic costs little. Half and
-// bfloat16 storage rounding dominates any compute error, so float32 suffices there.
-template <typename storage_t>
-using IirCompute = std::conditional_t<sizeof(storage_t) >= 4, double, float>;
-
+// The dtype of IirCompute (core/iir_params.h: the filter's compute type, that of the coefficients and their
+// gradients) for a storage dtype.
 inline at::ScalarType iir_compute_dtype(at::ScalarType storage) {
   return at::elementSize(storage) >= 4 ? at::kDouble : at::kFloat;
 }

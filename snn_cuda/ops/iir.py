@@ -13,8 +13,8 @@ from . import _backend
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The IIR kernels' compute dtype, also that of the coefficients they take: float64 for float32 and float64
-    (rounding of the filter state accumulates over long T; see csrc/torch/iir_common.h), float32 for half and
-    bfloat16."""
+    (rounding of the filter state accumulates over long T; see IirCompute in csrc/core/iir_params.h), float32 for
+    half and bfloat16."""
     return torch.float64 if dtype.itemsize >= 4 else torch.float32
 
 
