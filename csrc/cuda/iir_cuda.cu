@@ -7,7 +7,7 @@
 // (derivation and the carried form in core/iir_step.h; the same step functions as the CPU kernels); what each
 // thread does is in iir_thread.h, which the CPU tests also run. Time-major [T, N] layout: a warp reads 32
 // consecutive elements of one row, so loads and stores coalesce. float32 and float64 are computed in float64, half
-// and bfloat16 in float32 (why: torch/iir_common.h). Coefficient gradients are per-element sums over t in
+// and bfloat16 in float32 (why: IirCompute, core/iir_params.h). Coefficient gradients are per-element sums over t in
 // registers: deterministic, no atomics. First order is its own template instantiation. Torch-free: launchers take
 // the argument structs and a stream.
 #include <cuda_bf16.h>

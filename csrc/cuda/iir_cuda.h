@@ -1,6 +1,6 @@
 // Host-side declarations of the fused IIR filter CUDA launchers (defined and instantiated in iir_cuda.cu for
 // float/double, double/double, __half/float and __nv_bfloat16/float: float32 storage computes in float64, see
-// torch/iir_common.h). Includable from plain C++.
+// IirCompute in core/iir_params.h). Includable from plain C++.
 #pragma once
 
 #include <cuda_runtime.h>
