@@ -13,8 +13,8 @@
 // v[t-1] is recomputed from the saved h[t-1] (and s[t-1] = h[t-1] > theta), so the forward saves h alone.
 //
 // Every function takes the configuration as plain values. The CPU kernels instantiate them with compile-time
-// constants (so the mode switches fold away and the neuron loop vectorises); the CUDA kernels pass runtime
-// values, which are uniform across a warp.
+// constants for the reset mode, the trace and the surrogate (so those switches fold away and the neuron loop
+// vectorises) and pass detach_reset at run time; the CUDA kernels pass runtime values, uniform across a warp.
 #pragma once
 
 #include <cmath>
@@ -131,11 +131,11 @@ SNN_HD LifAdjointOut<acc_t> lif_adjoint_step(const LifConfig<acc_t>& c, acc_t al
     dv_ds = -theta;
     dv_dtheta = -s;
   }
-  acc_t gs = grad_s;
-  if (!c.detach_reset) {
-    gs += gv * dv_ds;
-    if (c.trace) gs += gr * c.rho;
-  }
+  // A select rather than a branch: the CPU kernels take detach_reset at run time (one instantiation fewer per
+  // configuration), and the select keeps their neuron loop free of control flow, so it still vectorises.
+  acc_t coupled = grad_s + gv * dv_ds;
+  if (c.trace) coupled += gr * c.rho;
+  const acc_t gs = c.detach_reset ? grad_s : coupled;
   const acc_t gh = gv * dv_dh + gs * g;
   LifAdjointOut<acc_t> out;
   out.grad_x = gh;

@@ -2,9 +2,11 @@
 //
 // Recurrence and adjoint: see core/lif_step.h. Neurons are processed in blocks of kBlock whose state lives in small
 // stack arrays; the time loop is outside and the neuron loop inside, so each row of a block is a contiguous,
-// vectorisable run of memory, prefetched in software (common.h). The configuration (reset mode, trace, detach,
-// surrogate) is a template argument: the mode switches in the step functions fold to constants and the inner loop has
-// no branches.
+// vectorisable run of memory, prefetched in software (common.h). The configuration (reset mode, trace, surrogate)
+// is a template argument: the mode switches in the step functions fold to constants and the inner loop has no
+// branches. detach_reset is a select in the adjoint step (core/lif_step.h) and whether the backward recomputes h
+// only changes where h is read from, so both stay runtime values: every template flag multiplies the kernels each
+// build compiles (per dtype and instruction set), and with them the build time.
 // Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
 #pragma once
 
@@ -20,12 +22,11 @@
 namespace snn {
 namespace cpu {
 
-template <typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate>
+template <typename acc_t, ResetMode kReset, bool kTrace, Surrogate kSurrogate>
 inline LifConfig<acc_t> fixed_config(const LifConfig<acc_t>& runtime) {
   LifConfig<acc_t> c = runtime;
   c.reset = kReset;
   c.trace = kTrace;
-  c.detach_reset = kDetach;
   c.surrogate = kSurrogate;
   return c;
 }
@@ -81,7 +82,7 @@ template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool
 SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                       int64_t n_end) {
   const LifConfig<acc_t> c =
-      fixed_config<acc_t, kReset, kTrace, false, Surrogate::atan>(a.config);
+      fixed_config<acc_t, kReset, kTrace, Surrogate::atan>(a.config);
   const int64_t N = a.N;
   acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
@@ -107,23 +108,23 @@ inline int64_t recompute_block(int64_t T) {
   return std::clamp(fit / kAlign * kAlign, kAlign, kBlock);
 }
 
-template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kDetach, Surrogate kSurrogate,
-          bool kParamGrads, bool kRecompute>
+template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, Surrogate kSurrogate, bool kParamGrads>
 SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                        int64_t n_end) {
-  const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kDetach, kSurrogate>(a.config);
+  const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kSurrogate>(a.config);
   const int64_t N = a.N;
   acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock], alpha[kBlock], theta[kBlock];
   // Without a saved h, each block first runs the forward again into this scratch block (see recompute_block).
-  const int64_t block = kRecompute ? recompute_block<scalar_t>(a.T) : kBlock;
-  std::vector<scalar_t> scratch(kRecompute ? a.T * block : 0);
-  const int64_t h_stride = kRecompute ? block : N;
+  const bool recompute = a.h == nullptr;
+  const int64_t block = recompute ? recompute_block<scalar_t>(a.T) : kBlock;
+  std::vector<scalar_t> scratch(recompute ? a.T * block : 0);
+  const int64_t h_stride = recompute ? block : N;
   for (int64_t b = n_begin; b < n_end; b += block) {
     const int64_t len = std::min(block, n_end - b);
     load_periodic(a.alpha, a.P, b, len, alpha);
     load_periodic(a.theta, a.P, b, len, theta);
-    const scalar_t* h_block = kRecompute ? scratch.data() : a.h + b;
-    if (kRecompute) {
+    const scalar_t* h_block = recompute ? scratch.data() : a.h + b;
+    if (recompute) {
       // gv and gr serve as the forward's v and r here; they are set for the backward just below.
       load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, gv, gr);
       lif_forward_steps<scalar_t, acc_t, kReset, kTrace, false, true>(c, a.T, N, len, a.x + b, nullptr,
@@ -155,7 +156,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
             prefetch_ahead<false>(gs_in, first ? nullptr : gs_in - N, i, len);
             prefetch_ahead<true>(gx_out, first ? nullptr : gx_out - N, i, len);
             // A recomputed h is in the scratch block, in cache already.
-            if (!kRecompute) prefetch_ahead<false>(h_row, first ? nullptr : h_row - h_stride, i, len);
+            if (!recompute) prefetch_ahead<false>(h_row, first ? nullptr : h_row - h_stride, i, len);
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
 #pragma GCC ivdep
@@ -232,17 +233,11 @@ void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
                         CpuIsa isa = best_supported_isa()) {
   dispatch_reset(a.config.reset, [&](auto reset) {
     dispatch_bool(a.config.trace, [&](auto trace) {
-      dispatch_bool(a.config.detach_reset, [&](auto detach) {
-        dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
-          dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
-            dispatch_bool(a.h == nullptr, [&](auto recompute) {
-              run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
-                lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
-                                         decltype(detach)::value, decltype(surrogate)::value,
-                                         decltype(param_grads)::value, decltype(recompute)::value>(a, n_begin,
-                                                                                                   n_end);
-              });
-            });
+      dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
+        dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
+          run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
+            lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
+                                     decltype(surrogate)::value, decltype(param_grads)::value>(a, n_begin, n_end);
           });
         });
       });
