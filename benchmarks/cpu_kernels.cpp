@@ -2,15 +2,16 @@
 // and backward reach on preallocated, already-touched buffers, with no PyTorch around them.
 //
 // benchmarks/timestep_scaling.py times the ops as a user calls them, where each call allocates fresh [T, N]
-// outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake on
-// demand (cmake --build build/cmake --target cpu_kernels; CMakeLists.txt), not by the default build or ctest:
+// outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
+// (CMakeLists.txt) into build/cmake/cpu_kernels:
 //   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30] [isa=best|avx512|avx2|baseline]
 //                           [dtype=float32|bfloat16]
 // for [T, batch, 4096]; isa "best" is the widest the op runs (iir: at most AVX2, cpu/iir_cpu.h). lif: hard reset,
 // atan surrogate, no parameter gradients, h recomputed in the backward (as the CPU op runs), computed in float32.
 // iir: second order (dual exponential, tau 4 / 1) computed in float64 (float32 for bfloat16 storage, as the op
-// does), every gradient (x, a1, a2, b) as for learnable coefficients. The copy moves a tensor of the same bytes. The copy, forward and backward run in turn in every round
-// (so a change in the machine's load hits all three alike); each is reported as its median.
+// does), every gradient (x, a1, a2, b) as for learnable coefficients. The copy moves a tensor of the same bytes.
+// The copy, forward and backward run in turn in every round (so a change in the machine's load hits all three
+// alike); each is reported as its median.
 #include <algorithm>
 #include <chrono>
 #include <cmath>

@@ -182,5 +182,15 @@ void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
   });
 }
 
+// Compiled once per storage type in kernels_<dtype>.cpp, as the LIF kernels (lif_cpu.h).
+#define SNN_IIR_CPU_KERNELS(prefix, scalar_t, acc_t)                                                             \
+  prefix void iir_forward_range<scalar_t, acc_t>(const IirForwardArgs<scalar_t, acc_t>&, int64_t, int64_t,      \
+                                                 CpuIsa);                                                        \
+  prefix void iir_backward_range<scalar_t, acc_t>(const IirBackwardArgs<scalar_t, acc_t>&, int64_t, int64_t,    \
+                                                  CpuIsa);
+SNN_IIR_CPU_KERNELS(extern template, float, IirCompute<float>)
+SNN_IIR_CPU_KERNELS(extern template, double, IirCompute<double>)
+SNN_IIR_CPU_KERNELS(extern template, bfloat16, IirCompute<bfloat16>)
+
 }  // namespace cpu
 }  // namespace snn

@@ -245,5 +245,18 @@ void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
   });
 }
 
+// The kernels for the storage / compute pairs the torch ops and the tests use are compiled once, in
+// kernels_<dtype>.cpp (one translation unit per storage type, which builds compile in parallel), rather than in
+// every file that calls them: instantiated for every configuration and instruction set, they are most of the
+// build time. Other pairs instantiate where they are called, as usual.
+#define SNN_LIF_CPU_KERNELS(prefix, scalar_t, acc_t)                                                             \
+  prefix void lif_forward_range<scalar_t, acc_t>(const LifForwardArgs<scalar_t, acc_t>&, int64_t, int64_t,      \
+                                                 CpuIsa);                                                        \
+  prefix void lif_backward_range<scalar_t, acc_t>(const LifBackwardArgs<scalar_t, acc_t>&, int64_t, int64_t,    \
+                                                  CpuIsa);
+SNN_LIF_CPU_KERNELS(extern template, float, float)
+SNN_LIF_CPU_KERNELS(extern template, double, double)
+SNN_LIF_CPU_KERNELS(extern template, bfloat16, float)
+
 }  // namespace cpu
 }  // namespace snn
