@@ -52,7 +52,9 @@ CUDA_KERNEL_SOURCES = _sources("csrc/cuda/*.cu")
 # -fno-trapping-math lets GCC if-convert the spike selects, so the neuron loops vectorise (results unchanged).
 # -ffp-contract=off: no fused multiply-adds, so the CPU kernels compiled per instruction set (csrc/cpu/isa.h)
 # agree bit for bit.
-CXX_FLAGS = ["-O3", "-std=c++20", "-fopenmp", "-fno-trapping-math", "-ffp-contract=off"]
+# -g0 overrides the -g of Python's own compile flags: debug information for the kernels' many template
+# instantiations doubled the build time and the library's size.
+CXX_FLAGS = ["-O3", "-g0", "-std=c++20", "-fopenmp", "-fno-trapping-math", "-ffp-contract=off"]
 NVCC_FLAGS = ["-O3", "-std=c++17"]
 
 
