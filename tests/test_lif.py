@@ -450,19 +450,24 @@ def test_cuda_kernels_name_the_tensor_left_on_the_cpu(device):
 
 
 _ISA_SCRIPT = """
-import sys, torch, snn_cuda
+import itertools, sys, torch, snn_cuda
 gen = torch.Generator().manual_seed(3)
 x32 = torch.rand(17, 3, 1000, generator=gen) * 1.6 - 0.3
 alpha = (torch.rand(1000, generator=gen) * 0.9).requires_grad_()
 a1, a2, b = (torch.full((1000,), c, requires_grad=True) for c in snn_cuda.dual_exp(4, 1))
 outputs = []
-for dtype in (torch.float32, torch.bfloat16):
+for dtype in (torch.float32, torch.float64, torch.bfloat16):
     x = x32.to(dtype).requires_grad_()
     weights = (torch.arange(x.numel()) % 7 - 3.0).view_as(x).to(dtype)  # exact in every build, unlike linspace
-    for surrogate in snn_cuda.surrogate.NAMES:
-        s, (v, r) = snn_cuda.lif(x, alpha=alpha, theta=0.9, reset="soft", gamma=0.8, surrogate=surrogate,
-                                 return_state=True, backend="cpp")
-        grads = torch.autograd.grad((s * weights).sum() + v.sum(), [x, alpha])
+    # Every kernel instantiation: reset x trace x surrogate x with/without parameter gradients (a float alpha
+    # has none), and detach_reset both ways.
+    for reset, gamma, surrogate, detach in itertools.product(
+        ("hard", "soft", "none"), (None, 0.8), snn_cuda.surrogate.NAMES, (False, True)
+    ):
+        a = alpha if detach else 0.6
+        s, (v, r) = snn_cuda.lif(x, alpha=a, theta=0.9, reset=reset, gamma=gamma, detach_reset=detach,
+                                 surrogate=surrogate, return_state=True, backend="cpp")
+        grads = torch.autograd.grad((s * weights).sum() + v.sum(), [x, alpha] if detach else [x])
         outputs += [s, v, r, *grads]
     p = snn_cuda.iir_filter(x, a1, a2, b, backend="cpp")
     outputs += [p, *torch.autograd.grad((p * weights).sum(), [x, a1, a2, b])]
@@ -474,7 +479,8 @@ print(torch.backends.cpu.get_cpu_capability())
 def test_instruction_set_builds_agree_bitwise(tmp_path):
     """The CPU kernels are compiled per instruction set (baseline, AVX2, AVX-512; ATEN_CPU_CAPABILITY picks, as
     for PyTorch itself): every build this processor runs gives bitwise identical spikes, states and gradients, in
-    float32 and bfloat16, of the LIF and the IIR ops (the IIR kernels run at most AVX2)."""
+    float32, float64 and bfloat16, of the LIF op in every configuration and of the IIR op (whose kernels run at most
+    AVX2)."""
     results = {}
     for capability in ("default", "avx2", "avx512"):
         path = tmp_path / f"{capability}.pt"
