@@ -81,8 +81,7 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreH>
 SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                       int64_t n_end) {
-  const LifConfig<acc_t> c =
-      fixed_config<acc_t, kReset, kTrace, Surrogate::atan>(a.config);
+  const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, Surrogate::atan>(a.config);
   const int64_t N = a.N;
   acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
