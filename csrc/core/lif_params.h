@@ -5,15 +5,21 @@
 // one value per neuron; the torch ops pass a parameter over a trailing part of the state shape (P = 4096 for a
 // per-feature parameter of [B, 4096], 1 for a number), so it is neither materialised over the batch nor read
 // from memory once per neuron. Their gradients are per neuron ([N]); the ops sum them to the period.
-// Storage type scalar_t for activations and states; acc_t (float, or double for double) for the compute, the
-// parameters and their gradients. Optional pointers are null when absent.
+// Storage type scalar_t for activations and states; acc_t (LifCompute below) for the compute, the parameters and
+// their gradients. Optional pointers are null when absent.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "lif_step.h"
 
 namespace snn {
+
+// The neuron's compute type, also that of the parameters and their gradients: the storage type for float32 and
+// float64, float32 for half and bfloat16 (whose state is kept in float32 between steps).
+template <typename storage_t>
+using LifCompute = std::conditional_t<sizeof(storage_t) >= 4, storage_t, float>;
 
 template <typename scalar_t, typename acc_t>
 struct LifForwardArgs {

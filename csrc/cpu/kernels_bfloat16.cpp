@@ -5,7 +5,7 @@
 namespace snn {
 namespace cpu {
 
-SNN_LIF_CPU_KERNELS(template, bfloat16, float)
+SNN_LIF_CPU_KERNELS(template, bfloat16, LifCompute<bfloat16>)
 SNN_IIR_CPU_KERNELS(template, bfloat16, IirCompute<bfloat16>)
 
 }  // namespace cpu

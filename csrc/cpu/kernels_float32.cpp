@@ -5,7 +5,7 @@
 namespace snn {
 namespace cpu {
 
-SNN_LIF_CPU_KERNELS(template, float, float)
+SNN_LIF_CPU_KERNELS(template, float, LifCompute<float>)
 SNN_IIR_CPU_KERNELS(template, float, IirCompute<float>)
 
 }  // namespace cpu

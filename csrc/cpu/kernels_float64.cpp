@@ -5,7 +5,7 @@
 namespace snn {
 namespace cpu {
 
-SNN_LIF_CPU_KERNELS(template, double, double)
+SNN_LIF_CPU_KERNELS(template, double, LifCompute<double>)
 SNN_IIR_CPU_KERNELS(template, double, IirCompute<double>)
 
 }  // namespace cpu

@@ -253,9 +253,9 @@ void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
                                                  CpuIsa);                                                        \
   prefix void lif_backward_range<scalar_t, acc_t>(const LifBackwardArgs<scalar_t, acc_t>&, int64_t, int64_t,    \
                                                   CpuIsa);
-SNN_LIF_CPU_KERNELS(extern template, float, float)
-SNN_LIF_CPU_KERNELS(extern template, double, double)
-SNN_LIF_CPU_KERNELS(extern template, bfloat16, float)
+SNN_LIF_CPU_KERNELS(extern template, float, LifCompute<float>)
+SNN_LIF_CPU_KERNELS(extern template, double, LifCompute<double>)
+SNN_LIF_CPU_KERNELS(extern template, bfloat16, LifCompute<bfloat16>)
 
 }  // namespace cpu
 }  // namespace snn

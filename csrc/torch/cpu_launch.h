@@ -17,17 +17,15 @@
 namespace snn {
 namespace torch_ops {
 
-// Maps ATen element types to the CPU kernels' storage types (identical layouts) and the LIF kernels' compute
-// types; bfloat16 is stored as snn::bfloat16 and computed in float32, as on CUDA (cuda_types.h).
+// Maps ATen element types to the CPU kernels' storage types (identical layouts): bfloat16 is stored as
+// snn::bfloat16. The compute types are LifCompute and IirCompute (core/).
 template <typename scalar_t>
 struct CpuTypes {
   using storage = scalar_t;
-  using acc = scalar_t;
 };
 template <>
 struct CpuTypes<at::BFloat16> {
   using storage = bfloat16;
-  using acc = float;
 };
 static_assert(sizeof(bfloat16) == sizeof(at::BFloat16) && alignof(bfloat16) == alignof(at::BFloat16),
               "snn::bfloat16 must have c10::BFloat16's layout");

@@ -1,4 +1,5 @@
-// Maps ATen element types to the CUDA kernels' storage types (identical layouts) and compute types.
+// Maps ATen element types to the CUDA kernels' storage types (identical layouts); the compute types are LifCompute
+// and IirCompute (core/).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -12,17 +13,14 @@ namespace torch_ops {
 template <typename scalar_t>
 struct CudaTypes {
   using storage = scalar_t;
-  using acc = scalar_t;
 };
 template <>
 struct CudaTypes<at::Half> {
   using storage = __half;
-  using acc = float;
 };
 template <>
 struct CudaTypes<at::BFloat16> {
   using storage = __nv_bfloat16;
-  using acc = float;
 };
 
 // The device a CUDA op runs on, from the tensor that sets it. The dispatcher picks the CUDA kernel when any

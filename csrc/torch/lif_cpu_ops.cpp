@@ -15,10 +15,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cpu(
     double rho, bool detach_reset, std::string surrogate, double surrogate_param, bool store_h) {
   LifForwardTensors p = prepare_lif_forward(x, alpha, theta, v0, r0, gamma.has_value(), store_h);
   SNN_DISPATCH_CPU_TYPES(p.x.scalar_type(), "lif_fwd_cpu", [&] {
-    using types = CpuTypes<scalar_t>;
-    const auto config = make_lif_config<typename types::acc>(reset, v_reset, gamma, rho, detach_reset, surrogate,
-                                                              surrogate_param);
-    const auto args = lif_forward_args<typename types::storage, typename types::acc>(p, config);
+    using storage = typename CpuTypes<scalar_t>::storage;
+    using acc = LifCompute<scalar_t>;
+    const auto config = make_lif_config<acc>(reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param);
+    const auto args = lif_forward_args<storage, acc>(p, config);
     const cpu::CpuIsa isa = torch_cpu_isa();
     parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_forward_range(args, n0, n1, isa); });
   });
@@ -36,10 +36,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_c
       prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, gamma.has_value(),
                            param_grads);
   SNN_DISPATCH_CPU_TYPES(p.grad_spikes.scalar_type(), "lif_bwd_cpu", [&] {
-    using types = CpuTypes<scalar_t>;
-    const auto config = make_lif_config<typename types::acc>(reset, v_reset, gamma, rho, detach_reset, surrogate,
-                                                              surrogate_param);
-    const auto args = lif_backward_args<typename types::storage, typename types::acc>(p, config);
+    using storage = typename CpuTypes<scalar_t>::storage;
+    using acc = LifCompute<scalar_t>;
+    const auto config = make_lif_config<acc>(reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param);
+    const auto args = lif_backward_args<storage, acc>(p, config);
     const cpu::CpuIsa isa = torch_cpu_isa();
     parallel_over_neurons(p.N, p.T, [&](int64_t n0, int64_t n1) { cpu::lif_backward_range(args, n0, n1, isa); });
   });

@@ -18,10 +18,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_cuda(
   const c10::cuda::CUDAGuard guard(cuda_device_of(x, "x"));
   LifForwardTensors p = prepare_lif_forward(x, alpha, theta, v0, r0, gamma.has_value(), store_h);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(), "lif_fwd_cuda", [&] {
-    using types = CudaTypes<scalar_t>;
-    const auto config = make_lif_config<typename types::acc>(reset, v_reset, gamma, rho, detach_reset, surrogate,
-                                                              surrogate_param);
-    const auto args = lif_forward_args<typename types::storage, typename types::acc>(p, config);
+    using storage = typename CudaTypes<scalar_t>::storage;
+    using acc = LifCompute<scalar_t>;
+    const auto config = make_lif_config<acc>(reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param);
+    const auto args = lif_forward_args<storage, acc>(p, config);
     SNN_CUDA_CHECK_LAUNCH(cuda::launch_lif_forward(args, c10::cuda::getCurrentCUDAStream()));
   });
   return {p.spikes, p.v_last, p.r_last, p.h};
@@ -41,10 +41,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_c
       prepare_lif_backward(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, gamma.has_value(),
                            param_grads);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.grad_spikes.scalar_type(), "lif_bwd_cuda", [&] {
-    using types = CudaTypes<scalar_t>;
-    const auto config = make_lif_config<typename types::acc>(reset, v_reset, gamma, rho, detach_reset, surrogate,
-                                                              surrogate_param);
-    const auto args = lif_backward_args<typename types::storage, typename types::acc>(p, config);
+    using storage = typename CudaTypes<scalar_t>::storage;
+    using acc = LifCompute<scalar_t>;
+    const auto config = make_lif_config<acc>(reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param);
+    const auto args = lif_backward_args<storage, acc>(p, config);
     SNN_CUDA_CHECK_LAUNCH(cuda::launch_lif_backward(args, c10::cuda::getCurrentCUDAStream()));
   });
   return lif_backward_outputs(p);
