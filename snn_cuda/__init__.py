@@ -6,8 +6,9 @@ Importing never fails because the compiled extension is missing: the ops then fa
 ``python -m snn_cuda.info``).
 """
 
-from . import reference, surrogate, synapse
+from . import memory, reference, surrogate, synapse
 from .layers import IIRConv2d, IIRLayer, IIRLinear, OverTime, snn_iir_neuron
+from .memory import cpu_cache_info, empty_cpu_cache, set_cpu_cache_limit
 from .neuron import LIF
 from .ops import iir_filter, lif
 from .synapse import IIRSynapse, dual_exp, first_order, normalised_dual_exp
@@ -21,12 +22,16 @@ __all__ = [
     "IIRLinear",
     "IIRSynapse",
     "OverTime",
+    "cpu_cache_info",
     "dual_exp",
+    "empty_cpu_cache",
     "first_order",
     "iir_filter",
     "lif",
+    "memory",
     "normalised_dual_exp",
     "reference",
+    "set_cpu_cache_limit",
     "snn_iir_neuron",
     "surrogate",
     "synapse",

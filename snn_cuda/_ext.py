@@ -15,9 +15,10 @@ FORCE_REFERENCE_ENV = "SNN_CUDA_FORCE_REFERENCE"
 
 _loaded = False
 _error: str | None = None
+_module = None
 
 try:
-    importlib.import_module("snn_cuda._C")
+    _module = importlib.import_module("snn_cuda._C")
     _loaded = True
 except Exception as exc:  # noqa: BLE001 - any failure means "not available", and we report why
     _error = f"{type(exc).__name__}: {exc}"
@@ -26,6 +27,11 @@ except Exception as exc:  # noqa: BLE001 - any failure means "not available", an
 def loaded() -> bool:
     """True when the compiled library is importable (its CPU kernels are then registered)."""
     return _loaded
+
+
+def extension_module():
+    """The compiled module (it holds the CPU output cache's controls: snn_cuda.memory), or None."""
+    return _module
 
 
 def load_error() -> str | None:

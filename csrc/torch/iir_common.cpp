@@ -1,6 +1,7 @@
 #include "iir_common.h"
 
 #include "checks.h"
+#include "output_cache.h"
 
 namespace snn {
 namespace torch_ops {
@@ -42,7 +43,7 @@ IirForwardTensors prepare_iir_forward(const at::Tensor& x, const at::Tensor& a1,
   p.b = *checked_coefficient(b, x, state_shape, a1, "b");
   p.p1 = checked_state(p1, x, state_shape, "p1");
   p.p2 = checked_state(p2, x, state_shape, "p2");
-  p.p = at::empty_like(p.x);
+  p.p = empty_output(p.x.sizes(), p.x.options());
   p.p_last = at::empty(state_shape, x.options());
   p.p_before_last = at::empty(state_shape, x.options());
   return p;
@@ -77,7 +78,7 @@ IirBackwardTensors prepare_iir_backward(const at::Tensor& grad_p, const std::opt
   const auto coefficient_grad = [&](bool wanted) {
     return wanted ? at::empty(state_shape, acc_options) : at::empty({0}, acc_options);
   };
-  t.grad_x = grad_x ? at::empty_like(t.grad_p) : at::empty({0}, grad_p.options());
+  t.grad_x = grad_x ? empty_output(t.grad_p.sizes(), t.grad_p.options()) : at::empty({0}, grad_p.options());
   t.grad_a1 = coefficient_grad(grad_a);
   t.grad_a2 = coefficient_grad(grad_a && a2.has_value());
   t.grad_b = coefficient_grad(grad_b);

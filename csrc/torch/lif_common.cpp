@@ -1,6 +1,7 @@
 #include "lif_common.h"
 
 #include "checks.h"
+#include "output_cache.h"
 
 namespace snn {
 namespace torch_ops {
@@ -55,8 +56,8 @@ LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alp
   p.theta = theta.contiguous();
   p.v0 = checked_state(v0, x, state_shape, "v0");
   p.r0 = checked_state(r0, x, state_shape, "r0");
-  p.spikes = at::empty_like(p.x);
-  p.h = store_h ? at::empty_like(p.x) : at::empty({0}, x.options());
+  p.spikes = empty_output(p.x.sizes(), p.x.options());
+  p.h = store_h ? empty_output(p.x.sizes(), p.x.options()) : at::empty({0}, x.options());
   p.v_last = at::empty(state_shape, x.options());
   p.r_last = at::empty(state_shape, x.options());
   return p;
@@ -93,7 +94,7 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   p.grad_r_last = checked_state(grad_r_last, saved, state_shape, "grad_r_last");
   p.v0 = checked_state(v0, saved, state_shape, "v0");
   p.r0 = checked_state(r0, saved, state_shape, "r0");
-  p.grad_x = at::empty_like(p.grad_spikes);
+  p.grad_x = empty_output(p.grad_spikes.sizes(), p.grad_spikes.options());
   p.grad_v0 = at::empty(state_shape, saved.options());
   p.grad_r0 = at::empty(state_shape, saved.options());
   const auto acc_options = saved.options().dtype(acc);

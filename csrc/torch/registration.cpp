@@ -1,9 +1,12 @@
-// The op schemas (one TORCH_LIBRARY block for the whole library) and the Python module stub.
+// The op schemas (one TORCH_LIBRARY block for the whole library) and the Python module, which holds the controls
+// of the CPU output cache.
 //
 // Each recurrence is a forward/backward pair. Backends register implementations with TORCH_LIBRARY_IMPL in their
 // own files; fake (meta) implementations and autograd formulas are registered from Python (snn_cuda/ops).
 #include <Python.h>
 #include <torch/library.h>
+
+#include "output_cache.h"
 
 TORCH_LIBRARY(snn_cuda, m) {
   // Returns (spikes, v_last, r_last, h); h is empty unless store_h. The backward needs either h or (on the CPU)
@@ -34,8 +37,46 @@ TORCH_LIBRARY(snn_cuda, m) {
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
-// Importing snn_cuda._C runs the static initialisers above; the module itself holds nothing.
+namespace {
+
+using namespace snn::torch_ops;
+
+// The CPU output cache's controls (output_cache.h); snn_cuda/memory.py wraps them.
+PyObject* cpu_cache_stats(PyObject*, PyObject*) {
+  const OutputCacheStats s = output_cache_stats();
+  return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L}", "cached_bytes", static_cast<long long>(s.cached_bytes),
+                       "cached_blocks", static_cast<long long>(s.cached_blocks), "in_use_bytes",
+                       static_cast<long long>(s.in_use_bytes), "limit_bytes", static_cast<long long>(s.limit_bytes),
+                       "hits", static_cast<long long>(s.hits), "misses", static_cast<long long>(s.misses));
+}
+
+PyObject* cpu_cache_set_limit(PyObject*, PyObject* arg) {
+  const long long bytes = PyLong_AsLongLong(arg);
+  if (bytes == -1 && PyErr_Occurred()) return nullptr;
+  if (bytes < 0) {
+    PyErr_Format(PyExc_ValueError, "the CPU output cache's limit must be >= 0 bytes, got %lld", bytes);
+    return nullptr;
+  }
+  set_output_cache_limit(bytes);
+  Py_RETURN_NONE;
+}
+
+PyObject* cpu_cache_empty(PyObject*, PyObject*) {
+  empty_output_cache();
+  Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"cpu_cache_stats", cpu_cache_stats, METH_NOARGS, "The CPU output cache's counters, as a dict."},
+    {"cpu_cache_set_limit", cpu_cache_set_limit, METH_O, "Sets the CPU output cache's limit in bytes (0: off)."},
+    {"cpu_cache_empty", cpu_cache_empty, METH_NOARGS, "Frees the CPU output cache's waiting blocks."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+// Importing snn_cuda._C runs the static initialisers above (the ops); the module holds the cache controls.
 extern "C" PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);
 }
