@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -23,7 +24,8 @@ def check_sequence(x: object, name: str = "x") -> torch.Tensor:
 
 
 def check_float(value: object, name: str, *, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real takes numpy scalars too (np.float32 is not a float)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
@@ -70,6 +72,15 @@ def check_state(value: torch.Tensor | None, name: str, x: torch.Tensor) -> torch
     if value.dtype != x.dtype:
         raise TypeError(f"{name} has dtype {value.dtype} but x has dtype {x.dtype}")
     return value
+
+
+def check_shape(value: object, name: str) -> tuple[int, ...]:
+    """A module's parameter shape: a tuple (or list, or torch.Size) of positive ints."""
+    if not isinstance(value, (tuple, list, torch.Size)) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
+    ):
+        raise TypeError(f"{name} must be a tuple of positive ints, such as (F,) or (C, 1, 1), got {value!r}")
+    return tuple(value)
 
 
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ._checks import check_choice
 from .neuron import LIF
-from .synapse import INITIAL_STATES, Coefficients, IIRSynapse, dual_exp
+from .synapse import INITIAL_STATES, Coefficients, IIRSynapse, _positive, dual_exp
 
 
 def snn_iir_neuron(tau_m: float, *, initial_state: str = "zero", backend: str = "auto") -> LIF:
@@ -23,8 +23,9 @@ def snn_iir_neuron(tau_m: float, *, initial_state: str = "zero", backend: str = 
     ``r = e^(-1/tau_m) r + s``, gaussian surrogate sigma 0.4, reset not detached. One scalar configuration for
     the layer; ``initial_state`` "preserved" carries ``(v, r)`` across calls, detached."""
     check_choice(initial_state, "initial_state", INITIAL_STATES)
+    gamma = math.exp(-1 / _positive(tau_m, "tau_m"))
     return LIF(
-        alpha=0.0, theta=1.0, reset="none", gamma=math.exp(-1 / tau_m), rho=1.0, detach_reset=False,
+        alpha=0.0, theta=1.0, reset="none", gamma=gamma, rho=1.0, detach_reset=False,
         surrogate="gaussian", surrogate_param=0.4, stateful=initial_state == "preserved", backend=backend,
     )  # fmt: skip
 
@@ -86,9 +87,9 @@ class IIRLinear(IIRLayer):
         initial_state: str = "zero",
         backend: str = "auto",
     ) -> None:
+        coefficients = dual_exp(tau_m, tau_s) if coefficients is None else coefficients
         super().__init__(
-            IIRSynapse((in_features,), coefficients or dual_exp(tau_m, tau_s), initial_state=initial_state,
-                       backend=backend),
+            IIRSynapse((in_features,), coefficients, initial_state=initial_state, backend=backend),
             nn.Linear(in_features, out_features),
             snn_iir_neuron(tau_m, initial_state=initial_state, backend=backend),
         )  # fmt: skip
@@ -116,9 +117,9 @@ class IIRConv2d(IIRLayer):
         initial_state: str = "zero",
         backend: str = "auto",
     ) -> None:
+        coefficients = dual_exp(tau_m, tau_s) if coefficients is None else coefficients
         super().__init__(
-            IIRSynapse((in_channels, *input_size), coefficients or dual_exp(tau_m, tau_s),
-                       initial_state=initial_state, backend=backend),
+            IIRSynapse((in_channels, *input_size), coefficients, initial_state=initial_state, backend=backend),
             nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding),
             snn_iir_neuron(tau_m, initial_state=initial_state, backend=backend),
         )  # fmt: skip

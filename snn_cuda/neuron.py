@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_float
+from ._checks import check_choice, check_float, check_shape
 from .ops import lif
+from .ops._backend import BACKENDS
+from .reference.lif import check_lif_options
 
 
 def _parameter_or_buffer(module: nn.Module, name: str, value: float, shape, learnable: bool) -> None:
@@ -52,8 +54,15 @@ class LIF(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
+        # Everything but the input is checked here, so a bad option fails where the module is built.
+        if shape is not None:
+            shape = check_shape(shape, "shape")
         check_float(alpha, "alpha", low=0.0, high=1.0)
         check_float(theta, "theta")
+        check_lif_options(
+            reset=reset, v_reset=v_reset, gamma=gamma, rho=rho, surrogate=surrogate, surrogate_param=surrogate_param
+        )
+        check_choice(backend, "backend", BACKENDS)
         _parameter_or_buffer(self, "alpha", alpha, shape, learn_alpha)
         _parameter_or_buffer(self, "theta", theta, shape, learn_theta)
         self.options = dict(

@@ -7,6 +7,7 @@ implement the same table in ``csrc/core/lif_step.h``; this module is the torch v
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -30,6 +31,8 @@ def resolve(name: str, param: float | None) -> float:
         raise ValueError(f"surrogate must be one of {', '.join(repr(n) for n in NAMES)}, got {name!r}")
     if param is None:
         return DEFAULT_PARAM[name]
+    if isinstance(param, bool) or not isinstance(param, numbers.Real):
+        raise TypeError(f"surrogate_param must be a number or None, got {type(param).__name__}")
     param = float(param)
     if not math.isfinite(param) or param <= 0:
         raise ValueError(f"surrogate_param must be a positive finite number for surrogate {name!r}, got {param}")

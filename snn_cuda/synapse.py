@@ -11,8 +11,9 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_float
+from ._checks import check_choice, check_float, check_shape
 from .ops import iir_filter
+from .ops._backend import BACKENDS
 
 Coefficients = tuple[float, float, float]
 INITIAL_STATES = ("zero", "preserved")
@@ -87,7 +88,13 @@ class IIRSynapse(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
+        shape = check_shape(shape, "shape")
+        if not isinstance(coefficients, (tuple, list)) or len(coefficients) != 3:
+            raise ValueError(
+                f"coefficients must be (a1, a2, b), three numbers (see dual_exp, first_order), got {coefficients!r}"
+            )
         a1, a2, b = (check_float(v, name) for v, name in zip(coefficients, ("a1", "a2", "b"), strict=True))
+        check_choice(backend, "backend", BACKENDS)
         self.first_order = a2 == 0.0
         for name, value in (("a1", a1), ("a2", a2), ("b", b)):
             if name == "a2" and self.first_order:

@@ -8,6 +8,7 @@ import itertools
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from conftest import (
@@ -313,7 +314,7 @@ def test_auto_backend_falls_back_with_one_warning(monkeypatch):
     # Half on the CPU has no kernel: auto falls back to the reference with one warning, "cpp" refuses.
     monkeypatch.setattr(_backend, "_warned", set())
     half = x.half()
-    with pytest.warns(UserWarning, match="snn_cuda.iir: using the pure-torch reference"):
+    with pytest.warns(UserWarning, match="snn_cuda.iir_filter: using the pure-torch reference"):
         assert snn_cuda.iir_filter(half, 0.5, 0.1, 1.0).dtype == torch.float16
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -349,6 +350,38 @@ def test_bad_input_names_the_argument(kwargs, error, match):
     x, a1, a2, b = (args.pop(k) for k in ("x", "a1", "a2", "b"))
     with pytest.raises(error, match=match):
         snn_cuda.iir_filter(x, a1, a2, b, **args)
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: snn_cuda.IIRSynapse((3,), (0.5, 0.1)), ValueError, r"coefficients must be \(a1, a2, b\)"),
+        (lambda: snn_cuda.IIRSynapse(3, (0.5, 0.1, 1.0)), TypeError, "shape must be a tuple"),
+        (lambda: snn_cuda.IIRSynapse((3,), (0.5, 0.1, 1.0), backend="gpu"), ValueError, "backend must be one of"),
+        (lambda: snn_cuda.snn_iir_neuron(0.0), ValueError, "tau_m must be positive"),
+        (lambda: snn_cuda.snn_iir_neuron(-1.0), ValueError, "tau_m must be positive"),
+        (lambda: snn_cuda.snn_iir_neuron("4"), TypeError, "tau_m must be a number"),
+        (lambda: snn_cuda.IIRLinear(4, 2, tau_m=-1.0, tau_s=1.0, coefficients=snn_cuda.first_order(2.0)),
+         ValueError, "tau_m must be positive"),
+        (lambda: snn_cuda.IIRLinear(4, 2, tau_m=4.0, tau_s=1.0, coefficients=()), ValueError, "coefficients must"),
+    ],
+)  # fmt: skip
+def test_modules_check_their_options_when_built(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_double_backward_of_the_kernel_is_refused():
+    """Differentiating the compiled backward raises instead of returning zeros (PyTorch's fallback)."""
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    a1 = torch.full((3,), 0.6, dtype=torch.float64, requires_grad=True)
+    p = snn_cuda.iir_filter(x, a1, -0.1, np.float32(1.0), backend="cpp")
+    (gx, ga) = torch.autograd.grad((p**2).sum(), (x, a1), create_graph=True)
+    p_ref = snn_cuda.iir_filter(x, a1, -0.1, 1.0, backend="torch")
+    torch.testing.assert_close((gx, ga), torch.autograd.grad((p_ref**2).sum(), (x, a1)))
+    for g in (gx, ga):
+        with pytest.raises(RuntimeError, match="first derivatives only"):
+            torch.autograd.grad(g.sum(), (x, a1))
 
 
 def test_kernel_checks_arguments_directly():

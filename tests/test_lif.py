@@ -10,6 +10,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from conftest import (
@@ -402,6 +403,7 @@ def test_auto_backend_and_forced_reference(monkeypatch):
         (dict(surrogate="relu"), ValueError, "surrogate must be one of"),
         (dict(surrogate_param=0.0), ValueError, "surrogate_param must be a positive"),
         (dict(surrogate_param=-1.0), ValueError, "surrogate_param must be a positive"),
+        (dict(surrogate_param="a"), TypeError, "surrogate_param must be a number"),
         (dict(v0=torch.zeros(4, 5)), ValueError, "v0 must have shape"),
         (dict(v0=torch.zeros(2, 4, dtype=torch.float64)), TypeError, "v0 has dtype"),
         (dict(r0=torch.zeros(2, 4)), ValueError, "r0 is given but gamma is None"),
@@ -415,6 +417,47 @@ def test_bad_input_names_the_argument(kwargs, error, match):
     x = args.pop("x")
     with pytest.raises(error, match=match):
         snn_cuda.lif(x, **args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(shape=3), TypeError, "shape must be a tuple of positive ints"),
+        (dict(shape=(3, 0)), TypeError, "shape must be a tuple"),
+        (dict(alpha=2.0), ValueError, "alpha must lie"),
+        (dict(reset="bogus"), ValueError, "reset must be one of"),
+        (dict(surrogate="relu"), ValueError, "surrogate must be one of"),
+        (dict(surrogate_param=-1.0), ValueError, "surrogate_param must be a positive"),
+        (dict(gamma=float("nan")), ValueError, "gamma must be finite"),
+        (dict(v_reset="0"), TypeError, "v_reset must be a number"),
+        (dict(backend="gpu"), ValueError, "backend must be one of"),
+    ],
+)
+def test_module_checks_its_options_when_built(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        snn_cuda.LIF(**kwargs)
+
+
+def test_numpy_scalars_are_numbers():
+    x = torch.rand(5, 2, 4) * 2
+    expected = snn_cuda.lif(x, alpha=0.75, theta=0.5, surrogate_param=1.5)
+    got = snn_cuda.lif(x, alpha=np.float32(0.75), theta=np.float64(0.5), surrogate_param=np.float32(1.5))
+    assert torch.equal(got, expected)
+    assert torch.equal(snn_cuda.LIF(alpha=np.float32(0.75), theta=np.int64(1))(x), snn_cuda.lif(x, alpha=0.75))
+
+
+@pytest.mark.parametrize("reset, gamma", [("hard", None), ("none", 0.8)])
+def test_double_backward_of_the_kernel_is_refused(reset, gamma):
+    """The compiled backward computes first derivatives only: differentiating it again raises, never returns
+    zeros; create_graph=True for a first derivative still works, and the reference supports both."""
+    x = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+    options = dict(alpha=0.8, theta=0.2, reset=reset, gamma=gamma, surrogate="sigmoid")
+    (g,) = torch.autograd.grad(snn_cuda.lif(x, backend="cpp", **options).sum(), x, create_graph=True)
+    (g_ref,) = torch.autograd.grad(snn_cuda.lif(x, backend="torch", **options).sum(), x, create_graph=True)
+    torch.testing.assert_close(g, g_ref)
+    with pytest.raises(RuntimeError, match="first derivatives only.*backend='torch'"):
+        torch.autograd.grad(g.sum(), x)
+    assert torch.autograd.grad(g_ref.sum(), x)[0].shape == x.shape
 
 
 def test_kernel_checks_arguments_directly():

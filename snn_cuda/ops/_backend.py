@@ -17,6 +17,8 @@ KERNEL_DTYPES = {
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 _BACKEND_DEVICE = {"cpp": "cpu", "cuda": "cuda"}
+# The public function of each op, for messages.
+PUBLIC_NAME = {"lif": "snn_cuda.lif", "iir": "snn_cuda.iir_filter"}
 _warned: set[tuple[str, str]] = set()
 
 
@@ -46,15 +48,29 @@ def select(op: str, backend: str, x: torch.Tensor) -> str:
         key = (op, reason)
         if key not in _warned:
             _warned.add(key)
-            warnings.warn(f"snn_cuda.{op}: using the pure-torch reference because {reason}", stacklevel=3)
+            warnings.warn(f"{PUBLIC_NAME[op]}: using the pure-torch reference because {reason}", stacklevel=3)
         return "torch"
     wanted = _BACKEND_DEVICE[backend]
     if device_type != wanted:
         raise ValueError(f"backend={backend!r} runs on {wanted} tensors, but x is on {x.device}")
     reason = _unavailable_reason(op, device_type, x.dtype)
     if reason is not None:
-        raise RuntimeError(f"backend={backend!r} is not available for snn_cuda.{op}: {reason}")
+        raise RuntimeError(f"backend={backend!r} is not available for {PUBLIC_NAME[op]}: {reason}")
     return "kernel"
+
+
+def refuse_double_backward(op: str) -> None:
+    """Gives ``snn_cuda::<op>_bwd`` an autograd formula that raises. Without one, differentiating a gradient of
+    the compiled op (``create_graph=True``, then a second backward) gets PyTorch's fallback, which treats the
+    backward kernel as constant: zero second derivatives with only a generic warning."""
+
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            f"{PUBLIC_NAME[op]}: the compiled backends compute first derivatives only; for the derivative of a "
+            "gradient (double backward), run the op with backend='torch'"
+        )
+
+    torch.library.register_autograd(f"snn_cuda::{op}_bwd", backward)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -110,6 +110,7 @@ def _register() -> None:
         )
 
     torch.library.register_autograd("snn_cuda::iir_fwd", backward, setup_context=setup_context)
+    _backend.refuse_double_backward("iir")
 
 
 if _ext.loaded():

@@ -124,6 +124,7 @@ def _register() -> None:
         ) + (None,) * 8
 
     torch.library.register_autograd("snn_cuda::lif_fwd", backward, setup_context=setup_context)
+    _backend.refuse_double_backward("lif")
 
 
 if _ext.loaded():

@@ -32,6 +32,20 @@ class LifConfig:
     r0: torch.Tensor | None
 
 
+def check_lif_options(
+    *, reset: str, v_reset: float, gamma: float | None, rho: float, surrogate: str, surrogate_param: float | None
+) -> dict:
+    """The neuron's options that do not depend on the input, validated (the surrogate parameter resolved)."""
+    return dict(
+        reset=check_choice(reset, "reset", RESET_MODES),
+        v_reset=check_float(v_reset, "v_reset"),
+        gamma=None if gamma is None else check_float(gamma, "gamma"),
+        rho=check_float(rho, "rho"),
+        surrogate=check_choice(surrogate, "surrogate", surrogates.NAMES),
+        surrogate_param=surrogates.resolve(surrogate, surrogate_param),
+    )
+
+
 def check_lif_args(
     x: torch.Tensor,
     *,
@@ -53,15 +67,12 @@ def check_lif_args(
     return LifConfig(
         alpha=check_param(alpha, "alpha", x, low=0.0, high=1.0),
         theta=check_param(theta, "theta", x),
-        reset=check_choice(reset, "reset", RESET_MODES),
-        v_reset=check_float(v_reset, "v_reset"),
-        gamma=None if gamma is None else check_float(gamma, "gamma"),
-        rho=check_float(rho, "rho"),
         detach_reset=bool(detach_reset),
-        surrogate=check_choice(surrogate, "surrogate", surrogates.NAMES),
-        surrogate_param=surrogates.resolve(surrogate, surrogate_param),
         v0=check_state(v0, "v0", x),
         r0=check_state(r0, "r0", x),
+        **check_lif_options(
+            reset=reset, v_reset=v_reset, gamma=gamma, rho=rho, surrogate=surrogate, surrogate_param=surrogate_param
+        ),
     )
 
 
