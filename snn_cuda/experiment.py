@@ -195,12 +195,26 @@ def driver_parser(doc: str, default_config: Path, *, name: str, data_help: str) 
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     parser.add_argument("--backend", default="auto", choices=("auto", "cpp", "cuda", "torch"))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", type=device_argument, default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu, cuda or cuda:N (default: cuda where available)")  # fmt: skip
     parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--test", metavar="CHECKPOINT", default=None, help="only evaluate this checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def device_argument(value: str) -> str:
+    """``--device``, checked before any data is read: a device torch knows, and CUDA only where available."""
+    try:
+        device = torch.device(value)
+    except RuntimeError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a torch device ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{value!r}: this torch ({torch.__version__}) has no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{value!r}: the drivers run on cpu or cuda")
+    return value
 
 
 def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from snn_cuda.experiment import RESULT_COLUMNS, load_config
 from snn_cuda.models import PRESETS
@@ -77,11 +78,22 @@ def test_gesture_smoke_writes_the_comparison(gesture, data_dir, tmp_path, monkey
     assert "snn_iir (epoch" in capsys.readouterr().out
 
 
-def test_gesture_argument_errors(gesture, tmp_path):
+def test_gesture_argument_errors(gesture, tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"--models: \['gru'\]"):
         gesture.main(["--smoke", "--quiet", "--out", str(tmp_path), "--models", "gru"])
     with pytest.raises(FileNotFoundError, match="config file .*missing.yaml does not exist"):
         gesture.main(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
+
+    # --device is checked by the parser, before any output is written or data read
+    out = tmp_path / "device"
+    for device, message in [("bogus", "is not a torch device"), ("mps", "the drivers run on cpu or cuda")] + (
+        [] if torch.cuda.is_available() else [("cuda", "has no CUDA device")]
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            gesture.main(["--smoke", "--out", str(out), "--device", device])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_conv_comparison_config_runs(gesture, data_dir, tmp_path, monkeypatch):
