@@ -75,12 +75,12 @@ def check_state(value: torch.Tensor | None, name: str, x: torch.Tensor) -> torch
 
 
 def check_shape(value: object, name: str) -> tuple[int, ...]:
-    """A module's parameter shape: a tuple (or list, or torch.Size) of positive ints."""
+    """A module's parameter shape: a tuple (or list, or torch.Size) of positive ints (numpy's included)."""
     if not isinstance(value, (tuple, list, torch.Size)) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in value
     ):
         raise TypeError(f"{name} must be a tuple of positive ints, such as (F,) or (C, 1, 1), got {value!r}")
-    return tuple(value)
+    return tuple(int(d) for d in value)
 
 
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
