@@ -27,14 +27,9 @@ def report() -> str:
             f"{torch.backends.cpu.get_cpu_capability()}, the IIR kernels at most AVX2 "
             "(set ATEN_CPU_CAPABILITY to change)"
         )
-    if _ext.loaded():
         limit = memory.cpu_cache_info()["limit_bytes"]
-        lines.append(
-            f"CPU output cache: up to {limit / 2**20:.0f} MiB of freed outputs kept for reuse"
-            if limit
-            else "CPU output cache: off"
-        )
-        lines[-1] += f" ({memory.CACHE_LIMIT_ENV}; snn_cuda.memory)"
+        cache = f"up to {limit / 2**20:.0f} MiB of freed outputs kept for reuse" if limit else "off"
+        lines.append(f"CPU output cache: {cache} ({memory.CACHE_LIMIT_ENV}; snn_cuda.memory)")
     if _ext.reference_forced():
         lines.append(f"{_ext.FORCE_REFERENCE_ENV} is set: backend='auto' uses the pure-torch reference")
     return "\n".join(lines)

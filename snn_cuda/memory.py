@@ -19,21 +19,18 @@ from . import _ext
 
 CACHE_LIMIT_ENV = "SNN_CUDA_CPU_CACHE_MB"
 
+_C = _ext.extension_module()  # holds the cache's controls; None without the compiled extension
+
 _STAT_KEYS = ("cached_bytes", "cached_blocks", "in_use_bytes", "limit_bytes", "hits", "misses")
-
-
-def _controls():
-    return _ext.extension_module() if _ext.loaded() else None
 
 
 def cpu_cache_info() -> dict[str, int]:
     """The cache's counters: ``cached_bytes`` / ``cached_blocks`` (freed outputs waiting for reuse),
     ``in_use_bytes`` (its blocks held by live tensors), ``limit_bytes``, and ``hits`` / ``misses`` (outputs served
     from a waiting block / from new memory) since the process started. All zero without the compiled extension."""
-    controls = _controls()
-    if controls is None:
+    if _C is None:
         return dict.fromkeys(_STAT_KEYS, 0)
-    return controls.cpu_cache_stats()
+    return _C.cpu_cache_stats()
 
 
 def set_cpu_cache_limit(nbytes: int) -> None:
@@ -41,16 +38,14 @@ def set_cpu_cache_limit(nbytes: int) -> None:
     limit are freed at once."""
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
         raise ValueError(f"nbytes must be an int >= 0 (bytes; 0 turns the cache off), got {nbytes!r}")
-    controls = _controls()
-    if controls is not None:
-        controls.cpu_cache_set_limit(nbytes)
+    if _C is not None:
+        _C.cpu_cache_set_limit(nbytes)
 
 
 def empty_cpu_cache() -> None:
     """Frees every waiting block (tensors in use keep theirs)."""
-    controls = _controls()
-    if controls is not None:
-        controls.cpu_cache_empty()
+    if _C is not None:
+        _C.cpu_cache_empty()
 
 
 def _limit_from_environment() -> int | None:

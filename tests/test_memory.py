@@ -94,7 +94,8 @@ def test_the_limit_evicts_the_oldest_blocks_and_zero_turns_the_cache_off(cache):
 
     snn_cuda.set_cpu_cache_limit(0)
     assert snn_cuda.cpu_cache_info()["cached_bytes"] == 0  # lowering the limit frees what no longer fits
-    hits, misses = snn_cuda.cpu_cache_info()["hits"], snn_cuda.cpu_cache_info()["misses"]
+    before = snn_cuda.cpu_cache_info()
+    hits, misses = before["hits"], before["misses"]
     for _ in range(2):
         _lif(torch.randn(SHAPE))
     info = snn_cuda.cpu_cache_info()

@@ -179,10 +179,7 @@ at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options)
 
 OutputCacheStats output_cache_stats() { return instance().stats(); }
 
-void set_output_cache_limit(int64_t bytes) {
-  TORCH_CHECK(bytes >= 0, "the CPU output cache's limit must be >= 0 bytes, got ", bytes);
-  instance().set_limit(static_cast<size_t>(bytes));
-}
+void set_output_cache_limit(size_t bytes) { instance().set_limit(bytes); }
 
 void empty_output_cache() { instance().clear(); }
 

@@ -11,6 +11,7 @@
 // allocated while a tensor uses it, not while it waits in the cache.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include <ATen/ATen.h>
@@ -37,7 +38,7 @@ struct OutputCacheStats {
 
 OutputCacheStats output_cache_stats();
 // 0 turns the cache off (freed blocks go back to the system); blocks beyond a lowered limit are freed at once.
-void set_output_cache_limit(int64_t bytes);
+void set_output_cache_limit(size_t bytes);
 // Frees every waiting block; tensors in use are not affected.
 void empty_output_cache();
 

@@ -50,13 +50,10 @@ PyObject* cpu_cache_stats(PyObject*, PyObject*) {
                        "hits", static_cast<long long>(s.hits), "misses", static_cast<long long>(s.misses));
 }
 
+// snn_cuda.set_cpu_cache_limit checks the value; a negative one reaching here raises OverflowError.
 PyObject* cpu_cache_set_limit(PyObject*, PyObject* arg) {
-  const long long bytes = PyLong_AsLongLong(arg);
-  if (bytes == -1 && PyErr_Occurred()) return nullptr;
-  if (bytes < 0) {
-    PyErr_Format(PyExc_ValueError, "the CPU output cache's limit must be >= 0 bytes, got %lld", bytes);
-    return nullptr;
-  }
+  const size_t bytes = PyLong_AsSize_t(arg);
+  if (bytes == static_cast<size_t>(-1) && PyErr_Occurred()) return nullptr;
   set_output_cache_limit(bytes);
   Py_RETURN_NONE;
 }
