@@ -5,11 +5,13 @@
 // outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
 // (CMakeLists.txt) into build/cmake/cpu_kernels:
 //   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30] [isa=best|avx512|avx2|baseline]
-//                           [dtype=float32|bfloat16]
+//                           [dtype=float32|bfloat16] [stream=auto|on|off|both]
 // for [T, batch, 4096]; isa "best" is the widest the op runs (iir: at most AVX2, cpu/iir_cpu.h). lif: hard reset,
 // atan surrogate, no parameter gradients, h recomputed in the backward (as the CPU op runs), computed in float32.
 // iir: second order (dual exponential, tau 4 / 1) computed in float64 (float32 for bfloat16 storage, as the op
 // does), every gradient (x, a1, a2, b) as for learnable coefficients. The copy moves a tensor of the same bytes.
+// stream: the outputs written as the ops write them ("auto": streaming stores from 32 MiB, cpu/common.h), always
+// streamed ("on"), never ("off"), or "both": the kernels run without and then with streaming in every round.
 // The copy, forward and backward run in turn in every round (so a change in the machine's load hits all three
 // alike); each is reported as its median.
 #include <algorithm>
@@ -124,9 +126,10 @@ struct IirBuffers {
 };
 
 // Times the copy, forward and backward of `op` in storage S and prints the medians and bandwidth fractions.
+// thresholds: the streaming thresholds to run the kernels under (cpu/common.h), each every round.
 template <typename S>
 void run(const std::string& op, const char* dtype, int64_t batch, int64_t T, int threads, int rounds,
-         snn::cpu::CpuIsa isa) {
+         snn::cpu::CpuIsa isa, const std::vector<int64_t>& thresholds) {
   const int64_t N = batch * 4096;
   const int64_t TN = T * N;
   std::unique_ptr<LifBuffers<S>> lif;
@@ -149,28 +152,38 @@ void run(const std::string& op, const char* dtype, int64_t batch, int64_t T, int
   auto run_fwd = [&] { parallel_parts(N, threads, k.forward); };
   auto run_bwd = [&] { parallel_parts(N, threads, k.backward); };
   run_copy(), run_fwd(), run_bwd();  // warm-up
-  std::vector<double> t_copy, t_fwd, t_bwd;
+  std::vector<double> t_copy;
+  std::vector<std::vector<double>> t_fwd(thresholds.size()), t_bwd(thresholds.size());
   for (int r = 0; r < rounds; ++r) {
     t_copy.push_back(milliseconds(run_copy));
-    t_fwd.push_back(milliseconds(run_fwd));
-    t_bwd.push_back(milliseconds(run_bwd));
+    for (size_t v = 0; v < thresholds.size(); ++v) {
+      const snn::cpu::ScopedStreamThreshold streaming(thresholds[v]);
+      t_fwd[v].push_back(milliseconds(run_fwd));
+      t_bwd[v].push_back(milliseconds(run_bwd));
+    }
   }
 
   const double tensor_mb = static_cast<double>(TN) * sizeof(S) / 1e6;
-  const double copy_ms = median(t_copy), fwd_ms = median(t_fwd), bwd_ms = median(t_bwd);
+  const double copy_ms = median(t_copy);
   const double gbps = 2 * tensor_mb / copy_ms;  // MB per ms = GB per s, bytes read + written
   auto fraction = [&](int tensors, double ms) { return tensors * tensor_mb / gbps / ms; };
   std::printf("%s, [%lld, %lld, 4096] %s, %d threads, isa %s, median of %d rounds; tensor %.1f MB\n", op.c_str(),
               static_cast<long long>(T), static_cast<long long>(batch), dtype, threads, snn::cpu::isa_name(isa),
               rounds, tensor_mb);
   std::printf("copy      %8.3f ms  %.1f GB/s (the bound)\n", copy_ms, gbps);
-  std::printf("forward   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms,
-              100 * fraction(k.forward_tensors, fwd_ms), k.forward_tensors);
-  std::printf("backward  %8.3f ms  %3.0f %% of the bound (%d tensors)\n", bwd_ms,
-              100 * fraction(k.backward_tensors, bwd_ms), k.backward_tensors);
-  const int total = k.forward_tensors + k.backward_tensors;
-  std::printf("fwd+bwd   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms + bwd_ms,
-              100 * fraction(total, fwd_ms + bwd_ms), total);
+  for (size_t v = 0; v < thresholds.size(); ++v) {
+    const snn::cpu::ScopedStreamThreshold streaming(thresholds[v]);
+    const bool streamed = snn::cpu::stream_output(TN * static_cast<int64_t>(sizeof(S)));
+    std::printf("outputs %s:\n", streamed ? "streamed" : "written with plain stores");
+    const double fwd_ms = median(t_fwd[v]), bwd_ms = median(t_bwd[v]);
+    std::printf("forward   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms,
+                100 * fraction(k.forward_tensors, fwd_ms), k.forward_tensors);
+    std::printf("backward  %8.3f ms  %3.0f %% of the bound (%d tensors)\n", bwd_ms,
+                100 * fraction(k.backward_tensors, bwd_ms), k.backward_tensors);
+    const int total = k.forward_tensors + k.backward_tensors;
+    std::printf("fwd+bwd   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms + bwd_ms,
+                100 * fraction(total, fwd_ms + bwd_ms), total);
+  }
 }
 
 }  // namespace
@@ -183,6 +196,9 @@ int main(int argc, char** argv) {
   const int rounds = argc > 5 ? std::atoi(argv[5]) : 30;
   const std::string isa_arg = argc > 6 ? argv[6] : "best";
   const std::string dtype = argc > 7 ? argv[7] : "float32";
+  // Streaming stores for the outputs (cpu/common.h): "auto" streams outputs of the default threshold and more;
+  // "both" runs the kernels without and with, alternating within every round.
+  const std::string stream = argc > 8 ? argv[8] : "auto";
   // "best", or an instruction set this processor runs.
   using snn::cpu::CpuIsa;
   const CpuIsa best = snn::cpu::best_supported_isa();
@@ -195,18 +211,22 @@ int main(int argc, char** argv) {
     }
   }
   if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1 || !isa_ok ||
-      (dtype != "float32" && dtype != "bfloat16")) {
+      (dtype != "float32" && dtype != "bfloat16") || (stream != "auto" && stream != "on" && stream != "off" && stream != "both")) {
     std::fprintf(stderr,
                  "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1] [isa: best, or one of "
-                 "baseline .. %s] [float32|bfloat16]\n",
+                 "baseline .. %s] [float32|bfloat16] [stream: auto|on|off|both]\n",
                  argv[0], snn::cpu::isa_name(best));
     return 2;
   }
+  std::vector<int64_t> thresholds{snn::cpu::kDefaultStreamThresholdBytes};
+  if (stream == "on") thresholds = {0};
+  if (stream == "off") thresholds = {snn::cpu::kNeverStream};
+  if (stream == "both") thresholds = {snn::cpu::kNeverStream, 0};
   if (op == "iir" && isa_arg == "best") isa = std::min(isa, snn::cpu::kIirWidestIsa);
   if (dtype == "float32") {
-    run<float>(op, "float32", batch, T, threads, rounds, isa);
+    run<float>(op, "float32", batch, T, threads, rounds, isa, thresholds);
   } else {
-    run<snn::bfloat16>(op, "bfloat16", batch, T, threads, rounds, isa);
+    run<snn::bfloat16>(op, "bfloat16", batch, T, threads, rounds, isa, thresholds);
   }
   return 0;
 }

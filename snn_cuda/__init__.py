@@ -8,7 +8,13 @@ Importing never fails because the compiled extension is missing: the ops then fa
 
 from . import memory, reference, surrogate, synapse
 from .layers import IIRConv2d, IIRLayer, IIRLinear, OverTime, snn_iir_neuron
-from .memory import cpu_cache_info, empty_cpu_cache, set_cpu_cache_limit
+from .memory import (
+    cpu_cache_info,
+    cpu_streaming_threshold,
+    empty_cpu_cache,
+    set_cpu_cache_limit,
+    set_cpu_streaming_threshold,
+)
 from .neuron import LIF
 from .ops import iir_filter, lif
 from .synapse import IIRSynapse, dual_exp, first_order, normalised_dual_exp
@@ -23,6 +29,7 @@ __all__ = [
     "IIRSynapse",
     "OverTime",
     "cpu_cache_info",
+    "cpu_streaming_threshold",
     "dual_exp",
     "empty_cpu_cache",
     "first_order",
@@ -32,6 +39,7 @@ __all__ = [
     "normalised_dual_exp",
     "reference",
     "set_cpu_cache_limit",
+    "set_cpu_streaming_threshold",
     "snn_iir_neuron",
     "surrogate",
     "synapse",

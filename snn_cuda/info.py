@@ -30,6 +30,9 @@ def report() -> str:
         limit = memory.cpu_cache_info()["limit_bytes"]
         cache = f"up to {limit / 2**20:.0f} MiB of freed outputs kept for reuse" if limit else "off"
         lines.append(f"CPU output cache: {cache} ({memory.CACHE_LIMIT_ENV}; snn_cuda.memory)")
+        threshold = memory.cpu_streaming_threshold()
+        streamed = "never" if threshold is None else f"from {threshold / 2**20:g} MiB"
+        lines.append(f"CPU streaming stores for outputs: {streamed} ({memory.STREAM_THRESHOLD_ENV}; snn_cuda.memory)")
     if _ext.reference_forced():
         lines.append(f"{_ext.FORCE_REFERENCE_ENV} is set: backend='auto' uses the pure-torch reference")
     return "\n".join(lines)

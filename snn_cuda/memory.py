@@ -1,4 +1,4 @@
-"""The CPU output cache: where the compiled CPU ops take their large output tensors from.
+"""How the compiled CPU ops handle their large outputs: the output cache, and streaming stores.
 
 Every op returns fresh ``[T, ...]`` tensors (spikes, filter outputs, input gradients). On the CPU, a fresh large
 tensor page-faults in from the operating system (glibc hands freed blocks above its mmap threshold back), which
@@ -9,6 +9,12 @@ its limit, 1 GiB unless ``SNN_CUDA_CPU_CACHE_MB`` (read at import) or :func:`set
 and drops the oldest blocks beyond it; a limit of 0 turns it off. Memory in the cache shows as the process's own
 (resident) memory, not as allocated to tensors: the PyTorch profiler counts a block only while a tensor uses it.
 The reference backend and the CUDA ops do not use it (CUDA has PyTorch's caching allocator).
+
+The CPU kernels write outputs of at least :func:`cpu_streaming_threshold` bytes (32 MiB unless
+``SNN_CUDA_CPU_STREAM_MB`` or :func:`set_cpu_streaming_threshold` says otherwise) with streaming stores, which skip
+the read of each line a plain store does first and leave the cache to the inputs. That pays when the output is too
+large to be in cache when it is next read, and costs when it is small enough to be (csrc/cpu/common.h has the
+measurements). Results are bitwise the same either way.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import os
 from . import _ext
 
 CACHE_LIMIT_ENV = "SNN_CUDA_CPU_CACHE_MB"
+STREAM_THRESHOLD_ENV = "SNN_CUDA_CPU_STREAM_MB"
+_NEVER = 2**63 - 1  # the C++ side's "never stream"
 
 _C = _ext.extension_module()  # holds the cache's controls; None without the compiled extension
 
@@ -48,8 +56,27 @@ def empty_cpu_cache() -> None:
         _C.cpu_cache_empty()
 
 
-def _limit_from_environment() -> int | None:
-    value = os.environ.get(CACHE_LIMIT_ENV)
+def cpu_streaming_threshold() -> int | None:
+    """The size in bytes from which the CPU kernels write an output with streaming stores; None: never. None
+    without the compiled extension."""
+    if _C is None:
+        return None
+    nbytes = _C.cpu_stream_threshold()
+    return None if nbytes == _NEVER else nbytes
+
+
+def set_cpu_streaming_threshold(nbytes: int | None) -> None:
+    """Sets the size in bytes from which the CPU kernels stream their outputs (0: always; None: never)."""
+    if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0):
+        raise ValueError(
+            f"nbytes must be an int >= 0 (bytes; 0 streams every output) or None (never), got {nbytes!r}"
+        )
+    if _C is not None:
+        _C.cpu_stream_set_threshold(_NEVER if nbytes is None else min(nbytes, _NEVER))
+
+
+def _megabytes_from_environment(name: str, meaning: str) -> int | None:
+    value = os.environ.get(name)
     if value is None or value.strip() == "":
         return None
     try:
@@ -57,13 +84,13 @@ def _limit_from_environment() -> int | None:
     except ValueError:
         megabytes = -1
     if megabytes < 0:
-        raise ValueError(
-            f"{CACHE_LIMIT_ENV} must be a whole number of megabytes >= 0 (0 turns the CPU output "
-            f"cache off), got {value!r}"
-        )
+        raise ValueError(f"{name} must be a whole number of megabytes >= 0 ({meaning}), got {value!r}")
     return megabytes * 2**20
 
 
-_env_limit = _limit_from_environment()
+_env_limit = _megabytes_from_environment(CACHE_LIMIT_ENV, "0 turns the CPU output cache off")
 if _env_limit is not None:
     set_cpu_cache_limit(_env_limit)
+_env_threshold = _megabytes_from_environment(STREAM_THRESHOLD_ENV, "0 streams every output")
+if _env_threshold is not None:
+    set_cpu_streaming_threshold(_env_threshold)

@@ -48,6 +48,7 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
   // p[t-1] and p[t-2] (second order) in two arrays whose roles swap every step: p[t] overwrites p[t-2], so no
   // state is copied. The state arrays and coefficients are the per-step traffic besides x and p.
   acc_t state[2][kBlock], a1[kBlock], a2[kBlock], b[kBlock];
+  const bool stream = stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));  // common.h
   for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
     const int64_t len = std::min(kBlock, n_end - begin);
     acc_t* p_prev = state[0];
@@ -67,19 +68,23 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
           len,
           [&](int64_t i) SNN_ALWAYS_INLINE {
             prefetch_ahead<false>(x, last ? nullptr : x + N, i, len);
-            prefetch_ahead<true>(p_out, last ? nullptr : p_out + N, i, len);
+            if (!stream) prefetch_ahead<true>(p_out, last ? nullptr : p_out + N, i, len);
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
+            alignas(64) scalar_t p_chunk[kPrefetchChunk];  // streamed rows go through this buffer
+            scalar_t* SNN_RESTRICT p_dst = stream ? p_chunk : p_out + i0;
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], prev[i],
                                                      kSecondOrder ? prev2[i] : acc_t(0), to_acc<acc_t>(x[i]));
-              p_out[i] = from_acc<scalar_t>(p);
+              p_dst[i - i0] = from_acc<scalar_t>(p);
               (kSecondOrder ? prev2 : prev)[i] = p;
             }
+            if (stream) stream_store(p_out + i0, p_chunk, i1 - i0);
           });
       if (kSecondOrder) std::swap(p_prev, p_prev2);
     }
+    if (stream) stream_fence();  // before_last below reads a streamed row back
     // p[T-2] as stored (the state rounded to scalar_t, as p_before_last is), or p[-1] when T = 1.
     const scalar_t* before_last = a.T >= 2 ? a.p + (a.T - 2) * N : a.p1;
     for (int64_t i = 0; i < len; ++i) {
@@ -97,6 +102,7 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
       grad_b[kBlock];
   // Stands in for an absent initial state in the a1, a2 gradients of the first steps.
   const scalar_t zeros[kBlock] = {};
+  const bool stream = kGradX && stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));  // common.h
   for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
     const int64_t len = std::min(kBlock, n_end - begin);
     load_state_block(a.grad_p_last, begin, len, u1);
@@ -122,7 +128,7 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
           len,
           [&](int64_t i) SNN_ALWAYS_INLINE {
             prefetch_ahead<false>(g, first ? nullptr : g - N, i, len);
-            if (kGradX) prefetch_ahead<true>(grad_x, first ? nullptr : grad_x - N, i, len);
+            if (kGradX && !stream) prefetch_ahead<true>(grad_x, first ? nullptr : grad_x - N, i, len);
             if (kGradB) prefetch_ahead<false>(x, first ? nullptr : x - N, i, len);
             if (kGradA && lead >= 0) {
               const scalar_t* row = a.p + lead * N + begin;
@@ -130,15 +136,18 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
             }
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
+            alignas(64) scalar_t gx_chunk[kPrefetchChunk];  // as p_chunk in the forward
+            scalar_t* SNN_RESTRICT gx_dst = !kGradX ? nullptr : stream ? gx_chunk : grad_x + i0;
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t q = iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0),
                                                              to_acc<acc_t>(g[i]), u1[i], u2[i]);
-              if (kGradX) grad_x[i] = from_acc<scalar_t>(b[i] * q);
+              if (kGradX) gx_dst[i - i0] = from_acc<scalar_t>(b[i] * q);
               if (kGradA) grad_a1[i] += q * to_acc<acc_t>(p_prev[i]);
               if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2[i]);
               if (kGradB) grad_b[i] += q * to_acc<acc_t>(x[i]);
             }
+            if (stream) stream_store(grad_x + i0, gx_chunk, i1 - i0);
           });
     }
     for (int64_t i = 0; i < len; ++i) {
@@ -149,6 +158,7 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
       if (kGradB) a.grad_b[begin + i] = grad_b[i];
     }
   }
+  if (stream) stream_fence();
 }
 
 // Forward over elements [n_begin, n_end), compiled for `isa` (capped at what the processor runs); first order

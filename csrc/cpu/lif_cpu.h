@@ -42,14 +42,15 @@ SNN_ALWAYS_INLINE inline void load_initial_state(const scalar_t* v0, const scala
 }
 
 // The recurrence over all T steps for one block of len neurons: x rows at x + t * N; spikes (if kStoreS) at
-// s_out + t * N; h (if kStoreH) at h_out + t * h_stride. v and r hold the state in and out. The forward op
-// stores spikes (and h when a backward will read it); the backward's recompute stores only h, into a scratch
-// block, so both run literally the same steps and the recomputed h equals the forward's bit for bit.
+// s_out + t * N, with streaming stores if stream_s (common.h); h (if kStoreH) at h_out + t * h_stride. v and r
+// hold the state in and out. The forward op stores spikes (and h when a backward will read it); the backward's
+// recompute stores only h, into a scratch block, so both run literally the same steps and the recomputed h
+// equals the forward's bit for bit.
 template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreS, bool kStoreH>
 SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64_t T, int64_t N, int64_t len,
-                                                const scalar_t* x_block, scalar_t* s_out, scalar_t* h_out,
-                                                int64_t h_stride, const acc_t* alpha, const acc_t* theta, acc_t* v,
-                                                acc_t* r) {
+                                                const scalar_t* x_block, scalar_t* s_out, bool stream_s,
+                                                scalar_t* h_out, int64_t h_stride, const acc_t* alpha,
+                                                const acc_t* theta, acc_t* v, acc_t* r) {
   for (int64_t t = 0; t < T; ++t) {
     const scalar_t* SNN_RESTRICT x = x_block + t * N;
     scalar_t* SNN_RESTRICT s_row = kStoreS ? s_out + t * N : nullptr;
@@ -59,10 +60,14 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
         len,
         [&](int64_t i) SNN_ALWAYS_INLINE {
           prefetch_ahead<false>(x, last ? nullptr : x + N, i, len);
-          if (kStoreS) prefetch_ahead<true>(s_row, last ? nullptr : s_row + N, i, len);
+          // A streamed row is not prefetched: that would read the lines the streaming stores avoid reading.
+          if (kStoreS && !stream_s) prefetch_ahead<true>(s_row, last ? nullptr : s_row + N, i, len);
           if (kStoreH) prefetch_ahead<true>(h_row, last ? nullptr : h_row + h_stride, i, len);
         },
         [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
+          // Streamed spikes go through this buffer (in L1) to stream_store; otherwise straight to the row.
+          alignas(64) scalar_t s_chunk[kPrefetchChunk];
+          scalar_t* SNN_RESTRICT s_dst = !kStoreS ? nullptr : stream_s ? s_chunk : s_row + i0;
 #pragma GCC ivdep
           for (int64_t i = i0; i < i1; ++i) {
             const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), kTrace ? r[i] : acc_t(0));
@@ -70,10 +75,11 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
             const scalar_t h_stored = from_acc<scalar_t>(h);
             const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta[i]);
             if (kStoreH) h_row[i] = h_stored;
-            if (kStoreS) s_row[i] = from_acc<scalar_t>(s);
+            if (kStoreS) s_dst[i - i0] = from_acc<scalar_t>(s);
             v[i] = lif_reset(c, h, s, theta[i]);
             if (kTrace) r[i] = lif_trace(c, r[i], s);
           }
+          if (kStoreS && stream_s) stream_store(s_row + i0, s_chunk, i1 - i0);
         });
   }
 }
@@ -84,18 +90,20 @@ SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scala
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, Surrogate::atan>(a.config);
   const int64_t N = a.N;
   acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
+  const bool stream = stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
     const int64_t len = std::min(kBlock, n_end - b);
     load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, v, r);
     load_periodic(a.alpha, a.P, b, len, alpha);
     load_periodic(a.theta, a.P, b, len, theta);
     lif_forward_steps<scalar_t, acc_t, kReset, kTrace, true, kStoreH>(
-        c, a.T, N, len, a.x + b, a.spikes + b, kStoreH ? a.h + b : nullptr, N, alpha, theta, v, r);
+        c, a.T, N, len, a.x + b, a.spikes + b, stream, kStoreH ? a.h + b : nullptr, N, alpha, theta, v, r);
     for (int64_t i = 0; i < len; ++i) {
       a.v_last[b + i] = from_acc<scalar_t>(v[i]);
       a.r_last[b + i] = from_acc<scalar_t>(r[i]);
     }
   }
+  if (stream) stream_fence();
 }
 
 // Neurons per block when the backward recomputes h: the scratch block [T, len] must stay in L2 between the
@@ -115,6 +123,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
   acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock], alpha[kBlock], theta[kBlock];
   // Without a saved h, each block first runs the forward again into this scratch block (see recompute_block).
   const bool recompute = a.h == nullptr;
+  const bool stream = stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));
   const int64_t block = recompute ? recompute_block<scalar_t>(a.T) : kBlock;
   std::vector<scalar_t> scratch(recompute ? a.T * block : 0);
   const int64_t h_stride = recompute ? block : N;
@@ -126,8 +135,8 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
     if (recompute) {
       // gv and gr serve as the forward's v and r here; they are set for the backward just below.
       load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, gv, gr);
-      lif_forward_steps<scalar_t, acc_t, kReset, kTrace, false, true>(c, a.T, N, len, a.x + b, nullptr,
-                                                                      scratch.data(), block, alpha, theta, gv, gr);
+      lif_forward_steps<scalar_t, acc_t, kReset, kTrace, false, true>(
+          c, a.T, N, len, a.x + b, nullptr, false, scratch.data(), block, alpha, theta, gv, gr);
     }
     for (int64_t i = 0; i < len; ++i) {
       gv[i] = a.grad_v_last ? to_acc<acc_t>(a.grad_v_last[b + i]) : acc_t(0);
@@ -153,11 +162,13 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
           len,
           [&](int64_t i) SNN_ALWAYS_INLINE {
             prefetch_ahead<false>(gs_in, first ? nullptr : gs_in - N, i, len);
-            prefetch_ahead<true>(gx_out, first ? nullptr : gx_out - N, i, len);
+            if (!stream) prefetch_ahead<true>(gx_out, first ? nullptr : gx_out - N, i, len);
             // A recomputed h is in the scratch block, in cache already.
             if (!recompute) prefetch_ahead<false>(h_row, first ? nullptr : h_row - h_stride, i, len);
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
+            alignas(64) scalar_t gx_chunk[kPrefetchChunk];  // as s_chunk in lif_forward_steps
+            scalar_t* SNN_RESTRICT gx_dst = stream ? gx_chunk : gx_out + i0;
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               // Without a trace gr stays 0: keep it in a register instead of storing zeros every step.
@@ -166,12 +177,13 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
                                                               kParamGrads ? v_prev[i] : acc_t(0),
                                                               to_acc<acc_t>(gs_in[i]), gv[i], gr_i);
               if (kTrace) gr[i] = gr_i;
-              gx_out[i] = from_acc<scalar_t>(o.grad_x);
+              gx_dst[i - i0] = from_acc<scalar_t>(o.grad_x);
               if (kParamGrads) {
                 galpha[i] += o.grad_alpha;
                 gtheta[i] += o.grad_theta;
               }
             }
+            if (stream) stream_store(gx_out + i0, gx_chunk, i1 - i0);
           });
     }
     for (int64_t i = 0; i < len; ++i) {
@@ -183,6 +195,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
       }
     }
   }
+  if (stream) stream_fence();
 }
 
 // Runtime -> compile-time dispatch of the LIF modes, as dispatch_bool (common.h) does for flags, so the kernels

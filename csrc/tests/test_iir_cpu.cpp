@@ -171,7 +171,11 @@ void test_kernels_against_naive_loop_and_derivatives() {
         // Coefficients per element, and repeating with a period that blocks and ranges cut across.
         const int64_t P = with_state ? 0 : 600;
         const Problem q = random_problem(rng, T, snn::cpu::kBlock + 45, second_order, with_state, P);
-        for (snn::cpu::CpuIsa isa : kIsas) check_against_naive(q, isa);
+        // Plain stores, then every output streamed (cpu/common.h); N = kBlock + 45 misaligns most rows.
+        for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {
+          const snn::cpu::ScopedStreamThreshold streaming(threshold);
+          for (snn::cpu::CpuIsa isa : kIsas) check_against_naive(q, isa);
+        }
       }
     }
   }
@@ -253,11 +257,14 @@ void test_instruction_sets_agree_bitwise() {
   for (bool second_order : {false, true}) {
     const Problem q = random_problem(rng, 23, 1000, second_order, true);
     const Result baseline = run_kernels<float>(q, true, true, true, snn::cpu::CpuIsa::baseline);
-    for (snn::cpu::CpuIsa isa : kIsas) {
-      const Result r = run_kernels<float>(q, true, true, true, isa);
-      CHECK(r.p == baseline.p && r.p_last == baseline.p_last && r.p_before_last == baseline.p_before_last);
-      CHECK(r.grad_x == baseline.grad_x && r.grad_a1 == baseline.grad_a1 && r.grad_a2 == baseline.grad_a2);
-      CHECK(r.grad_b == baseline.grad_b && r.grad_p1 == baseline.grad_p1 && r.grad_p2 == baseline.grad_p2);
+    for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {  // plain, then streaming stores
+      const snn::cpu::ScopedStreamThreshold streaming(threshold);
+      for (snn::cpu::CpuIsa isa : kIsas) {
+        const Result r = run_kernels<float>(q, true, true, true, isa);
+        CHECK(r.p == baseline.p && r.p_last == baseline.p_last && r.p_before_last == baseline.p_before_last);
+        CHECK(r.grad_x == baseline.grad_x && r.grad_a1 == baseline.grad_a1 && r.grad_a2 == baseline.grad_a2);
+        CHECK(r.grad_b == baseline.grad_b && r.grad_p1 == baseline.grad_p1 && r.grad_p2 == baseline.grad_p2);
+      }
     }
   }
 }

@@ -139,10 +139,15 @@ void test_kernels_against_naive() {
           // Parameters per neuron, one for all, and repeating with a period that blocks and ranges cut across.
           const int64_t periods[] = {0, 1, 600};
           const Problem p = random_problem(rng, 13, snn::cpu::kBlock + 45, periods[configs % 3]);
-          for (snn::cpu::CpuIsa isa : kIsas) {
-            if (compare_kernel_with_naive(p, c, isa) != 0) {
-              std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d isa=%s\n",
-                          static_cast<int>(reset), trace, detach, static_cast<int>(kind), snn::cpu::isa_name(isa));
+          // Plain stores, then every output streamed (cpu/common.h); N = kBlock + 45 misaligns most rows.
+          for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {
+            const snn::cpu::ScopedStreamThreshold streaming(threshold);
+            for (snn::cpu::CpuIsa isa : kIsas) {
+              if (compare_kernel_with_naive(p, c, isa) != 0) {
+                std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d isa=%s streamed=%d\n",
+                            static_cast<int>(reset), trace, detach, static_cast<int>(kind),
+                            snn::cpu::isa_name(isa), threshold == 0);
+              }
             }
           }
           ++configs;
@@ -223,18 +228,21 @@ void test_instruction_sets_agree_bitwise() {
   for (Surrogate kind : kSurrogates) {
     const LifConfig<float> c{ResetMode::soft, true, false, kind, 0.9f, 0.0f, 0.8f, 0.5f};
     std::vector<std::vector<float>> outputs;
-    for (snn::cpu::CpuIsa isa : kIsas) {
-      std::vector<float> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), ga(N), gt(N);
-      snn::LifForwardArgs<float, float> fa{T, N, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
-                                           s.data(), h.data(), vl.data(), rl.data()};
-      snn::cpu::lif_forward_range(fa, 0, N, isa);
-      snn::LifBackwardArgs<float, float> ba{T, N, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
-                                            theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
-                                            gt.data(), nullptr, nullptr};
-      snn::cpu::lif_backward_range(ba, 0, N, isa);
-      std::vector<float> all;
-      for (const auto* v : {&s, &h, &vl, &rl, &gx, &gv0, &gr0, &ga, &gt}) all.insert(all.end(), v->begin(), v->end());
-      outputs.push_back(all);
+    for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {  // plain, then streaming stores
+      const snn::cpu::ScopedStreamThreshold streaming(threshold);
+      for (snn::cpu::CpuIsa isa : kIsas) {
+        std::vector<float> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), ga(N), gt(N);
+        snn::LifForwardArgs<float, float> fa{T, N, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
+                                             s.data(), h.data(), vl.data(), rl.data()};
+        snn::cpu::lif_forward_range(fa, 0, N, isa);
+        snn::LifBackwardArgs<float, float> ba{T, N, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
+                                              theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
+                                              gt.data(), nullptr, nullptr};
+        snn::cpu::lif_backward_range(ba, 0, N, isa);
+        std::vector<float> all;
+        for (const auto* v : {&s, &h, &vl, &rl, &gx, &gv0, &gr0, &ga, &gt}) all.insert(all.end(), v->begin(), v->end());
+        outputs.push_back(all);
+      }
     }
     for (size_t i = 1; i < outputs.size(); ++i) CHECK(outputs[i] == outputs[0]);
   }

@@ -1,11 +1,12 @@
 // The op schemas (one TORCH_LIBRARY block for the whole library) and the Python module, which holds the controls
-// of the CPU output cache.
+// of the CPU output cache and of the CPU kernels' streaming stores.
 //
 // Each recurrence is a forward/backward pair. Backends register implementations with TORCH_LIBRARY_IMPL in their
 // own files; fake (meta) implementations and autograd formulas are registered from Python (snn_cuda/ops).
 #include <Python.h>
 #include <torch/library.h>
 
+#include "../cpu/common.h"
 #include "output_cache.h"
 
 TORCH_LIBRARY(snn_cuda, m) {
@@ -63,16 +64,31 @@ PyObject* cpu_cache_empty(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// The size from which the CPU kernels stream their outputs (cpu/common.h); snn_cuda.memory checks the value and
+// stands for "never" with INT64_MAX.
+PyObject* cpu_stream_threshold(PyObject*, PyObject*) {
+  return PyLong_FromLongLong(snn::cpu::stream_threshold_bytes().load());
+}
+
+PyObject* cpu_stream_set_threshold(PyObject*, PyObject* arg) {
+  const long long bytes = PyLong_AsLongLong(arg);
+  if (bytes == -1 && PyErr_Occurred()) return nullptr;
+  snn::cpu::stream_threshold_bytes().store(bytes);
+  Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"cpu_cache_stats", cpu_cache_stats, METH_NOARGS, "The CPU output cache's counters, as a dict."},
     {"cpu_cache_set_limit", cpu_cache_set_limit, METH_O, "Sets the CPU output cache's limit in bytes (0: off)."},
     {"cpu_cache_empty", cpu_cache_empty, METH_NOARGS, "Frees the CPU output cache's waiting blocks."},
+    {"cpu_stream_threshold", cpu_stream_threshold, METH_NOARGS, "Bytes from which CPU outputs are streamed."},
+    {"cpu_stream_set_threshold", cpu_stream_set_threshold, METH_O, "Sets the bytes from which CPU outputs stream."},
     {nullptr, nullptr, 0, nullptr},
 };
 
 }  // namespace
 
-// Importing snn_cuda._C runs the static initialisers above (the ops); the module holds the cache controls.
+// Importing snn_cuda._C runs the static initialisers above (the ops); the module holds the controls.
 extern "C" PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);
