@@ -173,7 +173,7 @@ void run(const std::string& op, const char* dtype, int64_t batch, int64_t T, int
   std::printf("copy      %8.3f ms  %.1f GB/s (the bound)\n", copy_ms, gbps);
   for (size_t v = 0; v < thresholds.size(); ++v) {
     const snn::cpu::ScopedStreamThreshold streaming(thresholds[v]);
-    const bool streamed = snn::cpu::stream_output(TN * static_cast<int64_t>(sizeof(S)));
+    const bool streamed = snn::cpu::stream_output<S>(TN);
     std::printf("outputs %s:\n", streamed ? "streamed" : "written with plain stores");
     const double fwd_ms = median(t_fwd[v]), bwd_ms = median(t_bwd[v]);
     std::printf("forward   %8.3f ms  %3.0f %% of the bound (%d tensors)\n", fwd_ms,

@@ -10,11 +10,12 @@ and drops the oldest blocks beyond it; a limit of 0 turns it off. Memory in the 
 (resident) memory, not as allocated to tensors: the PyTorch profiler counts a block only while a tensor uses it.
 The reference backend and the CUDA ops do not use it (CUDA has PyTorch's caching allocator).
 
-The CPU kernels write outputs of at least :func:`cpu_streaming_threshold` bytes (32 MiB unless
+The CPU kernels write float32 and float64 outputs of at least :func:`cpu_streaming_threshold` bytes (32 MiB unless
 ``SNN_CUDA_CPU_STREAM_MB`` or :func:`set_cpu_streaming_threshold` says otherwise) with streaming stores, which skip
 the read of each line a plain store does first and leave the cache to the inputs. That pays when the output is too
 large to be in cache when it is next read, and costs when it is small enough to be (csrc/cpu/common.h has the
-measurements). Results are bitwise the same either way.
+measurements; the bfloat16 kernels are bound by their conversions, not by memory, and never stream). Results are
+bitwise the same either way.
 """
 
 from __future__ import annotations

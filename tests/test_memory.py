@@ -1,4 +1,5 @@
-"""The CPU output cache (snn_cuda.memory, csrc/torch/output_cache.cpp): reuse, limits, profiler accounting.
+"""The CPU output cache (snn_cuda.memory, csrc/torch/output_cache.cpp): reuse, limits, profiler accounting; and
+the environment variables of snn_cuda.memory (the streaming stores have their own tests, test_streaming.py).
 
 Every CPU kernel test already runs with the cache on (the default), so outputs written into reused blocks are
 checked against the reference throughout the suite; these tests check the cache's own contract.
@@ -137,13 +138,30 @@ def test_bad_limits_are_refused(bad, cache):
         snn_cuda.set_cpu_cache_limit(bad)
 
 
-@pytest.mark.parametrize(("value", "limit"), [("0", 0), ("16", 16 << 20), ("abc", None), ("-5", None)])
-def test_the_environment_sets_the_limit(value, limit):
-    env = dict(os.environ, SNN_CUDA_CPU_CACHE_MB=value)
-    code = "import snn_cuda; print(snn_cuda.cpu_cache_info()['limit_bytes'])"
+CACHE_LIMIT = ("SNN_CUDA_CPU_CACHE_MB", "snn_cuda.cpu_cache_info()['limit_bytes']")
+STREAM_THRESHOLD = ("SNN_CUDA_CPU_STREAM_MB", "snn_cuda.cpu_streaming_threshold()")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        (CACHE_LIMIT, "0", 0),
+        (CACHE_LIMIT, "16", 16 << 20),
+        (CACHE_LIMIT, "abc", None),
+        (CACHE_LIMIT, "-5", None),
+        (STREAM_THRESHOLD, "0", 0),
+        (STREAM_THRESHOLD, "64", 64 << 20),
+        (STREAM_THRESHOLD, "", 32 << 20),  # empty: the default
+        (STREAM_THRESHOLD, "x", None),
+    ],
+)
+def test_the_environment_sets_the_cache_limit_and_the_streaming_threshold(setting, value, expected):
+    variable, reader = setting
+    code = f"import snn_cuda; print({reader})"
+    env = dict(os.environ, **{variable: value})
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
-    if limit is None:
-        assert run.returncode != 0 and "SNN_CUDA_CPU_CACHE_MB must be a whole number" in run.stderr
+    if expected is None:
+        assert run.returncode != 0 and f"{variable} must be a whole number" in run.stderr
     else:
         assert run.returncode == 0, run.stderr
-        assert int(run.stdout.split()[-1]) == limit
+        assert int(run.stdout.split()[-1]) == expected

@@ -1,17 +1,13 @@
 """Streaming stores in the CPU kernels (csrc/cpu/common.h; snn_cuda.memory): the same bits either way.
 
 Outputs below the threshold (every output of the kernel-vs-reference suites, which are small) are written with
-plain stores. Here the threshold is set to 0, so every output streams, and each op must give bitwise what it gives
-with streaming off, on shapes whose rows start at every alignment and end in a partial 16 bytes, and in every
-storage dtype. The plain path is the one the rest of the suite checks against the reference; one case here also
+plain stores. Here the threshold is set to 0, so every float32 and float64 output streams, and each op must give
+bitwise what it gives with streaming off, on shapes whose rows start at every alignment and end in a partial 16
+bytes. The plain path is the one the rest of the suite checks against the reference; one case here also
 checks the streamed output against the reference directly.
 """
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -22,7 +18,8 @@ import snn_cuda
 # Trailing shapes: 4096 neurons (aligned rows, whole chunks), 3 x 7 (rows misaligned, shorter than a chunk),
 # 5 x 131 (misaligned rows over several chunks with a partial last chunk).
 SHAPES = [(4096,), (3, 7), (5, 131)]
-DTYPES = [torch.float32, torch.float64, torch.bfloat16]
+# The streamed dtypes: bfloat16 outputs are never streamed (their kernels are bound by the conversions).
+DTYPES = [torch.float32, torch.float64]
 
 
 @pytest.fixture
@@ -107,15 +104,3 @@ def test_the_threshold_is_read_back_and_bad_values_are_refused(threshold):
         with pytest.raises(ValueError, match="nbytes"):
             snn_cuda.set_cpu_streaming_threshold(bad)
     assert snn_cuda.cpu_streaming_threshold() is None
-
-
-@pytest.mark.parametrize(("value", "threshold_bytes"), [("0", 0), ("64", 64 << 20), ("", 32 << 20), ("x", None)])
-def test_the_environment_sets_the_threshold(value, threshold_bytes):
-    env = dict(os.environ, SNN_CUDA_CPU_STREAM_MB=value)
-    code = "import snn_cuda; print(snn_cuda.cpu_streaming_threshold())"
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
-    if threshold_bytes is None:
-        assert run.returncode != 0 and "SNN_CUDA_CPU_STREAM_MB must be a whole number" in run.stderr
-    else:
-        assert run.returncode == 0, run.stderr
-        assert int(run.stdout.split()[-1]) == threshold_bytes

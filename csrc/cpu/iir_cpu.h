@@ -48,7 +48,7 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
   // p[t-1] and p[t-2] (second order) in two arrays whose roles swap every step: p[t] overwrites p[t-2], so no
   // state is copied. The state arrays and coefficients are the per-step traffic besides x and p.
   acc_t state[2][kBlock], a1[kBlock], a2[kBlock], b[kBlock];
-  const bool stream = stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));  // common.h
+  const bool stream = stream_output<scalar_t>(a.T * N);  // common.h
   for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
     const int64_t len = std::min(kBlock, n_end - begin);
     acc_t* p_prev = state[0];
@@ -102,7 +102,7 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
       grad_b[kBlock];
   // Stands in for an absent initial state in the a1, a2 gradients of the first steps.
   const scalar_t zeros[kBlock] = {};
-  const bool stream = kGradX && stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));  // common.h
+  const bool stream = kGradX && stream_output<scalar_t>(a.T * N);  // common.h
   for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
     const int64_t len = std::min(kBlock, n_end - begin);
     load_state_block(a.grad_p_last, begin, len, u1);

@@ -90,7 +90,7 @@ SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scala
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, Surrogate::atan>(a.config);
   const int64_t N = a.N;
   acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
-  const bool stream = stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));
+  const bool stream = stream_output<scalar_t>(a.T * N);
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
     const int64_t len = std::min(kBlock, n_end - b);
     load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, v, r);
@@ -123,7 +123,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
   acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock], alpha[kBlock], theta[kBlock];
   // Without a saved h, each block first runs the forward again into this scratch block (see recompute_block).
   const bool recompute = a.h == nullptr;
-  const bool stream = stream_output(a.T * N * static_cast<int64_t>(sizeof(scalar_t)));
+  const bool stream = stream_output<scalar_t>(a.T * N);
   const int64_t block = recompute ? recompute_block<scalar_t>(a.T) : kBlock;
   std::vector<scalar_t> scratch(recompute ? a.T * block : 0);
   const int64_t h_stride = recompute ? block : N;
