@@ -28,7 +28,7 @@ CACHE_LIMIT_ENV = "SNN_CUDA_CPU_CACHE_MB"
 STREAM_THRESHOLD_ENV = "SNN_CUDA_CPU_STREAM_MB"
 _NEVER = 2**63 - 1  # the C++ side's "never stream"
 
-_C = _ext.extension_module()  # holds the cache's controls; None without the compiled extension
+_C = _ext.extension_module()  # holds the controls of both; None without the compiled extension
 
 _STAT_KEYS = ("cached_bytes", "cached_blocks", "in_use_bytes", "limit_bytes", "hits", "misses")
 

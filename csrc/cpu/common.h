@@ -1,4 +1,5 @@
-// Shared by the CPU kernels: how neurons are blocked, and the runtime -> compile-time flag dispatch.
+// Shared by the CPU kernels: how neurons are blocked, prefetching, streaming stores, and the runtime -> compile-time
+// flag dispatch.
 #pragma once
 
 #include <atomic>
