@@ -157,8 +157,16 @@ def environment(device: torch.device) -> dict[str, str]:
         # again) or stay in the heap; see the README's performance section.
         "malloc": " ".join(f"{name}={os.environ[name]}" for name in MALLOC_TUNABLES if name in os.environ)
         or "glibc defaults",
+        # snn_cuda's own CPU output handling (snn_cuda.memory): the cache of freed outputs and streaming stores.
+        "cpu_output_cache_MiB": str(snn_cuda.cpu_cache_info()["limit_bytes"] // 2**20),
+        "cpu_streaming_from_MiB": _streaming_from_mib(),
         "load_average_1_5_15_min": " ".join(f"{load:.2f}" for load in os.getloadavg()),
     }
+
+
+def _streaming_from_mib() -> str:
+    threshold = snn_cuda.cpu_streaming_threshold()
+    return "never" if threshold is None else f"{threshold / 2**20:g}"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
