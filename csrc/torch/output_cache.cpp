@@ -9,6 +9,11 @@
 #include <c10/core/impl/alloc_cpu.h>
 #include <c10/util/accumulate.h>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define SNN_HAS_FORK 1
+#endif
+
 namespace snn {
 namespace torch_ops {
 namespace {
@@ -83,6 +88,17 @@ class OutputCache final : public c10::Allocator {
     }
     free_blocks(evicted);
   }
+
+ #if SNN_HAS_FORK
+  // fork() copies the cache into the child (its waiting blocks become the child's own copies of the memory), but
+  // if another thread held the lock at that moment the child would find it locked for ever, and the lists perhaps
+  // half changed. So the lock is taken around fork: the forking thread waits for any critical section to end, and
+  // parent and child each release their copy of it. (DataLoader workers are forked processes.)
+  static void register_fork_handlers() {
+    pthread_atfork([] { instance().mutex_.lock(); }, [] { instance().mutex_.unlock(); },
+                   [] { instance().mutex_.unlock(); });
+  }
+#endif
 
  private:
   static void deleter(void* context) {
@@ -163,6 +179,10 @@ class OutputCache final : public c10::Allocator {
 // Never destroyed: tensors freed while the process exits still hand their blocks back to it.
 OutputCache& instance() {
   static OutputCache* cache = new OutputCache();
+#if SNN_HAS_FORK
+  static const bool fork_handlers = (OutputCache::register_fork_handlers(), true);
+  (void)fork_handlers;
+#endif
   return *cache;
 }
 
