@@ -42,11 +42,16 @@ def cpu_cache_info() -> dict[str, int]:
     return _C.cpu_cache_stats()
 
 
+def _check_nbytes(nbytes: object, meaning: str) -> int:
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+        raise ValueError(f"nbytes must be an int >= 0 (bytes; {meaning}), got {nbytes!r}")
+    return nbytes
+
+
 def set_cpu_cache_limit(nbytes: int) -> None:
     """Sets how many bytes of freed outputs the cache may hold (0 turns it off); waiting blocks beyond a lowered
     limit are freed at once."""
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-        raise ValueError(f"nbytes must be an int >= 0 (bytes; 0 turns the cache off), got {nbytes!r}")
+    _check_nbytes(nbytes, "0 turns the cache off")
     if _C is not None:
         _C.cpu_cache_set_limit(nbytes)
 
@@ -68,10 +73,8 @@ def cpu_streaming_threshold() -> int | None:
 
 def set_cpu_streaming_threshold(nbytes: int | None) -> None:
     """Sets the size in bytes from which the CPU kernels stream their outputs (0: always; None: never)."""
-    if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0):
-        raise ValueError(
-            f"nbytes must be an int >= 0 (bytes; 0 streams every output) or None (never), got {nbytes!r}"
-        )
+    if nbytes is not None:
+        _check_nbytes(nbytes, "0 streams every output; None: never")
     if _C is not None:
         _C.cpu_stream_set_threshold(_NEVER if nbytes is None else min(nbytes, _NEVER))
 

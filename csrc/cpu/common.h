@@ -124,6 +124,25 @@ SNN_ALWAYS_INLINE inline void stream_store(T* dst, const T* src, int64_t count) 
               static_cast<size_t>(bytes - done));
 }
 
+// The chunk [i0, i0 + count) of an output row as an element loop writes it (at data()[i - i0]): in place, or,
+// when the row is streamed, into a buffer in L1 that finish() streams out. A null row (an output the kernel does
+// not write) gives a null data().
+template <typename T>
+class OutputChunk {
+ public:
+  SNN_ALWAYS_INLINE OutputChunk(T* row, int64_t i0, bool stream)
+      : out_(row == nullptr ? nullptr : row + i0), stream_(stream && row != nullptr) {}
+  SNN_ALWAYS_INLINE T* data() { return stream_ ? buffer_ : out_; }
+  SNN_ALWAYS_INLINE void finish(int64_t count) {
+    if (stream_) stream_store(out_, buffer_, count);
+  }
+
+ private:
+  alignas(64) T buffer_[kPrefetchChunk];
+  T* out_;
+  bool stream_;
+};
+
 // Orders a thread's streaming stores before whatever follows (they are weakly ordered): called at the end of
 // every kernel range that streamed, before the thread that ran it signals that it is done.
 inline void stream_fence() {

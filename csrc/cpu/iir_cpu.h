@@ -71,8 +71,8 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
             if (!stream) prefetch_ahead<true>(p_out, last ? nullptr : p_out + N, i, len);
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-            alignas(64) scalar_t p_chunk[kPrefetchChunk];  // streamed rows go through this buffer
-            scalar_t* SNN_RESTRICT p_dst = stream ? p_chunk : p_out + i0;
+            OutputChunk<scalar_t> p_chunk(p_out, i0, stream);
+            scalar_t* SNN_RESTRICT p_dst = p_chunk.data();
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], prev[i],
@@ -80,7 +80,7 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
               p_dst[i - i0] = from_acc<scalar_t>(p);
               (kSecondOrder ? prev2 : prev)[i] = p;
             }
-            if (stream) stream_store(p_out + i0, p_chunk, i1 - i0);
+            p_chunk.finish(i1 - i0);
           });
       if (kSecondOrder) std::swap(p_prev, p_prev2);
     }
@@ -136,8 +136,8 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
             }
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-            alignas(64) scalar_t gx_chunk[kPrefetchChunk];  // as p_chunk in the forward
-            scalar_t* SNN_RESTRICT gx_dst = !kGradX ? nullptr : stream ? gx_chunk : grad_x + i0;
+            OutputChunk<scalar_t> gx_chunk(grad_x, i0, stream);
+            scalar_t* SNN_RESTRICT gx_dst = gx_chunk.data();
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t q = iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0),
@@ -147,7 +147,7 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
               if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2[i]);
               if (kGradB) grad_b[i] += q * to_acc<acc_t>(x[i]);
             }
-            if (stream) stream_store(grad_x + i0, gx_chunk, i1 - i0);
+            gx_chunk.finish(i1 - i0);
           });
     }
     for (int64_t i = 0; i < len; ++i) {

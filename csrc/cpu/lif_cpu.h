@@ -65,9 +65,8 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
           if (kStoreH) prefetch_ahead<true>(h_row, last ? nullptr : h_row + h_stride, i, len);
         },
         [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-          // Streamed spikes go through this buffer (in L1) to stream_store; otherwise straight to the row.
-          alignas(64) scalar_t s_chunk[kPrefetchChunk];
-          scalar_t* SNN_RESTRICT s_dst = !kStoreS ? nullptr : stream_s ? s_chunk : s_row + i0;
+          OutputChunk<scalar_t> s_chunk(s_row, i0, stream_s);
+          scalar_t* SNN_RESTRICT s_dst = s_chunk.data();
 #pragma GCC ivdep
           for (int64_t i = i0; i < i1; ++i) {
             const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), kTrace ? r[i] : acc_t(0));
@@ -79,7 +78,7 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
             v[i] = lif_reset(c, h, s, theta[i]);
             if (kTrace) r[i] = lif_trace(c, r[i], s);
           }
-          if (kStoreS && stream_s) stream_store(s_row + i0, s_chunk, i1 - i0);
+          s_chunk.finish(i1 - i0);
         });
   }
 }
@@ -167,8 +166,8 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
             if (!recompute) prefetch_ahead<false>(h_row, first ? nullptr : h_row - h_stride, i, len);
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-            alignas(64) scalar_t gx_chunk[kPrefetchChunk];  // as s_chunk in lif_forward_steps
-            scalar_t* SNN_RESTRICT gx_dst = stream ? gx_chunk : gx_out + i0;
+            OutputChunk<scalar_t> gx_chunk(gx_out, i0, stream);
+            scalar_t* SNN_RESTRICT gx_dst = gx_chunk.data();
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               // Without a trace gr stays 0: keep it in a register instead of storing zeros every step.
@@ -183,7 +182,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
                 gtheta[i] += o.grad_theta;
               }
             }
-            if (stream) stream_store(gx_out + i0, gx_chunk, i1 - i0);
+            gx_chunk.finish(i1 - i0);
           });
     }
     for (int64_t i = 0; i < len; ++i) {

@@ -31,6 +31,10 @@ OutputCache& instance();
 // THP_MEM_ALLOC_ENABLE=1); each DataPtr's context is its Block, which the deleter hands back to the cache.
 class OutputCache final : public c10::Allocator {
  public:
+#if SNN_HAS_FORK
+  OutputCache() { register_fork_handlers(); }  // they run only at a fork, once instance() is set
+#endif
+
   c10::DataPtr allocate(size_t bytes) override {
     void* data = take(bytes);
     if (data == nullptr) {
@@ -89,7 +93,7 @@ class OutputCache final : public c10::Allocator {
     free_blocks(evicted);
   }
 
- #if SNN_HAS_FORK
+#if SNN_HAS_FORK
   // fork() copies the cache into the child (its waiting blocks become the child's own copies of the memory), but
   // if another thread held the lock at that moment the child would find it locked for ever, and the lists perhaps
   // half changed. So the lock is taken around fork: the forking thread waits for any critical section to end, and
@@ -179,10 +183,6 @@ class OutputCache final : public c10::Allocator {
 // Never destroyed: tensors freed while the process exits still hand their blocks back to it.
 OutputCache& instance() {
   static OutputCache* cache = new OutputCache();
-#if SNN_HAS_FORK
-  static const bool fork_handlers = (OutputCache::register_fork_handlers(), true);
-  (void)fork_handlers;
-#endif
   return *cache;
 }
 
