@@ -60,8 +60,8 @@ def iir_filter(
     p_prev = c.p1 if c.p1 is not None else x.new_zeros(x.shape[1:])
     p_prev2 = c.p2 if c.p2 is not None else x.new_zeros(x.shape[1:])
     outputs = []
-    for t in range(x.shape[0]):
-        p = a1_ * p_prev + a2_ * p_prev2 + b_ * x[t]
+    for x_t in x.unbind(0):  # not x[t], whose backward is quadratic in T (see reference/lif.py)
+        p = a1_ * p_prev + a2_ * p_prev2 + b_ * x_t
         outputs.append(p)
         p_prev2, p_prev = p_prev, p
     out = torch.stack(outputs)

@@ -101,8 +101,10 @@ def lif(
     v = c.v0 if c.v0 is not None else x.new_zeros(x.shape[1:])
     r = c.r0 if c.r0 is not None else x.new_zeros(x.shape[1:])
     spikes = []
-    for t in range(x.shape[0]):
-        h = alpha_ * v + x[t] - r
+    # x.unbind(0), not x[t]: autograd turns each x[t] into a zero-filled [T, *S] gradient, which makes the
+    # backward quadratic in T; unbind's backward is one stack.
+    for x_t in x.unbind(0):
+        h = alpha_ * v + x_t - r
         s = surrogates.spike(h - theta_, c.surrogate, c.surrogate_param)
         s_reset = s.detach() if c.detach_reset else s
         if c.reset == "hard":
