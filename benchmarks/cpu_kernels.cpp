@@ -211,7 +211,8 @@ int main(int argc, char** argv) {
     }
   }
   if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1 || !isa_ok ||
-      (dtype != "float32" && dtype != "bfloat16") || (stream != "auto" && stream != "on" && stream != "off" && stream != "both")) {
+      (dtype != "float32" && dtype != "bfloat16") ||
+      (stream != "auto" && stream != "on" && stream != "off" && stream != "both")) {
     std::fprintf(stderr,
                  "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1] [isa: best, or one of "
                  "baseline .. %s] [float32|bfloat16] [stream: auto|on|off|both]\n",

@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "check.h"
+#include "cpu_kernel_modes.h"
 #include "cpu/iir_cpu.h"
 
 namespace {
 
-// Each is capped at what this processor runs; best_supported_isa() is printed so the log says what ran.
-const snn::cpu::CpuIsa kIsas[] = {snn::cpu::CpuIsa::baseline, snn::cpu::CpuIsa::avx2, snn::cpu::CpuIsa::avx512};
+using snn_test::for_each_store_mode;
+using snn_test::kIsas;
 
 // One filter problem in double; the kernels run it with N elements side by side, the coefficients repeating
 // with period P over them (core/iir_params.h).
@@ -171,11 +172,10 @@ void test_kernels_against_naive_loop_and_derivatives() {
         // Coefficients per element, and repeating with a period that blocks and ranges cut across.
         const int64_t P = with_state ? 0 : 600;
         const Problem q = random_problem(rng, T, snn::cpu::kBlock + 45, second_order, with_state, P);
-        // Plain stores, then every output streamed (cpu/common.h); N = kBlock + 45 misaligns most rows.
-        for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {
-          const snn::cpu::ScopedStreamThreshold streaming(threshold);
+        // N = kBlock + 45 misaligns most rows for the streaming stores.
+        for_each_store_mode([&](bool) {
           for (snn::cpu::CpuIsa isa : kIsas) check_against_naive(q, isa);
-        }
+        });
       }
     }
   }
@@ -257,15 +257,14 @@ void test_instruction_sets_agree_bitwise() {
   for (bool second_order : {false, true}) {
     const Problem q = random_problem(rng, 23, 1000, second_order, true);
     const Result baseline = run_kernels<float>(q, true, true, true, snn::cpu::CpuIsa::baseline);
-    for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {  // plain, then streaming stores
-      const snn::cpu::ScopedStreamThreshold streaming(threshold);
+    for_each_store_mode([&](bool) {
       for (snn::cpu::CpuIsa isa : kIsas) {
         const Result r = run_kernels<float>(q, true, true, true, isa);
         CHECK(r.p == baseline.p && r.p_last == baseline.p_last && r.p_before_last == baseline.p_before_last);
         CHECK(r.grad_x == baseline.grad_x && r.grad_a1 == baseline.grad_a1 && r.grad_a2 == baseline.grad_a2);
         CHECK(r.grad_b == baseline.grad_b && r.grad_p1 == baseline.grad_p1 && r.grad_p2 == baseline.grad_p2);
       }
-    }
+    });
   }
 }
 

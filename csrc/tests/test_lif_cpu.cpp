@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "check.h"
+#include "cpu_kernel_modes.h"
 #include "cpu/lif_cpu.h"
 #include "lif_naive.h"
 
@@ -16,8 +17,8 @@ using snn::Surrogate;
 
 namespace {
 
-// Each is capped at what this processor runs; best_supported_isa() is printed so the log says what ran.
-const snn::cpu::CpuIsa kIsas[] = {snn::cpu::CpuIsa::baseline, snn::cpu::CpuIsa::avx2, snn::cpu::CpuIsa::avx512};
+using snn_test::for_each_store_mode;
+using snn_test::kIsas;
 
 const Surrogate kSurrogates[] = {Surrogate::rectangular, Surrogate::gaussian,     Surrogate::sigmoid,
                                  Surrogate::atan,        Surrogate::fast_sigmoid, Surrogate::triangle};
@@ -139,17 +140,16 @@ void test_kernels_against_naive() {
           // Parameters per neuron, one for all, and repeating with a period that blocks and ranges cut across.
           const int64_t periods[] = {0, 1, 600};
           const Problem p = random_problem(rng, 13, snn::cpu::kBlock + 45, periods[configs % 3]);
-          // Plain stores, then every output streamed (cpu/common.h); N = kBlock + 45 misaligns most rows.
-          for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {
-            const snn::cpu::ScopedStreamThreshold streaming(threshold);
+          // N = kBlock + 45 misaligns most rows for the streaming stores.
+          for_each_store_mode([&](bool streamed) {
             for (snn::cpu::CpuIsa isa : kIsas) {
               if (compare_kernel_with_naive(p, c, isa) != 0) {
                 std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d isa=%s streamed=%d\n",
                             static_cast<int>(reset), trace, detach, static_cast<int>(kind),
-                            snn::cpu::isa_name(isa), threshold == 0);
+                            snn::cpu::isa_name(isa), streamed);
               }
             }
-          }
+          });
           ++configs;
         }
       }
@@ -228,8 +228,7 @@ void test_instruction_sets_agree_bitwise() {
   for (Surrogate kind : kSurrogates) {
     const LifConfig<float> c{ResetMode::soft, true, false, kind, 0.9f, 0.0f, 0.8f, 0.5f};
     std::vector<std::vector<float>> outputs;
-    for (int64_t threshold : {snn::cpu::kNeverStream, int64_t(0)}) {  // plain, then streaming stores
-      const snn::cpu::ScopedStreamThreshold streaming(threshold);
+    for_each_store_mode([&](bool) {
       for (snn::cpu::CpuIsa isa : kIsas) {
         std::vector<float> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), ga(N), gt(N);
         snn::LifForwardArgs<float, float> fa{T, N, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
@@ -243,7 +242,7 @@ void test_instruction_sets_agree_bitwise() {
         for (const auto* v : {&s, &h, &vl, &rl, &gx, &gv0, &gr0, &ga, &gt}) all.insert(all.end(), v->begin(), v->end());
         outputs.push_back(all);
       }
-    }
+    });
     for (size_t i = 1; i < outputs.size(); ++i) CHECK(outputs[i] == outputs[0]);
   }
 }
