@@ -5,10 +5,10 @@
 // outputs (which page-fault) and goes through autograd; this separates the kernels from that. Built by CMake
 // (CMakeLists.txt) into build/cmake/cpu_kernels:
 //   build/cmake/cpu_kernels [lif|iir] [batch=16] [T=64] [threads=2] [rounds=30] [isa=best|avx512|avx2|baseline]
-//                           [dtype=float32|bfloat16] [stream=auto|on|off|both]
+//                           [dtype=float32|float16|bfloat16] [stream=auto|on|off|both]
 // for [T, batch, 4096]; isa "best" is the widest the op runs (iir: at most AVX2, cpu/iir_cpu.h). lif: hard reset,
 // atan surrogate, no parameter gradients, h recomputed in the backward (as the CPU op runs), computed in float32.
-// iir: second order (dual exponential, tau 4 / 1) computed in float64 (float32 for bfloat16 storage, as the op
+// iir: second order (dual exponential, tau 4 / 1) computed in float64 (float32 for 16-bit storage, as the op
 // does), every gradient (x, a1, a2, b) as for learnable coefficients. The copy moves a tensor of the same bytes.
 // stream: the outputs written as the ops write them ("auto": streaming stores from 32 MiB, cpu/common.h), always
 // streamed ("on"), never ("off"), or "both": the kernels run without and then with streaming in every round.
@@ -211,11 +211,11 @@ int main(int argc, char** argv) {
     }
   }
   if ((op != "lif" && op != "iir") || batch < 1 || T < 1 || threads < 1 || rounds < 1 || !isa_ok ||
-      (dtype != "float32" && dtype != "bfloat16") ||
+      (dtype != "float32" && dtype != "float16" && dtype != "bfloat16") ||
       (stream != "auto" && stream != "on" && stream != "off" && stream != "both")) {
     std::fprintf(stderr,
                  "usage: %s [lif|iir] [batch >= 1] [T >= 1] [threads >= 1] [rounds >= 1] [isa: best, or one of "
-                 "baseline .. %s] [float32|bfloat16] [stream: auto|on|off|both]\n",
+                 "baseline .. %s] [float32|float16|bfloat16] [stream: auto|on|off|both]\n",
                  argv[0], snn::cpu::isa_name(best));
     return 2;
   }
@@ -226,6 +226,8 @@ int main(int argc, char** argv) {
   if (op == "iir" && isa_arg == "best") isa = std::min(isa, snn::cpu::kIirWidestIsa);
   if (dtype == "float32") {
     run<float>(op, "float32", batch, T, threads, rounds, isa, thresholds);
+  } else if (dtype == "float16") {
+    run<snn::float16>(op, "float16", batch, T, threads, rounds, isa, thresholds);
   } else {
     run<snn::bfloat16>(op, "bfloat16", batch, T, threads, rounds, isa, thresholds);
   }

@@ -29,9 +29,9 @@ CUDA_MARKS = [
 
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA_MARKS)]
 
-# (device, dtype) of the kernels' 16-bit storage, computed in float32: bfloat16 on the CPU, half and bfloat16 on
-# CUDA.
+# (device, dtype) of the kernels' 16-bit storage, computed in float32: half and bfloat16 on the CPU and on CUDA.
 LOW_PRECISION = [
+    ("cpu", torch.float16),
     ("cpu", torch.bfloat16),
     *(pytest.param("cuda", dtype, marks=CUDA_MARKS) for dtype in (torch.float16, torch.bfloat16)),
 ]

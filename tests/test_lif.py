@@ -132,7 +132,7 @@ def test_many_neurons_span_blocks_and_threads(gen, device):
 
 @pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
 def test_low_precision_against_float32_reference(gen, device, dtype):
-    """16-bit storage, float32 compute (CPU: bfloat16; CUDA: half and bfloat16)."""
+    """16-bit storage, float32 compute (half and bfloat16, CPU and CUDA)."""
     x, alpha, theta, v0, r0 = make_case(gen, 32, (4, 256), dtype, per_element=True, trace=False, with_state=False)
     results = run_both(device, x, alpha, theta, v0, r0, reference_dtype=torch.float32, reset="hard")
     fused, ref = results
@@ -378,10 +378,12 @@ def test_auto_backend_and_forced_reference(monkeypatch):
     assert snn_cuda.ops._backend.select("lif", "auto", x) == "torch"
     monkeypatch.delenv(snn_cuda._ext.FORCE_REFERENCE_ENV)
     assert snn_cuda.ops._backend.select("lif", "auto", x) == "kernel"
-    # Half on the CPU has no kernel: auto falls back to the reference with a warning, "cpp" refuses.
+    # A dtype without a CPU kernel (every float dtype has one: half is taken out of the list here): auto falls back
+    # to the reference with a warning, "cpp" refuses.
+    monkeypatch.setattr(snn_cuda.ops._backend, "_warned", set())
+    monkeypatch.setitem(snn_cuda.ops._backend.KERNEL_DTYPES, "cpu", (torch.float32, torch.float64, torch.bfloat16))
     half = x.half()
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
+    with pytest.warns(UserWarning, match="snn_cuda.lif: using the pure-torch reference"):
         assert snn_cuda.lif(half).dtype == torch.float16
     with pytest.raises(RuntimeError, match="does not implement torch.float16"):
         snn_cuda.lif(half, backend="cpp")
@@ -499,7 +501,7 @@ x32 = torch.rand(17, 3, 1000, generator=gen) * 1.6 - 0.3
 alpha = (torch.rand(1000, generator=gen) * 0.9).requires_grad_()
 a1, a2, b = (torch.full((1000,), c, requires_grad=True) for c in snn_cuda.dual_exp(4, 1))
 outputs = []
-for dtype in (torch.float32, torch.float64, torch.bfloat16):
+for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
     x = x32.to(dtype).requires_grad_()
     weights = (torch.arange(x.numel()) % 7 - 3.0).view_as(x).to(dtype)  # exact in every build, unlike linspace
     # Every kernel instantiation: reset x trace x surrogate x with/without parameter gradients (a float alpha
@@ -522,8 +524,8 @@ print(torch.backends.cpu.get_cpu_capability())
 def test_instruction_set_builds_agree_bitwise(tmp_path):
     """The CPU kernels are compiled per instruction set (baseline, AVX2, AVX-512; ATEN_CPU_CAPABILITY picks, as
     for PyTorch itself): every build this processor runs gives bitwise identical spikes, states and gradients, in
-    float32, float64 and bfloat16, of the LIF op in every configuration and of the IIR op (whose kernels run at most
-    AVX2)."""
+    float32, float64, float16 and bfloat16, of the LIF op in every configuration and of the IIR op (whose kernels
+    run at most AVX2)."""
     results = {}
     for capability in ("default", "avx2", "avx512"):
         path = tmp_path / f"{capability}.pt"

@@ -18,7 +18,7 @@ import snn_cuda
 # Trailing shapes: 4096 neurons (aligned rows, whole chunks), 3 x 7 (rows misaligned, shorter than a chunk),
 # 5 x 131 (misaligned rows over several chunks with a partial last chunk).
 SHAPES = [(4096,), (3, 7), (5, 131)]
-# The streamed dtypes: bfloat16 outputs are never streamed (their kernels are bound by the conversions).
+# The streamed dtypes: 16-bit outputs are never streamed (their kernels are bound by the conversions).
 DTYPES = [torch.float32, torch.float64]
 
 

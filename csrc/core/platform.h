@@ -59,6 +59,62 @@ SNN_HD bfloat16 from_acc<bfloat16, float>(float value) {
   return static_cast<bfloat16>((rounded & ~nan) | (0x7fc0u & nan));
 }
 
+// float16 storage for the CPU kernels, torch-free: IEEE binary16 bits (c10::Half's layout), a scalar type as
+// bfloat16 is. No F16C instructions: the conversions are integer operations, one int-to-float conversion and
+// masked selects, which vectorise at every instruction-set level. They round as c10::Half and CUDA's
+// __float2half_rn do: to nearest, ties to even, overflow to infinity, NaN to a quiet NaN of the same sign.
+enum class float16 : uint16_t {};
+
+// All ones where the difference (of two values whose true difference fits in int32) is negative, else zero: a
+// mask from an arithmetic shift, not a comparison, which GCC's if-conversion failed on in the LIF backward loop.
+SNN_HD uint32_t sign_mask(uint32_t difference) {
+  return static_cast<uint32_t>(static_cast<int32_t>(difference) >> 31);
+}
+
+template <>
+SNN_HD float to_acc<float, float16>(float16 value) {
+  const uint32_t bits = static_cast<uint32_t>(value);
+  const uint32_t magnitude = bits & 0x7fffu;
+  // Normal numbers: exponent rebiased (15 -> 127), mantissa widened (10 -> 23 bits).
+  const uint32_t normal = (magnitude << 13) + 0x38000000u;
+  // Infinity and NaN: exponent all ones, the mantissa (a NaN's payload) kept.
+  const uint32_t special = (magnitude << 13) | 0x7f800000u;
+  // Zero and subnormal numbers: the mantissa times 2^-24, exact in float32.
+  const float small = static_cast<float>(static_cast<int32_t>(magnitude)) * 5.9604644775390625e-8f;
+  uint32_t small_bits;
+  memcpy(&small_bits, &small, sizeof(small_bits));
+  const uint32_t is_special = sign_mask(0x7bffu - magnitude);  // magnitude >= 0x7c00
+  const uint32_t is_small = sign_mask(magnitude - 0x0400u);     // magnitude < 0x0400
+  const uint32_t word = ((bits & 0x8000u) << 16) | (special & is_special) | (small_bits & is_small) |
+                        (normal & ~(is_special | is_small));
+  float result;
+  memcpy(&result, &word, sizeof(result));
+  return result;
+}
+template <>
+SNN_HD float16 from_acc<float16, float>(float value) {
+  uint32_t word;
+  memcpy(&word, &value, sizeof(word));
+  const uint32_t magnitude = word & 0x7fffffffu;
+  // Normal results: exponent rebiased, the 13 dropped mantissa bits rounded to nearest even; a carry out of the
+  // mantissa moves up the exponent, from 65520 up to infinity (0x7c00).
+  const uint32_t normal = (magnitude - 0x38000000u + 0x0fffu + ((magnitude >> 13) & 1u)) >> 13;
+  // Results below 2^-14 (subnormal or zero): adding 0.5 puts the value in float's [0.5, 1) binade, whose steps are
+  // half's subnormal step 2^-24, so the addition itself rounds to nearest even; the low bits are the half.
+  float magnitude_value;
+  memcpy(&magnitude_value, &magnitude, sizeof(magnitude_value));
+  const float shifted = magnitude_value + 0.5f;
+  uint32_t small;
+  memcpy(&small, &shifted, sizeof(small));
+  small -= 0x3f000000u;
+  const uint32_t is_nan = sign_mask(0x7f800000u - magnitude);       // magnitude > 0x7f800000
+  const uint32_t is_overflow = sign_mask(0x477fefffu - magnitude);  // 65520 and up
+  const uint32_t is_small = sign_mask(magnitude - 0x38800000u);     // below 2^-14
+  const uint32_t finite = (small & is_small) | (normal & ~is_small);
+  const uint32_t half = (0x7e00u & is_nan) | (0x7c00u & is_overflow & ~is_nan) | (finite & ~(is_nan | is_overflow));
+  return static_cast<float16>(half | ((word >> 16) & 0x8000u));
+}
+
 #if defined(__CUDACC__)
 // CUDA's half types through their intrinsics: PyTorch builds extensions with __CUDA_NO_HALF_CONVERSIONS__ and
 // __CUDA_NO_BFLOAT16_CONVERSIONS__, which remove the implicit conversions static_cast would use.

@@ -201,6 +201,7 @@ void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
 SNN_IIR_CPU_KERNELS(extern template, float, IirCompute<float>)
 SNN_IIR_CPU_KERNELS(extern template, double, IirCompute<double>)
 SNN_IIR_CPU_KERNELS(extern template, bfloat16, IirCompute<bfloat16>)
+SNN_IIR_CPU_KERNELS(extern template, float16, IirCompute<float16>)
 
 }  // namespace cpu
 }  // namespace snn

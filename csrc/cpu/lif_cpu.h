@@ -268,6 +268,7 @@ void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
 SNN_LIF_CPU_KERNELS(extern template, float, LifCompute<float>)
 SNN_LIF_CPU_KERNELS(extern template, double, LifCompute<double>)
 SNN_LIF_CPU_KERNELS(extern template, bfloat16, LifCompute<bfloat16>)
+SNN_LIF_CPU_KERNELS(extern template, float16, LifCompute<float16>)
 
 }  // namespace cpu
 }  // namespace snn

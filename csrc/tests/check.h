@@ -9,12 +9,14 @@
 
 namespace snn_test {
 
-// Storage elements to and from double: float and double by value, bfloat16 through float (the kernels' rounding).
+// Storage elements to and from double: float and double by value, bfloat16 and float16 through float (the kernels'
+// rounding).
 template <typename T>
 double as_double(T value) {
   return static_cast<double>(value);
 }
 inline double as_double(snn::bfloat16 value) { return snn::to_acc<float>(value); }
+inline double as_double(snn::float16 value) { return snn::to_acc<float>(value); }
 
 template <typename T>
 T from_double(double value) {
@@ -23,6 +25,10 @@ T from_double(double value) {
 template <>
 inline snn::bfloat16 from_double<snn::bfloat16>(double value) {
   return snn::from_acc<snn::bfloat16>(static_cast<float>(value));
+}
+template <>
+inline snn::float16 from_double<snn::float16>(double value) {
+  return snn::from_acc<snn::float16>(static_cast<float>(value));
 }
 
 inline int& failures() {

@@ -36,7 +36,8 @@ struct DeviceBuffer {
   ~DeviceBuffer() { cudaFree(ptr); }
 };
 
-// The CUDA kernels' storage type for a test's: the CPU kernels' bfloat16 is CUDA's __nv_bfloat16 (same bits).
+// The CUDA kernels' storage type for a test's: the CPU kernels' bfloat16 and float16 are CUDA's __nv_bfloat16 and
+// __half (same bits).
 template <typename S>
 struct DeviceStorage {
   using type = S;
@@ -44,6 +45,10 @@ struct DeviceStorage {
 template <>
 struct DeviceStorage<snn::bfloat16> {
   using type = __nv_bfloat16;
+};
+template <>
+struct DeviceStorage<snn::float16> {
+  using type = __half;
 };
 
 // The same arguments with the storage type the CUDA launchers are instantiated for: the structs differ only in

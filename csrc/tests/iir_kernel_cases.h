@@ -1,5 +1,5 @@
 // The CUDA IIR filter kernels against the CPU kernels: both orders, with and without initial states, every subset
-// of wanted gradients, T from 1 to 300, double, float (double compute) and bfloat16 storage (float compute),
+// of wanted gradients, T from 1 to 300, double, float (double compute), bfloat16 and float16 storage (float compute),
 // coefficients per element or repeating with a shorter period. Run on a GPU by test_iir_gpu
 // (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by test_cuda_threads_cpu
 // (EmulatedCudaExecutor).
@@ -150,9 +150,10 @@ void iir_kernel_cases(Executor& device) {
           iir_kernel_case<double>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 1e-12);
           // float storage: each output is the double result rounded once, on either side.
           iir_kernel_case<float>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 3e-7);
-          // bfloat16 storage, float compute: the outputs likewise, to a bfloat16 rounding step (2^-8).
+          // bfloat16 and float16 storage, float compute: the outputs likewise, to a rounding step (2^-8, 2^-11).
           iir_kernel_case<snn::bfloat16>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b,
                                          1e-2);
+          iir_kernel_case<snn::float16>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 2e-3);
         }
       }
     }

@@ -1,6 +1,6 @@
 // The CUDA LIF kernels against the CPU kernels: every reset mode x trace x detach x surrogate, T = 1 and 17, with
-// and without initial states, final-state gradients and parameter gradients, double, float and bfloat16 storage
-// (computed in float), parameters per neuron or repeating with a shorter period. Run on a GPU by
+// and without initial states, final-state gradients and parameter gradients, double, float, bfloat16 and float16
+// storage (computed in float), parameters per neuron or repeating with a shorter period. Run on a GPU by
 // test_lif_gpu (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by
 // test_cuda_threads_cpu (EmulatedCudaExecutor).
 #pragma once
@@ -107,6 +107,7 @@ void lif_kernel_cases(Executor& device) {
               lif_kernel_case<float, float>(device, config, T, P, with_state, 1e-4, rng);
               // bfloat16: a float difference (FMA contraction on the GPU) can round h to the neighbouring value.
               lif_kernel_case<snn::bfloat16, float>(device, config, T, P, with_state, 1e-2, rng);
+              lif_kernel_case<snn::float16, float>(device, config, T, P, with_state, 1e-2, rng);
             }
           }
         }

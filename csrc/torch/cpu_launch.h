@@ -17,8 +17,8 @@
 namespace snn {
 namespace torch_ops {
 
-// Maps ATen element types to the CPU kernels' storage types (identical layouts): bfloat16 is stored as
-// snn::bfloat16. The compute types are LifCompute and IirCompute (core/).
+// Maps ATen element types to the CPU kernels' storage types (identical layouts): bfloat16 and half are stored as
+// snn::bfloat16 and snn::float16. The compute types are LifCompute and IirCompute (core/).
 template <typename scalar_t>
 struct CpuTypes {
   using storage = scalar_t;
@@ -27,11 +27,18 @@ template <>
 struct CpuTypes<at::BFloat16> {
   using storage = bfloat16;
 };
+template <>
+struct CpuTypes<at::Half> {
+  using storage = float16;
+};
 static_assert(sizeof(bfloat16) == sizeof(at::BFloat16) && alignof(bfloat16) == alignof(at::BFloat16),
               "snn::bfloat16 must have c10::BFloat16's layout");
+static_assert(sizeof(float16) == sizeof(at::Half) && alignof(float16) == alignof(at::Half),
+              "snn::float16 must have c10::Half's layout");
 
 // The dtypes the CPU kernels implement (snn_cuda/ops/_backend.py lists the same).
-#define SNN_DISPATCH_CPU_TYPES(TYPE, NAME, ...) AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, TYPE, NAME, __VA_ARGS__)
+#define SNN_DISPATCH_CPU_TYPES(TYPE, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
 
 // The instruction set PyTorch itself uses, so ATEN_CPU_CAPABILITY=default|avx2|avx512 sets ours too.
 inline cpu::CpuIsa torch_cpu_isa() {

@@ -13,7 +13,7 @@ BACKENDS = ("auto", "cpp", "cuda", "torch")
 # Storage dtypes each compiled backend implements (half and bfloat16 are computed in float32). The CPU kernels'
 # dispatch (SNN_DISPATCH_CPU_TYPES, csrc/torch/cpu_launch.h) lists the same.
 KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64, torch.bfloat16),
+    "cpu": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 _BACKEND_DEVICE = {"cpp": "cpu", "cuda": "cuda"}
