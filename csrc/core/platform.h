@@ -60,9 +60,10 @@ SNN_HD bfloat16 from_acc<bfloat16, float>(float value) {
 }
 
 // float16 storage for the CPU kernels, torch-free: IEEE binary16 bits (c10::Half's layout), a scalar type as
-// bfloat16 is. No F16C instructions: the conversions are integer operations, one int-to-float conversion and
-// masked selects, which vectorise at every instruction-set level. They round as c10::Half and CUDA's
-// __float2half_rn do: to nearest, ties to even, overflow to infinity, NaN to a quiet NaN of the same sign.
+// bfloat16 is. The conversions here need no F16C: they are integer operations, one int-to-float conversion and
+// masked selects. They round as c10::Half and CUDA's __float2half_rn do: to nearest, ties to even, overflow to
+// infinity, NaN to a quiet NaN of the same sign. The AVX2 and AVX-512 kernels convert whole chunks with F16C
+// instead (cpu/common.h), which rounds the same way.
 enum class float16 : uint16_t {};
 
 // All ones where the difference (of two values whose true difference fits in int32) is negative, else zero: a
@@ -113,6 +114,41 @@ SNN_HD float16 from_acc<float16, float>(float value) {
   const uint32_t finite = (small & is_small) | (normal & ~is_small);
   const uint32_t half = (0x7e00u & is_nan) | (0x7c00u & is_overflow & ~is_nan) | (finite & ~(is_nan | is_overflow));
   return static_cast<float16>(half | ((word >> 16) & 0x8000u));
+}
+
+// A compute value rounded to storage precision and back, to_acc(from_acc(value)): what a kernel decides on when
+// the decision must see the value as stored.
+template <typename scalar_t, typename acc_t>
+SNN_HD acc_t round_to_storage(acc_t value) {
+  return to_acc<acc_t>(from_acc<scalar_t>(value));
+}
+
+// The same for float16 in float arithmetic, a third of the instructions of the two conversions, bit for bit the
+// same result (checked for every float in csrc/tests/test_lif_cpu.cpp). Adding 2^(E + 13), E the exponent of
+// |value| but at least -14 (half's smallest normal exponent), moves |value| into a binade whose step is half's
+// step at E (2^(E - 10), or 2^-24 for half's subnormals), so the addition rounds to nearest even and subtracting
+// it again is exact. 65520 and up overflow to infinity, NaN becomes the quiet NaN the conversions give.
+template <>
+SNN_HD float round_to_storage<float16, float>(float value) {
+  uint32_t word;
+  memcpy(&word, &value, sizeof(word));
+  const uint32_t magnitude = word & 0x7fffffffu;
+  const uint32_t exponent = magnitude & 0x7f800000u;
+  // Exponents too large for the sum are overflows, masked below.
+  const uint32_t scale_word = (exponent > 0x38800000u ? exponent : 0x38800000u) + (13u << 23);
+  float scale, magnitude_value;
+  memcpy(&scale, &scale_word, sizeof(scale));
+  memcpy(&magnitude_value, &magnitude, sizeof(magnitude_value));
+  const float rounded = (magnitude_value + scale) - scale;
+  uint32_t rounded_word;
+  memcpy(&rounded_word, &rounded, sizeof(rounded_word));
+  const uint32_t is_nan = sign_mask(0x7f800000u - magnitude);       // magnitude > 0x7f800000
+  const uint32_t is_overflow = sign_mask(0x477fefffu - magnitude);  // 65520 and up
+  const uint32_t result_word = (0x7fc00000u & is_nan) | (0x7f800000u & is_overflow & ~is_nan) |
+                               (rounded_word & ~(is_nan | is_overflow)) | (word & 0x80000000u);
+  float result;
+  memcpy(&result, &result_word, sizeof(result));
+  return result;
 }
 
 #if defined(__CUDACC__)

@@ -12,7 +12,7 @@
 #include "isa.h"
 
 #if SNN_CPU_X86
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace snn {
@@ -95,8 +95,9 @@ class ScopedStreamThreshold {
 };
 
 // Whether a kernel streams an output of `elements` elements of storage type T. Never the 16-bit types: their
-// kernels are bound by the conversions to and from float, not by memory, so the copy through the chunk buffer
-// only adds time (LIF bfloat16 [64, 64, 4096], 32 MiB a tensor: fwd+bwd 14.5 ms plain, 15.8 ms streamed).
+// kernels are bound by compute (the conversions, and the float steps), not by memory, so the copy through the
+// chunk buffer only adds time (LIF bfloat16 [64, 64, 4096], 32 MiB a tensor: fwd+bwd 14.5 ms plain, 15.8 ms
+// streamed).
 template <typename T>
 inline bool stream_output(int64_t elements) {
   const int64_t bytes = elements * static_cast<int64_t>(sizeof(T));
@@ -124,23 +125,107 @@ SNN_ALWAYS_INLINE inline void stream_store(T* dst, const T* src, int64_t count) 
               static_cast<size_t>(bytes - done));
 }
 
-// The chunk [i0, i0 + count) of an output row as an element loop writes it (at data()[i - i0]): in place, or,
-// when the row is streamed, into a buffer in L1 that finish() streams out. A null row (an output the kernel does
-// not write) gives a null data().
-template <typename T>
+// float16 rows in the AVX2 and AVX-512 builds are converted to and from float a chunk at a time with F16C, 8
+// values an instruction, outside the element loops: GCC does not vectorise the LIF backward loop with the integer
+// conversions of core/platform.h inlined in it (it reports control flow in the loop), and they cost some twenty
+// instructions a value where they do vectorise. Every other storage type is converted per element in the loops.
+#if SNN_CPU_X86 && !defined(__clang__)
+#define SNN_CPU_F16C_CHUNKS 1
+#else
+#define SNN_CPU_F16C_CHUNKS 0
+#endif
+template <CpuIsa kIsa, typename T>
+constexpr bool kChunkConverted = SNN_CPU_F16C_CHUNKS && kIsa != CpuIsa::baseline && std::is_same<T, float16>::value;
+
+// The type an element loop reads and writes a chunk of a row of storage type T as.
+template <CpuIsa kIsa, typename T>
+using ChunkElement = std::conditional_t<kChunkConverted<kIsa, T>, float, T>;
+
+#if SNN_CPU_F16C_CHUNKS
+// float16 <-> float for count values, 8 at a time with F16C (rounding to nearest even, as from_acc), the rest one
+// at a time with the conversions of core/platform.h. Only the F16C builds (kChunkConverted) call these. They use
+// the compiler's builtins rather than the <immintrin.h> intrinsics: those are functions with a target attribute,
+// which GCC refuses to inline into the (target-less) chunk classes, even though these end up inlined into a
+// kernel compiled with F16C. GCC checks builtins only where they are finally compiled; Clang checks them in the
+// function they are written in, so Clang builds (not tried here) convert per element. The vector types never
+// cross a call, so the ABI note GCC gives about them (-Wpsabi) does not apply.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef short snn_v8hi __attribute__((vector_size(16)));
+typedef float snn_v8sf __attribute__((vector_size(32)));
+
+SNN_ALWAYS_INLINE inline void widen_halves(const float16* SNN_RESTRICT src, float* SNN_RESTRICT dst, int64_t count) {
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    snn_v8hi halves;
+    std::memcpy(&halves, src + i, sizeof(halves));
+    const snn_v8sf floats = __builtin_ia32_vcvtph2ps256(halves);
+    std::memcpy(dst + i, &floats, sizeof(floats));
+  }
+  for (; i < count; ++i) dst[i] = to_acc<float>(src[i]);
+}
+SNN_ALWAYS_INLINE inline void narrow_floats(const float* SNN_RESTRICT src, float16* SNN_RESTRICT dst, int64_t count) {
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    snn_v8sf floats;
+    std::memcpy(&floats, src + i, sizeof(floats));
+    const snn_v8hi halves = __builtin_ia32_vcvtps2ph256(floats, _MM_FROUND_TO_NEAREST_INT);
+    std::memcpy(dst + i, &halves, sizeof(halves));
+  }
+  for (; i < count; ++i) dst[i] = from_acc<float16>(src[i]);
+}
+#pragma GCC diagnostic pop
+#endif
+
+// The chunk [i0, i0 + count) of an input row as an element loop reads it (at data()[i - i0]): in place, or
+// converted into a buffer in L1 (kChunkConverted). A null row gives a null data().
+template <CpuIsa kIsa, typename T>
+class InputChunk {
+ public:
+  using element = ChunkElement<kIsa, T>;
+  SNN_ALWAYS_INLINE InputChunk(const T* row, int64_t i0, int64_t count) {
+    if constexpr (kChunkConverted<kIsa, T>) {
+      data_ = row == nullptr ? nullptr : buffer_;
+      if (row != nullptr) widen_halves(row + i0, buffer_, count);
+    } else {
+      data_ = row == nullptr ? nullptr : row + i0;
+    }
+  }
+  SNN_ALWAYS_INLINE const element* data() const { return data_; }
+
+ private:
+  alignas(64) element buffer_[kChunkConverted<kIsa, T> ? kPrefetchChunk : 1];
+  const element* data_;
+};
+
+// The chunk [i0, i0 + count) of an output row as an element loop writes it (at data()[i - i0]): in place, or into
+// a buffer in L1 that finish() streams out when the row is streamed, or converts out (kChunkConverted). A null row
+// (an output the kernel does not write) gives a null data().
+template <CpuIsa kIsa, typename T>
 class OutputChunk {
  public:
+  using element = ChunkElement<kIsa, T>;
   SNN_ALWAYS_INLINE OutputChunk(T* row, int64_t i0, bool stream)
       : out_(row == nullptr ? nullptr : row + i0), stream_(stream && row != nullptr) {}
-  SNN_ALWAYS_INLINE T* data() { return stream_ ? buffer_ : out_; }
+  SNN_ALWAYS_INLINE element* data() {
+    if constexpr (kChunkConverted<kIsa, T>) {
+      return out_ == nullptr ? nullptr : buffer_;
+    } else {
+      return stream_ ? buffer_ : out_;
+    }
+  }
   SNN_ALWAYS_INLINE void finish(int64_t count) {
-    if (stream_) stream_store(out_, buffer_, count);
+    if constexpr (kChunkConverted<kIsa, T>) {
+      if (out_ != nullptr) narrow_floats(buffer_, out_, count);
+    } else {
+      if (stream_) stream_store(out_, buffer_, count);
+    }
   }
 
  private:
-  alignas(64) T buffer_[kPrefetchChunk];
+  alignas(64) element buffer_[kPrefetchChunk];
   T* out_;
-  bool stream_;
+  bool stream_;  // never set for 16-bit types (stream_output)
 };
 
 // Orders a thread's streaming stores before whatever follows (they are weakly ordered): called at the end of

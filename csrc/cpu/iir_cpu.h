@@ -41,7 +41,7 @@ SNN_ALWAYS_INLINE inline void load_state_block(const scalar_t* SNN_RESTRICT stat
   for (int64_t i = 0; i < len; ++i) out[i] = state ? to_acc<acc_t>(state[begin + i]) : acc_t(0);
 }
 
-template <typename scalar_t, typename acc_t, bool kSecondOrder>
+template <CpuIsa kIsa, typename scalar_t, typename acc_t, bool kSecondOrder>
 SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                       int64_t n_end) {
   const int64_t N = a.N;
@@ -71,13 +71,16 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
             if (!stream) prefetch_ahead<true>(p_out, last ? nullptr : p_out + N, i, len);
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-            OutputChunk<scalar_t> p_chunk(p_out, i0, stream);
-            scalar_t* SNN_RESTRICT p_dst = p_chunk.data();
+            const InputChunk<kIsa, scalar_t> x_chunk(x, i0, i1 - i0);
+            const auto* SNN_RESTRICT x_src = x_chunk.data();
+            OutputChunk<kIsa, scalar_t> p_chunk(p_out, i0, stream);
+            auto* SNN_RESTRICT p_dst = p_chunk.data();
+            using p_t = typename decltype(p_chunk)::element;
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], prev[i],
-                                                     kSecondOrder ? prev2[i] : acc_t(0), to_acc<acc_t>(x[i]));
-              p_dst[i - i0] = from_acc<scalar_t>(p);
+                                                     kSecondOrder ? prev2[i] : acc_t(0), to_acc<acc_t>(x_src[i - i0]));
+              p_dst[i - i0] = from_acc<p_t>(p);
               (kSecondOrder ? prev2 : prev)[i] = p;
             }
             p_chunk.finish(i1 - i0);
@@ -94,7 +97,7 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
   }
 }
 
-template <typename scalar_t, typename acc_t, bool kSecondOrder, bool kGradX, bool kGradA, bool kGradB>
+template <CpuIsa kIsa, typename scalar_t, typename acc_t, bool kSecondOrder, bool kGradX, bool kGradA, bool kGradB>
 SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                        int64_t n_end) {
   const int64_t N = a.N;
@@ -136,16 +139,25 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
             }
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-            OutputChunk<scalar_t> gx_chunk(grad_x, i0, stream);
-            scalar_t* SNN_RESTRICT gx_dst = gx_chunk.data();
+            const InputChunk<kIsa, scalar_t> g_chunk(g, i0, i1 - i0);
+            const InputChunk<kIsa, scalar_t> x_chunk(x, i0, i1 - i0);
+            const InputChunk<kIsa, scalar_t> p_prev_chunk(p_prev, i0, i1 - i0);
+            const InputChunk<kIsa, scalar_t> p_prev2_chunk(p_prev2, i0, i1 - i0);
+            const auto* SNN_RESTRICT g_src = g_chunk.data();
+            const auto* SNN_RESTRICT x_src = x_chunk.data();
+            const auto* SNN_RESTRICT p_prev_src = p_prev_chunk.data();
+            const auto* SNN_RESTRICT p_prev2_src = p_prev2_chunk.data();
+            OutputChunk<kIsa, scalar_t> gx_chunk(grad_x, i0, stream);
+            auto* SNN_RESTRICT gx_dst = gx_chunk.data();
+            using gx_t = typename decltype(gx_chunk)::element;
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t q = iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0),
-                                                             to_acc<acc_t>(g[i]), u1[i], u2[i]);
-              if (kGradX) gx_dst[i - i0] = from_acc<scalar_t>(b[i] * q);
-              if (kGradA) grad_a1[i] += q * to_acc<acc_t>(p_prev[i]);
-              if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2[i]);
-              if (kGradB) grad_b[i] += q * to_acc<acc_t>(x[i]);
+                                                             to_acc<acc_t>(g_src[i - i0]), u1[i], u2[i]);
+              if (kGradX) gx_dst[i - i0] = from_acc<gx_t>(b[i] * q);
+              if (kGradA) grad_a1[i] += q * to_acc<acc_t>(p_prev_src[i - i0]);
+              if (kGradA && kSecondOrder) grad_a2[i] += q * to_acc<acc_t>(p_prev2_src[i - i0]);
+              if (kGradB) grad_b[i] += q * to_acc<acc_t>(x_src[i - i0]);
             }
             gx_chunk.finish(i1 - i0);
           });
@@ -167,8 +179,9 @@ template <typename scalar_t, typename acc_t>
 void iir_forward_range(const IirForwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
                        CpuIsa isa = best_supported_isa()) {
   dispatch_bool(a.a2 != nullptr, [&](auto second_order) {
-    run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
-      iir_forward_block_range<scalar_t, acc_t, decltype(second_order)::value>(a, n_begin, n_end);
+    run_with_isa(isa, [&](auto isa_built) SNN_ALWAYS_INLINE {
+      iir_forward_block_range<decltype(isa_built)::value, scalar_t, acc_t, decltype(second_order)::value>(
+          a, n_begin, n_end);
     });
   });
 }
@@ -182,9 +195,10 @@ void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
     dispatch_bool(a.grad_x != nullptr, [&](auto grad_x) {
       dispatch_bool(a.grad_a1 != nullptr, [&](auto grad_a) {
         dispatch_bool(a.grad_b != nullptr, [&](auto grad_b) {
-          run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
-            iir_backward_block_range<scalar_t, acc_t, decltype(second_order)::value, decltype(grad_x)::value,
-                                     decltype(grad_a)::value, decltype(grad_b)::value>(a, n_begin, n_end);
+          run_with_isa(isa, [&](auto isa_built) SNN_ALWAYS_INLINE {
+            iir_backward_block_range<decltype(isa_built)::value, scalar_t, acc_t, decltype(second_order)::value,
+                                     decltype(grad_x)::value, decltype(grad_a)::value, decltype(grad_b)::value>(
+                a, n_begin, n_end);
           });
         });
       });

@@ -3,16 +3,19 @@
 // The extension is built for the baseline x86-64 (SSE2), where the neuron loops vectorise 4 floats wide and are
 // compute-bound. Each kernel is therefore also compiled for AVX2 and AVX-512: `run_with_isa` calls a body
 // through a trampoline carrying a target attribute, and the body (always inlined, as are the step functions it
-// calls) is compiled for that instruction set. Floating-point contraction is off in every build (-ffp-contract=off),
-// so all variants give bitwise identical results; only the vector width differs.
+// calls) is compiled for that instruction set. The body gets the instruction set as a compile-time constant too,
+// for the few places that pick intrinsics by it (the float16 conversions of common.h). Both wider builds include
+// F16C, which every AVX2 processor has. Floating-point contraction is off in every build (-ffp-contract=off), so
+// all variants give bitwise identical results; only the vector width differs.
 #pragma once
 
 #include <cstdlib>
+#include <type_traits>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SNN_CPU_X86 1
-#define SNN_TARGET_AVX2 __attribute__((target("avx2")))
-#define SNN_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#define SNN_TARGET_AVX2 __attribute__((target("avx2,f16c")))
+#define SNN_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,f16c")))
 #else
 #define SNN_CPU_X86 0
 #endif
@@ -32,9 +35,11 @@ inline const char* isa_name(CpuIsa isa) {
   return "baseline";
 }
 
-// The widest instruction set this processor runs.
+// The widest instruction set this processor runs. The AVX2 and AVX-512 builds need F16C as well (every processor
+// with AVX2 has it; a virtual machine that hides it gets the baseline).
 inline CpuIsa best_supported_isa() {
 #if SNN_CPU_X86
+  if (!__builtin_cpu_supports("f16c")) return CpuIsa::baseline;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
     return CpuIsa::avx512;
@@ -47,16 +52,17 @@ inline CpuIsa best_supported_isa() {
 #if SNN_CPU_X86
 template <typename F>
 SNN_TARGET_AVX2 void run_avx2(F& body) {
-  body();
+  body(std::integral_constant<CpuIsa, CpuIsa::avx2>{});
 }
 template <typename F>
 SNN_TARGET_AVX512 void run_avx512(F& body) {
-  body();
+  body(std::integral_constant<CpuIsa, CpuIsa::avx512>{});
 }
 #endif
 
-// Runs `body` (a lambda marked SNN_ALWAYS_INLINE) compiled for `isa`, or for the baseline when `isa` is not
-// available on this processor or this build.
+// Runs `body` (a generic lambda marked SNN_ALWAYS_INLINE, taking the instruction set as a
+// std::integral_constant) compiled for `isa`, or for the baseline when `isa` is not available on this processor
+// or this build.
 template <typename F>
 void run_with_isa(CpuIsa isa, F&& body) {
   if (static_cast<int>(isa) > static_cast<int>(best_supported_isa())) isa = best_supported_isa();
@@ -64,7 +70,7 @@ void run_with_isa(CpuIsa isa, F&& body) {
   if (isa == CpuIsa::avx512) return run_avx512(body);
   if (isa == CpuIsa::avx2) return run_avx2(body);
 #endif
-  body();
+  body(std::integral_constant<CpuIsa, CpuIsa::baseline>{});
 }
 
 }  // namespace cpu

@@ -46,7 +46,8 @@ SNN_ALWAYS_INLINE inline void load_initial_state(const scalar_t* v0, const scala
 // hold the state in and out. The forward op stores spikes (and h when a backward will read it); the backward's
 // recompute stores only h, into a scratch block, so both run literally the same steps and the recomputed h
 // equals the forward's bit for bit.
-template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreS, bool kStoreH>
+template <CpuIsa kIsa, typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreS,
+          bool kStoreH>
 SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64_t T, int64_t N, int64_t len,
                                                 const scalar_t* x_block, scalar_t* s_out, bool stream_s,
                                                 scalar_t* h_out, int64_t h_stride, const acc_t* alpha,
@@ -65,25 +66,31 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
           if (kStoreH) prefetch_ahead<true>(h_row, last ? nullptr : h_row + h_stride, i, len);
         },
         [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-          OutputChunk<scalar_t> s_chunk(s_row, i0, stream_s);
-          scalar_t* SNN_RESTRICT s_dst = s_chunk.data();
+          const InputChunk<kIsa, scalar_t> x_chunk(x, i0, i1 - i0);
+          const auto* SNN_RESTRICT x_src = x_chunk.data();
+          // h is read back by the backward (from cache, when this is its scratch block): plain stores.
+          OutputChunk<kIsa, scalar_t> s_chunk(s_row, i0, stream_s), h_chunk(h_row, i0, false);
+          auto* SNN_RESTRICT s_dst = s_chunk.data();
+          auto* SNN_RESTRICT h_dst = h_chunk.data();
+          using out_t = typename decltype(s_chunk)::element;
 #pragma GCC ivdep
           for (int64_t i = i0; i < i1; ++i) {
-            const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x[i]), kTrace ? r[i] : acc_t(0));
+            const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x_src[i - i0]), kTrace ? r[i] : acc_t(0));
             // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
-            const scalar_t h_stored = from_acc<scalar_t>(h);
-            const acc_t s = lif_fire(to_acc<acc_t>(h_stored), theta[i]);
-            if (kStoreH) h_row[i] = h_stored;
-            if (kStoreS) s_dst[i - i0] = from_acc<scalar_t>(s);
+            const acc_t h_stored = round_to_storage<scalar_t>(h);
+            const acc_t s = lif_fire(h_stored, theta[i]);
+            if (kStoreH) h_dst[i - i0] = from_acc<out_t>(h_stored);
+            if (kStoreS) s_dst[i - i0] = from_acc<out_t>(s);
             v[i] = lif_reset(c, h, s, theta[i]);
             if (kTrace) r[i] = lif_trace(c, r[i], s);
           }
           s_chunk.finish(i1 - i0);
+          h_chunk.finish(i1 - i0);
         });
   }
 }
 
-template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreH>
+template <CpuIsa kIsa, typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreH>
 SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                       int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, Surrogate::atan>(a.config);
@@ -95,7 +102,7 @@ SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scala
     load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, v, r);
     load_periodic(a.alpha, a.P, b, len, alpha);
     load_periodic(a.theta, a.P, b, len, theta);
-    lif_forward_steps<scalar_t, acc_t, kReset, kTrace, true, kStoreH>(
+    lif_forward_steps<kIsa, scalar_t, acc_t, kReset, kTrace, true, kStoreH>(
         c, a.T, N, len, a.x + b, a.spikes + b, stream, kStoreH ? a.h + b : nullptr, N, alpha, theta, v, r);
     for (int64_t i = 0; i < len; ++i) {
       a.v_last[b + i] = from_acc<scalar_t>(v[i]);
@@ -114,7 +121,8 @@ inline int64_t recompute_block(int64_t T) {
   return std::clamp(fit / kAlign * kAlign, kAlign, kBlock);
 }
 
-template <typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, Surrogate kSurrogate, bool kParamGrads>
+template <CpuIsa kIsa, typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, Surrogate kSurrogate,
+          bool kParamGrads>
 SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                        int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kSurrogate>(a.config);
@@ -134,7 +142,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
     if (recompute) {
       // gv and gr serve as the forward's v and r here; they are set for the backward just below.
       load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, gv, gr);
-      lif_forward_steps<scalar_t, acc_t, kReset, kTrace, false, true>(
+      lif_forward_steps<kIsa, scalar_t, acc_t, kReset, kTrace, false, true>(
           c, a.T, N, len, a.x + b, nullptr, false, scratch.data(), block, alpha, theta, gv, gr);
     }
     for (int64_t i = 0; i < len; ++i) {
@@ -166,17 +174,22 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
             if (!recompute) prefetch_ahead<false>(h_row, first ? nullptr : h_row - h_stride, i, len);
           },
           [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
-            OutputChunk<scalar_t> gx_chunk(gx_out, i0, stream);
-            scalar_t* SNN_RESTRICT gx_dst = gx_chunk.data();
+            const InputChunk<kIsa, scalar_t> h_chunk(h_row, i0, i1 - i0);
+            const InputChunk<kIsa, scalar_t> gs_chunk(gs_in, i0, i1 - i0);
+            const auto* SNN_RESTRICT h_src = h_chunk.data();
+            const auto* SNN_RESTRICT gs_src = gs_chunk.data();
+            OutputChunk<kIsa, scalar_t> gx_chunk(gx_out, i0, stream);
+            auto* SNN_RESTRICT gx_dst = gx_chunk.data();
+            using gx_t = typename decltype(gx_chunk)::element;
 #pragma GCC ivdep
             for (int64_t i = i0; i < i1; ++i) {
               // Without a trace gr stays 0: keep it in a register instead of storing zeros every step.
               acc_t gr_i = kTrace ? gr[i] : acc_t(0);
-              const LifAdjointOut<acc_t> o = lif_adjoint_step(c, alpha[i], theta[i], to_acc<acc_t>(h_row[i]),
+              const LifAdjointOut<acc_t> o = lif_adjoint_step(c, alpha[i], theta[i], to_acc<acc_t>(h_src[i - i0]),
                                                               kParamGrads ? v_prev[i] : acc_t(0),
-                                                              to_acc<acc_t>(gs_in[i]), gv[i], gr_i);
+                                                              to_acc<acc_t>(gs_src[i - i0]), gv[i], gr_i);
               if (kTrace) gr[i] = gr_i;
-              gx_dst[i - i0] = from_acc<scalar_t>(o.grad_x);
+              gx_dst[i - i0] = from_acc<gx_t>(o.grad_x);
               if (kParamGrads) {
                 galpha[i] += o.grad_alpha;
                 gtheta[i] += o.grad_theta;
@@ -228,9 +241,9 @@ void lif_forward_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin
   dispatch_reset(a.config.reset, [&](auto reset) {
     dispatch_bool(a.config.trace, [&](auto trace) {
       dispatch_bool(a.h != nullptr, [&](auto store_h) {
-        run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
-          lif_forward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
-                                  decltype(store_h)::value>(a, n_begin, n_end);
+        run_with_isa(isa, [&](auto isa_built) SNN_ALWAYS_INLINE {
+          lif_forward_block_range<decltype(isa_built)::value, scalar_t, acc_t, decltype(reset)::value,
+                                  decltype(trace)::value, decltype(store_h)::value>(a, n_begin, n_end);
         });
       });
     });
@@ -246,9 +259,10 @@ void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
     dispatch_bool(a.config.trace, [&](auto trace) {
       dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
         dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
-          run_with_isa(isa, [&]() SNN_ALWAYS_INLINE {
-            lif_backward_block_range<scalar_t, acc_t, decltype(reset)::value, decltype(trace)::value,
-                                     decltype(surrogate)::value, decltype(param_grads)::value>(a, n_begin, n_end);
+          run_with_isa(isa, [&](auto isa_built) SNN_ALWAYS_INLINE {
+            lif_backward_block_range<decltype(isa_built)::value, scalar_t, acc_t, decltype(reset)::value,
+                                     decltype(trace)::value, decltype(surrogate)::value,
+                                     decltype(param_grads)::value>(a, n_begin, n_end);
           });
         });
       });

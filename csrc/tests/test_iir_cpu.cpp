@@ -82,7 +82,9 @@ double derivative(const Problem& q, int64_t n, const double& target) {
 
 template <typename scalar_t>
 std::vector<scalar_t> cast(const std::vector<double>& v) {
-  return std::vector<scalar_t>(v.begin(), v.end());
+  std::vector<scalar_t> out;
+  for (double value : v) out.push_back(snn_test::from_double<scalar_t>(value));
+  return out;
 }
 
 // The kernels' outputs for one problem, in double.
@@ -90,9 +92,9 @@ struct Result {
   std::vector<double> p, p_last, p_before_last, grad_x, grad_a1, grad_a2, grad_b, grad_p1, grad_p2;
 };
 
-// Runs forward and backward with storage scalar_t (compute double), compiled for `isa`, over two element ranges,
+// Runs forward and backward with storage scalar_t and compute acc_t, compiled for `isa`, over two element ranges,
 // so a block boundary and a partial block are both exercised. Gradients not wanted stay empty.
-template <typename scalar_t>
+template <typename scalar_t, typename acc_t = double>
 Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b,
                    snn::cpu::CpuIsa isa = snn::cpu::best_supported_isa()) {
   const int64_t T = q.T, N = q.N;
@@ -100,15 +102,16 @@ Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b,
              grad_p = cast<scalar_t>(q.grad_p), grad_p_last = cast<scalar_t>(q.grad_p_last),
              grad_p_before_last = cast<scalar_t>(q.grad_p_before_last);
   std::vector<scalar_t> p(T * N), p_last(N), p_before_last(N), grad_x(T * N), grad_p1(N), grad_p2(N);
-  std::vector<double> grad_a1(N), grad_a2(N), grad_b(N);
-  const double* a2 = q.second_order ? q.a2.data() : nullptr;
+  std::vector<acc_t> grad_a1(N), grad_a2(N), grad_b(N);
+  const auto a1 = cast<acc_t>(q.a1), a2_values = cast<acc_t>(q.a2), b = cast<acc_t>(q.b);
+  const acc_t* a2 = q.second_order ? a2_values.data() : nullptr;
   const scalar_t* p1_ptr = q.with_state ? p1.data() : nullptr;
   const scalar_t* p2_ptr = q.with_state ? p2.data() : nullptr;
-  snn::IirForwardArgs<scalar_t, double> fa{T,          N,      q.P,    x.data(), q.a1.data(),  a2,
-                                           q.b.data(), p1_ptr, p2_ptr, p.data(), p_last.data(), p_before_last.data()};
+  snn::IirForwardArgs<scalar_t, acc_t> fa{T,        N,      q.P,    x.data(), a1.data(),     a2,
+                                          b.data(), p1_ptr, p2_ptr, p.data(), p_last.data(), p_before_last.data()};
   snn::cpu::iir_forward_range(fa, 0, N / 2, isa);
   snn::cpu::iir_forward_range(fa, N / 2, N, isa);
-  snn::IirBackwardArgs<scalar_t, double> ba{T,
+  snn::IirBackwardArgs<scalar_t, acc_t> ba{T,
                                             N,
                                             q.P,
                                             grad_p.data(),
@@ -116,9 +119,9 @@ Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b,
                                             grad_p_before_last.data(),
                                             want_a ? p.data() : nullptr,
                                             want_b ? x.data() : nullptr,
-                                            q.a1.data(),
+                                            a1.data(),
                                             a2,
-                                            q.b.data(),
+                                            b.data(),
                                             p1_ptr,
                                             p2_ptr,
                                             want_x ? grad_x.data() : nullptr,
@@ -129,12 +132,16 @@ Result run_kernels(const Problem& q, bool want_x, bool want_a, bool want_b,
                                             grad_p2.data()};
   snn::cpu::iir_backward_range(ba, 0, N / 2, isa);
   snn::cpu::iir_backward_range(ba, N / 2, N, isa);
-  auto wide = [](const std::vector<scalar_t>& v) { return std::vector<double>(v.begin(), v.end()); };
+  auto wide = [](const auto& v) {
+    std::vector<double> out;
+    for (auto value : v) out.push_back(snn_test::as_double(value));
+    return out;
+  };
   Result r{wide(p), wide(p_last), wide(p_before_last), {}, {}, {}, {}, wide(grad_p1), wide(grad_p2)};
   if (want_x) r.grad_x = wide(grad_x);
-  if (want_a) r.grad_a1 = grad_a1;
-  if (want_a && a2) r.grad_a2 = grad_a2;
-  if (want_b) r.grad_b = grad_b;
+  if (want_a) r.grad_a1 = wide(grad_a1);
+  if (want_a && a2) r.grad_a2 = wide(grad_a2);
+  if (want_b) r.grad_b = wide(grad_b);
   return r;
 }
 
@@ -250,16 +257,19 @@ void test_float_storage_keeps_precision_over_long_sequences() {
   std::printf("float storage, T = 1000, slow poles: worst relative error %.2e\n", worst);
 }
 
-// The per-instruction-set builds of the float-storage kernels agree bit for bit (no contraction, same
-// operation order).
-void test_instruction_sets_agree_bitwise() {
+// The per-instruction-set builds of the kernels agree bit for bit (no contraction, same operation order), for
+// float storage and for float16, whose AVX2 and AVX-512 builds convert with F16C a chunk at a time where the
+// baseline converts each element with integer operations (cpu/common.h); each with the compute type of the ops.
+template <typename scalar_t>
+void instruction_sets_agree_bitwise() {
+  using acc_t = snn::IirCompute<scalar_t>;
   std::mt19937 rng(5);
   for (bool second_order : {false, true}) {
     const Problem q = random_problem(rng, 23, 1000, second_order, true);
-    const Result baseline = run_kernels<float>(q, true, true, true, snn::cpu::CpuIsa::baseline);
+    const Result baseline = run_kernels<scalar_t, acc_t>(q, true, true, true, snn::cpu::CpuIsa::baseline);
     for_each_store_mode([&](bool) {
       for (snn::cpu::CpuIsa isa : kIsas) {
-        const Result r = run_kernels<float>(q, true, true, true, isa);
+        const Result r = run_kernels<scalar_t, acc_t>(q, true, true, true, isa);
         CHECK(r.p == baseline.p && r.p_last == baseline.p_last && r.p_before_last == baseline.p_before_last);
         CHECK(r.grad_x == baseline.grad_x && r.grad_a1 == baseline.grad_a1 && r.grad_a2 == baseline.grad_a2);
         CHECK(r.grad_b == baseline.grad_b && r.grad_p1 == baseline.grad_p1 && r.grad_p2 == baseline.grad_p2);
@@ -276,6 +286,7 @@ int main() {
   test_each_subset_of_gradients_matches_the_full_backward();
   test_golden_impulse_response();
   test_float_storage_keeps_precision_over_long_sequences();
-  test_instruction_sets_agree_bitwise();
+  instruction_sets_agree_bitwise<float>();
+  instruction_sets_agree_bitwise<snn::float16>();
   return snn_test::finish("test_iir_cpu");
 }

@@ -218,28 +218,49 @@ void test_float_kernel_matches_double() {
   CHECK(flips * 1000 < T * N);  // rounding moves only potentials within ~1e-7 of theta
 }
 
-// The per-instruction-set builds of the float kernels agree bit for bit (no contraction, same operation order).
-void test_instruction_sets_agree_bitwise() {
+// The per-instruction-set builds of the float kernels agree bit for bit (no contraction, same operation order),
+// for every storage type computed in float: float16 too, whose AVX2 and AVX-512 builds convert with F16C a chunk
+// at a time where the baseline converts each element with integer operations (cpu/common.h).
+template <typename scalar_t>
+void instruction_sets_agree_bitwise() {
   std::mt19937 rng(11);
   const Problem p = random_problem(rng, 23, 1000);
   const int64_t T = p.T, N = p.N;
-  std::vector<float> x(p.x.begin(), p.x.end()), alpha(p.alpha.begin(), p.alpha.end()),
-      theta(p.theta.begin(), p.theta.end()), gs(p.gs.begin(), p.gs.end());
+  auto storage = [](const std::vector<double>& values) {
+    std::vector<scalar_t> out;
+    for (double v : values) out.push_back(snn_test::from_double<scalar_t>(v));
+    return out;
+  };
+  std::vector<scalar_t> x = storage(p.x), gs = storage(p.gs);
+  std::vector<float> alpha(p.alpha.begin(), p.alpha.end()), theta(p.theta.begin(), p.theta.end());
   for (Surrogate kind : kSurrogates) {
     const LifConfig<float> c{ResetMode::soft, true, false, kind, 0.9f, 0.0f, 0.8f, 0.5f};
-    std::vector<std::vector<float>> outputs;
+    std::vector<std::vector<double>> outputs;
     for_each_store_mode([&](bool) {
       for (snn::cpu::CpuIsa isa : kIsas) {
-        std::vector<float> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), ga(N), gt(N);
-        snn::LifForwardArgs<float, float> fa{T, N, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
-                                             s.data(), h.data(), vl.data(), rl.data()};
+        std::vector<scalar_t> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), rgx(T * N);
+        std::vector<float> ga(N), gt(N);
+        snn::LifForwardArgs<scalar_t, float> fa{T, N, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
+                                                s.data(), h.data(), vl.data(), rl.data()};
         snn::cpu::lif_forward_range(fa, 0, N, isa);
-        snn::LifBackwardArgs<float, float> ba{T, N, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
-                                              theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
-                                              gt.data(), nullptr, nullptr};
+        snn::LifBackwardArgs<scalar_t, float> ba{T, N, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
+                                                 theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
+                                                 gt.data(), nullptr, nullptr};
         snn::cpu::lif_backward_range(ba, 0, N, isa);
-        std::vector<float> all;
-        for (const auto* v : {&s, &h, &vl, &rl, &gx, &gv0, &gr0, &ga, &gt}) all.insert(all.end(), v->begin(), v->end());
+        // And with h recomputed from x (through the scratch block).
+        snn::LifBackwardArgs<scalar_t, float> rb = ba;
+        rb.h = nullptr;
+        rb.x = x.data();
+        rb.grad_x = rgx.data();
+        rb.grad_alpha = nullptr;
+        rb.grad_theta = nullptr;
+        snn::cpu::lif_backward_range(rb, 0, N, isa);
+        std::vector<double> all;
+        for (const auto* v : {&s, &h, &vl, &rl, &gx, &gv0, &gr0, &rgx}) {
+          for (scalar_t value : *v) all.push_back(snn_test::as_double(value));
+        }
+        all.insert(all.end(), ga.begin(), ga.end());
+        all.insert(all.end(), gt.begin(), gt.end());
         outputs.push_back(all);
       }
     });
@@ -255,6 +276,8 @@ int main() {
   test_kernels_against_naive();
   test_backward_matches_finite_differences();
   test_float_kernel_matches_double();
-  test_instruction_sets_agree_bitwise();
+  instruction_sets_agree_bitwise<float>();
+  instruction_sets_agree_bitwise<snn::float16>();
+  instruction_sets_agree_bitwise<snn::bfloat16>();
   return snn_test::finish("test_lif_cpu");
 }

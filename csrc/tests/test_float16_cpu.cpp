@@ -1,0 +1,123 @@
+// C++ tests of the CPU kernels' float16 conversions, over every half and every float: the integer conversions of
+// core/platform.h against the processor's F16C instructions (the chunk conversions of cpu/common.h, which the
+// AVX2 and AVX-512 kernels use), and round_to_storage<float16> against the two conversions it stands for.
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "check.h"
+#include "cpu/common.h"
+#include "cpu/isa.h"
+
+using snn::float16;
+
+namespace {
+
+SNN_ALWAYS_INLINE inline float float_of(uint32_t word) {
+  float value;
+  std::memcpy(&value, &word, sizeof(value));
+  return value;
+}
+
+SNN_ALWAYS_INLINE inline uint32_t word_of(float value) {
+  uint32_t word;
+  std::memcpy(&word, &value, sizeof(word));
+  return word;
+}
+
+SNN_ALWAYS_INLINE inline bool is_nan_half(uint16_t bits) { return (bits & 0x7fffu) > 0x7c00u; }
+
+// Every float bit pattern, a chunk of kChunk at a time: body(first pattern, floats).
+constexpr int64_t kChunk = 1 << 16;
+template <typename Body>
+void for_every_float(Body&& body) {
+  std::vector<float> values(kChunk);
+  for (uint64_t first = 0; first < (uint64_t(1) << 32); first += kChunk) {
+    for (int64_t i = 0; i < kChunk; ++i) values[i] = float_of(static_cast<uint32_t>(first + i));
+    body(first, values.data());
+  }
+}
+
+// round_to_storage<float16>(v) is to_acc(from_acc(v)) bit for bit, NaN included.
+void test_round_to_storage_matches_conversions() {
+  uint64_t mismatches = 0, first_mismatch = 0;
+  for_every_float([&](uint64_t first, const float* values) {
+    auto differs = [&](int64_t i) {
+      return word_of(snn::round_to_storage<float16>(values[i])) !=
+             word_of(snn::to_acc<float>(snn::from_acc<float16>(values[i])));
+    };
+    // Counted in a loop without branches (it vectorises), the first mismatch looked for only when there is one.
+    uint32_t count = 0;
+    for (int64_t i = 0; i < kChunk; ++i) count += differs(i);
+    for (int64_t i = 0; count > 0 && mismatches == 0 && i < kChunk; ++i) {
+      if (differs(i)) first_mismatch = first + i;
+    }
+    mismatches += count;
+  });
+  if (mismatches > 0) {
+    std::printf("round_to_storage<float16>: %llu floats differ from the conversions, first 0x%08llx\n",
+                static_cast<unsigned long long>(mismatches), static_cast<unsigned long long>(first_mismatch));
+  }
+  CHECK(mismatches == 0);
+}
+
+// The integer conversions against F16C. Results are compared bit for bit, except that a NaN only has to stay a
+// NaN of the same sign: F16C keeps what it can of a NaN's payload, the integer conversions (as c10::Half) give
+// the one quiet NaN.
+void test_conversions_match_f16c() {
+  bool ran = false;
+  snn::cpu::run_with_isa(snn::cpu::CpuIsa::avx2, [&](auto isa) SNN_ALWAYS_INLINE {
+    if constexpr (snn::cpu::kChunkConverted<decltype(isa)::value, float16>) {
+      ran = true;
+      std::vector<float16> halves(1 << 16);
+      std::vector<float> widened(1 << 16);
+      for (uint32_t h = 0; h < (1u << 16); ++h) halves[h] = static_cast<float16>(h);
+      snn::cpu::widen_halves(halves.data(), widened.data(), 1 << 16);
+      int64_t widen_mismatches = 0;
+      for (uint32_t h = 0; h < (1u << 16); ++h) {
+        const uint32_t ours = word_of(snn::to_acc<float>(halves[h]));
+        const uint32_t f16c = word_of(widened[h]);
+        const bool same = is_nan_half(static_cast<uint16_t>(h))
+                              ? (ours & 0x7fffffffu) > 0x7f800000u && (f16c & 0x7fffffffu) > 0x7f800000u &&
+                                    (ours >> 31) == (f16c >> 31)
+                              : ours == f16c;
+        widen_mismatches += !same;
+      }
+      CHECK(widen_mismatches == 0);
+
+      uint64_t narrow_mismatches = 0, first_mismatch = 0;
+      std::vector<float16> narrowed(kChunk);
+      for_every_float([&](uint64_t first, const float* values) {
+        snn::cpu::narrow_floats(values, narrowed.data(), kChunk);
+        auto differs = [&](int64_t i) {
+          const uint16_t ours = static_cast<uint16_t>(snn::from_acc<float16>(values[i]));
+          const uint16_t f16c = static_cast<uint16_t>(narrowed[i]);
+          return is_nan_half(ours) ? !(is_nan_half(f16c) && (ours >> 15) == (f16c >> 15)) : ours != f16c;
+        };
+        uint32_t count = 0;
+        for (int64_t i = 0; i < kChunk; ++i) count += differs(i);
+        for (int64_t i = 0; count > 0 && narrow_mismatches == 0 && i < kChunk; ++i) {
+          if (differs(i)) first_mismatch = first + i;
+        }
+        narrow_mismatches += count;
+      });
+      if (narrow_mismatches > 0) {
+        std::printf("from_acc<float16>: %llu floats differ from F16C, first 0x%08llx\n",
+                    static_cast<unsigned long long>(narrow_mismatches),
+                    static_cast<unsigned long long>(first_mismatch));
+      }
+      CHECK(narrow_mismatches == 0);
+    }
+  });
+  // Not a silent pass: the log says when there was no F16C to compare with.
+  if (!ran) std::printf("test_float16_cpu: no F16C on this processor or build; F16C comparison not run\n");
+}
+
+}  // namespace
+
+int main() {
+  test_round_to_storage_matches_conversions();
+  test_conversions_match_f16c();
+  return snn_test::finish("test_float16_cpu");
+}
