@@ -28,38 +28,52 @@ SNN_ALWAYS_INLINE inline uint32_t word_of(float value) {
 
 SNN_ALWAYS_INLINE inline bool is_nan_half(uint16_t bits) { return (bits & 0x7fffu) > 0x7c00u; }
 
-// Every float bit pattern, a chunk of kChunk at a time: body(first pattern, floats).
+// How many float bit patterns a check flags, and the first it flags.
+struct Mismatches {
+  uint64_t count = 0, first = 0;
+};
+
+// Runs over every float bit pattern, kChunk at a time: prepare(values) once a chunk, then differs(values, i) for
+// each. Counted in a loop without branches (it vectorises); the first mismatch is looked for only when there is one.
 constexpr int64_t kChunk = 1 << 16;
-template <typename Body>
-void for_every_float(Body&& body) {
+template <typename Prepare, typename Differs>
+SNN_ALWAYS_INLINE inline Mismatches check_every_float(Prepare&& prepare, Differs&& differs) {
+  Mismatches found;
   std::vector<float> values(kChunk);
   for (uint64_t first = 0; first < (uint64_t(1) << 32); first += kChunk) {
     for (int64_t i = 0; i < kChunk; ++i) values[i] = float_of(static_cast<uint32_t>(first + i));
-    body(first, values.data());
+    prepare(values.data());
+    uint32_t count = 0;
+    for (int64_t i = 0; i < kChunk; ++i) count += differs(values.data(), i);
+    for (int64_t i = 0; count > 0 && found.count == 0 && i < kChunk; ++i) {
+      if (differs(values.data(), i)) found.first = first + i;
+    }
+    found.count += count;
   }
+  return found;
 }
 
-// round_to_storage<float16>(v) is to_acc(from_acc(v)) bit for bit, NaN included.
-void test_round_to_storage_matches_conversions() {
-  uint64_t mismatches = 0, first_mismatch = 0;
-  for_every_float([&](uint64_t first, const float* values) {
-    auto differs = [&](int64_t i) {
-      return word_of(snn::round_to_storage<float16>(values[i])) !=
-             word_of(snn::to_acc<float>(snn::from_acc<float16>(values[i])));
-    };
-    // Counted in a loop without branches (it vectorises), the first mismatch looked for only when there is one.
-    uint32_t count = 0;
-    for (int64_t i = 0; i < kChunk; ++i) count += differs(i);
-    for (int64_t i = 0; count > 0 && mismatches == 0 && i < kChunk; ++i) {
-      if (differs(i)) first_mismatch = first + i;
-    }
-    mismatches += count;
-  });
-  if (mismatches > 0) {
-    std::printf("round_to_storage<float16>: %llu floats differ from the conversions, first 0x%08llx\n",
-                static_cast<unsigned long long>(mismatches), static_cast<unsigned long long>(first_mismatch));
+void report(const Mismatches& found, const char* what) {
+  if (found.count > 0) {
+    std::printf("%s: %llu floats differ, first 0x%08llx\n", what, static_cast<unsigned long long>(found.count),
+                static_cast<unsigned long long>(found.first));
   }
-  CHECK(mismatches == 0);
+  CHECK(found.count == 0);
+}
+
+// round_to_storage<float16>(v) is to_acc(from_acc(v)) bit for bit, NaN included. Run in the widest build (the
+// kernels' builds agree bit for bit, test_lif_cpu), where it takes a fraction of the baseline's time.
+void test_round_to_storage_matches_conversions() {
+  Mismatches found;
+  snn::cpu::run_with_isa(snn::cpu::best_supported_isa(), [&](auto) SNN_ALWAYS_INLINE {
+    found = check_every_float(
+        [](const float*) SNN_ALWAYS_INLINE {},
+        [](const float* values, int64_t i) SNN_ALWAYS_INLINE {
+          return word_of(snn::round_to_storage<float16>(values[i])) !=
+                 word_of(snn::to_acc<float>(snn::from_acc<float16>(values[i])));
+        });
+  });
+  report(found, "round_to_storage<float16> against the conversions");
 }
 
 // The integer conversions against F16C. Results are compared bit for bit, except that a NaN only has to stay a
@@ -86,28 +100,15 @@ void test_conversions_match_f16c() {
       }
       CHECK(widen_mismatches == 0);
 
-      uint64_t narrow_mismatches = 0, first_mismatch = 0;
       std::vector<float16> narrowed(kChunk);
-      for_every_float([&](uint64_t first, const float* values) {
-        snn::cpu::narrow_floats(values, narrowed.data(), kChunk);
-        auto differs = [&](int64_t i) {
-          const uint16_t ours = static_cast<uint16_t>(snn::from_acc<float16>(values[i]));
-          const uint16_t f16c = static_cast<uint16_t>(narrowed[i]);
-          return is_nan_half(ours) ? !(is_nan_half(f16c) && (ours >> 15) == (f16c >> 15)) : ours != f16c;
-        };
-        uint32_t count = 0;
-        for (int64_t i = 0; i < kChunk; ++i) count += differs(i);
-        for (int64_t i = 0; count > 0 && narrow_mismatches == 0 && i < kChunk; ++i) {
-          if (differs(i)) first_mismatch = first + i;
-        }
-        narrow_mismatches += count;
-      });
-      if (narrow_mismatches > 0) {
-        std::printf("from_acc<float16>: %llu floats differ from F16C, first 0x%08llx\n",
-                    static_cast<unsigned long long>(narrow_mismatches),
-                    static_cast<unsigned long long>(first_mismatch));
-      }
-      CHECK(narrow_mismatches == 0);
+      const Mismatches found = check_every_float(
+          [&](const float* values) SNN_ALWAYS_INLINE { snn::cpu::narrow_floats(values, narrowed.data(), kChunk); },
+          [&](const float* values, int64_t i) SNN_ALWAYS_INLINE {
+            const uint16_t ours = static_cast<uint16_t>(snn::from_acc<float16>(values[i]));
+            const uint16_t f16c = static_cast<uint16_t>(narrowed[i]);
+            return is_nan_half(ours) ? !(is_nan_half(f16c) && (ours >> 15) == (f16c >> 15)) : ours != f16c;
+          });
+      report(found, "from_acc<float16> against F16C");
     }
   });
   // Not a silent pass: the log says when there was no F16C to compare with.
