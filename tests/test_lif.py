@@ -364,6 +364,38 @@ def test_module_learns_per_feature_parameters(gen):
     assert layer.theta.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_runs_the_16_bit_kernels(gen, dtype):
+    """Under torch.autocast("cpu") a Linear hands the spiking modules 16-bit activations: the IIR synapse and the LIF
+    neuron run their 16-bit CPU kernels (a fallback to the reference would warn), return that dtype, give their
+    float32 parameters float32 gradients, and match the same calls made outside autocast on the same input."""
+    linear = torch.nn.Linear(24, 40)
+    synapse = snn_cuda.IIRSynapse((40,), snn_cuda.dual_exp(4.0, 1.0))
+    lif = snn_cuda.LIF((40,), alpha=0.8, theta=0.3, learn_alpha=True, learn_theta=True)
+    parameters = [*synapse.parameters(), *lif.parameters()]
+    x = torch.rand(9, 3, 24, generator=gen)
+
+    def run(h):
+        for p in parameters:
+            p.grad = None
+        spikes = lif(synapse(h))
+        (spikes.float() * torch.arange(40.0)).sum().backward()
+        return spikes, [p.grad for p in parameters]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cpu", dtype=dtype):
+            h = linear(x)
+            spikes, grads = run(h)
+        plain_spikes, plain_grads = run(h.detach())
+    assert h.dtype == spikes.dtype == dtype
+    assert 0 < spikes.float().mean() < 1
+    assert all(g.dtype == torch.float32 for g in grads)
+    torch.testing.assert_close(spikes, plain_spikes, rtol=0, atol=0)
+    for g, plain in zip(grads, plain_grads, strict=True):
+        torch.testing.assert_close(g, plain, rtol=0, atol=0)
+
+
 def test_no_grad_call_stores_nothing_and_matches():
     x = torch.rand(9, 4, 7) * 2
     with torch.no_grad():
