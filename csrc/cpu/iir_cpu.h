@@ -11,7 +11,7 @@
 // element loop inside, so each row of a block is a contiguous, vectorisable run of memory, prefetched in software
 // (common.h). The order and which gradients are wanted are template arguments, so the inner loops have no branches.
 // Each kernel is compiled for the baseline, AVX2 and AVX-512 and chosen at run time (isa.h), so everything it calls
-// is always inlined.
+// is always inlined. The element loops see rows through InputChunk / OutputChunk (common.h), as the LIF kernels do.
 // Coefficient gradients are per-element sums over t in acc_t (double for float32 storage): deterministic.
 // Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
 #pragma once

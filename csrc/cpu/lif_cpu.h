@@ -6,7 +6,9 @@
 // is a template argument: the mode switches in the step functions fold to constants and the inner loop has no
 // branches. detach_reset is a select in the adjoint step (core/lif_step.h) and whether the backward recomputes h
 // only changes where h is read from, so both stay runtime values: every template flag multiplies the kernels each
-// build compiles (per dtype and instruction set), and with them the build time.
+// build compiles (per dtype and instruction set), and with them the build time. The element loops read and write
+// each row a chunk at a time through InputChunk / OutputChunk (common.h), which convert float16 with F16C in the
+// AVX2 and AVX-512 builds.
 // Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
 #pragma once
 
@@ -159,7 +161,14 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
         // v[t-1] for the alpha gradient, in its own loop so the main loop below has no branches.
         if (t > 0) {
           const scalar_t* SNN_RESTRICT h_prev_row = h_block + (t - 1) * h_stride;
-          for (int64_t i = 0; i < len; ++i) v_prev[i] = lif_state_from_h(c, to_acc<acc_t>(h_prev_row[i]), theta[i]);
+          if constexpr (kChunkConverted<kIsa, scalar_t>) {
+            widen_halves(h_prev_row, v_prev, len);  // with F16C, as the chunks below (common.h)
+            for (int64_t i = 0; i < len; ++i) v_prev[i] = lif_state_from_h(c, v_prev[i], theta[i]);
+          } else {
+            for (int64_t i = 0; i < len; ++i) {
+              v_prev[i] = lif_state_from_h(c, to_acc<acc_t>(h_prev_row[i]), theta[i]);
+            }
+          }
         } else {
           for (int64_t i = 0; i < len; ++i) v_prev[i] = a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0);
         }
