@@ -14,7 +14,7 @@ The CPU kernels write float32 and float64 outputs of at least :func:`cpu_streami
 ``SNN_CUDA_CPU_STREAM_MB`` or :func:`set_cpu_streaming_threshold` says otherwise) with streaming stores, which skip
 the read of each line a plain store does first and leave the cache to the inputs. That pays when the output is too
 large to be in cache when it is next read, and costs when it is small enough to be (csrc/cpu/common.h has the
-measurements; the 16-bit kernels are bound by their conversions, not by memory, and never stream). Results are
+measurements; the 16-bit kernels are bound by compute, not by memory, and never stream). Results are
 bitwise the same either way.
 """
 

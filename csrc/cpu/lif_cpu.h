@@ -161,14 +161,17 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
         // v[t-1] for the alpha gradient, in its own loop so the main loop below has no branches.
         if (t > 0) {
           const scalar_t* SNN_RESTRICT h_prev_row = h_block + (t - 1) * h_stride;
-          if constexpr (kChunkConverted<kIsa, scalar_t>) {
-            widen_halves(h_prev_row, v_prev, len);  // with F16C, as the chunks below (common.h)
-            for (int64_t i = 0; i < len; ++i) v_prev[i] = lif_state_from_h(c, v_prev[i], theta[i]);
-          } else {
-            for (int64_t i = 0; i < len; ++i) {
-              v_prev[i] = lif_state_from_h(c, to_acc<acc_t>(h_prev_row[i]), theta[i]);
-            }
-          }
+          // Read in chunks, as the main loop reads rows (float16 converted with F16C); not prefetched: the
+          // recomputed h (the CPU op's case) is in cache.
+          for_prefetched_chunks(
+              len, [](int64_t) SNN_ALWAYS_INLINE {},
+              [&](int64_t i0, int64_t i1) SNN_ALWAYS_INLINE {
+                const InputChunk<kIsa, scalar_t> h_chunk(h_prev_row, i0, i1 - i0);
+                const auto* SNN_RESTRICT h_src = h_chunk.data();
+                for (int64_t i = i0; i < i1; ++i) {
+                  v_prev[i] = lif_state_from_h(c, to_acc<acc_t>(h_src[i - i0]), theta[i]);
+                }
+              });
         } else {
           for (int64_t i = 0; i < len; ++i) v_prev[i] = a.v0 ? to_acc<acc_t>(a.v0[b + i]) : acc_t(0);
         }
