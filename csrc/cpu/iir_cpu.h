@@ -7,11 +7,12 @@
 // (derivation and the carried form in core/iir_step.h). The backward reads only the forward's output p and its
 // input x, and each only when a gradient needs it: no other [T, N] tensor is saved.
 //
-// Elements are processed in blocks of kBlock whose state lives in stack arrays; the time loop is outside and the
-// element loop inside, so each row of a block is a contiguous, vectorisable run of memory, prefetched in software
-// (common.h). The order and which gradients are wanted are template arguments, so the inner loops have no branches.
-// Each kernel is compiled for the baseline, AVX2 and AVX-512 and chosen at run time (isa.h), so everything it calls
-// is always inlined. The element loops see rows through InputChunk / OutputChunk (common.h), as the LIF kernels do.
+// Elements are processed in blocks of kBlock whose state lives in stack arrays (BlockArrays, common.h); the time loop
+// is outside and the element loop inside, so each row of a block is a contiguous, vectorisable run of memory,
+// prefetched in software (common.h). The order and which gradients are wanted are template arguments, so the inner
+// loops have no branches. Each kernel is compiled for the baseline, AVX2 and AVX-512 and chosen at run time (isa.h),
+// so everything it calls is always inlined. The element loops see rows through InputChunk / OutputChunk (common.h),
+// as the LIF kernels do.
 // Coefficient gradients are per-element sums over t in acc_t (double for float32 storage): deterministic.
 // Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
 #pragma once
@@ -47,7 +48,11 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
   const int64_t N = a.N;
   // p[t-1] and p[t-2] (second order) in two arrays whose roles swap every step: p[t] overwrites p[t-2], so no
   // state is copied. The state arrays and coefficients are the per-step traffic besides x and p.
-  acc_t state[2][kBlock], a1[kBlock], a2[kBlock], b[kBlock];
+  BlockArrays<acc_t, 5> arrays;  // common.h
+  acc_t* const state[2] = {arrays[0], arrays[1]};
+  acc_t* SNN_RESTRICT const a1 = arrays[2];
+  acc_t* SNN_RESTRICT const a2 = arrays[3];
+  acc_t* SNN_RESTRICT const b = arrays[4];
   const bool stream = stream_output<scalar_t>(a.T * N);  // common.h
   for (int64_t begin = n_begin; begin < n_end; begin += kBlock) {
     const int64_t len = std::min(kBlock, n_end - begin);
@@ -101,8 +106,15 @@ template <CpuIsa kIsa, typename scalar_t, typename acc_t, bool kSecondOrder, boo
 SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin,
                                                        int64_t n_end) {
   const int64_t N = a.N;
-  acc_t u1[kBlock], u2[kBlock], a1[kBlock], a2[kBlock], b[kBlock], grad_a1[kBlock], grad_a2[kBlock],
-      grad_b[kBlock];
+  BlockArrays<acc_t, 8> arrays;  // common.h
+  acc_t* SNN_RESTRICT const u1 = arrays[0];
+  acc_t* SNN_RESTRICT const u2 = arrays[1];
+  acc_t* SNN_RESTRICT const a1 = arrays[2];
+  acc_t* SNN_RESTRICT const a2 = arrays[3];
+  acc_t* SNN_RESTRICT const b = arrays[4];
+  acc_t* SNN_RESTRICT const grad_a1 = arrays[5];
+  acc_t* SNN_RESTRICT const grad_a2 = arrays[6];
+  acc_t* SNN_RESTRICT const grad_b = arrays[7];
   // Stands in for an absent initial state in the a1, a2 gradients of the first steps.
   const scalar_t zeros[kBlock] = {};
   const bool stream = kGradX && stream_output<scalar_t>(a.T * N);  // common.h

@@ -1,14 +1,14 @@
 // Fused LIF forward and backward on the CPU over a range of neurons [n_begin, n_end).
 //
-// Recurrence and adjoint: see core/lif_step.h. Neurons are processed in blocks of kBlock whose state lives in small
-// stack arrays; the time loop is outside and the neuron loop inside, so each row of a block is a contiguous,
-// vectorisable run of memory, prefetched in software (common.h). The configuration (reset mode, trace, surrogate)
-// is a template argument: the mode switches in the step functions fold to constants and the inner loop has no
-// branches. detach_reset is a select in the adjoint step (core/lif_step.h) and whether the backward recomputes h
+// Recurrence and adjoint: see core/lif_step.h. Neurons are processed in blocks of kBlock whose state lives in stack
+// arrays (BlockArrays, common.h); the time loop is outside and the neuron loop inside, so each row of a block is a
+// contiguous, vectorisable run of memory, prefetched in software (common.h). The configuration (reset mode, trace,
+// surrogate) is a template argument: the mode switches in the step functions fold to constants and the inner loop has
+// no branches. detach_reset is a select in the adjoint step (core/lif_step.h) and whether the backward recomputes h
 // only changes where h is read from, so both stay runtime values: every template flag multiplies the kernels each
-// build compiles (per dtype and instruction set), and with them the build time. The element loops read and write
-// each row a chunk at a time through InputChunk / OutputChunk (common.h), which convert float16 with F16C in the
-// AVX2 and AVX-512 builds.
+// build compiles (per dtype and instruction set), and with them the build time. The element loops read and write each
+// row a chunk at a time through InputChunk / OutputChunk (common.h), which convert float16 with F16C in the AVX2 and
+// AVX-512 builds.
 // Torch-free: the torch binding calls these from at::parallel_for; the C++ tests call them directly.
 #pragma once
 
@@ -97,7 +97,11 @@ SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scala
                                                       int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, Surrogate::atan>(a.config);
   const int64_t N = a.N;
-  acc_t v[kBlock], r[kBlock], alpha[kBlock], theta[kBlock];
+  BlockArrays<acc_t, 4> arrays;  // common.h
+  acc_t* SNN_RESTRICT const v = arrays[0];
+  acc_t* SNN_RESTRICT const r = arrays[1];
+  acc_t* SNN_RESTRICT const alpha = arrays[2];
+  acc_t* SNN_RESTRICT const theta = arrays[3];
   const bool stream = stream_output<scalar_t>(a.T * N);
   for (int64_t b = n_begin; b < n_end; b += kBlock) {
     const int64_t len = std::min(kBlock, n_end - b);
@@ -129,7 +133,14 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
                                                        int64_t n_end) {
   const LifConfig<acc_t> c = fixed_config<acc_t, kReset, kTrace, kSurrogate>(a.config);
   const int64_t N = a.N;
-  acc_t gv[kBlock], gr[kBlock], galpha[kBlock], gtheta[kBlock], v_prev[kBlock], alpha[kBlock], theta[kBlock];
+  BlockArrays<acc_t, 7> arrays;  // common.h
+  acc_t* SNN_RESTRICT const gv = arrays[0];
+  acc_t* SNN_RESTRICT const gr = arrays[1];
+  acc_t* SNN_RESTRICT const galpha = arrays[2];
+  acc_t* SNN_RESTRICT const gtheta = arrays[3];
+  acc_t* SNN_RESTRICT const v_prev = arrays[4];
+  acc_t* SNN_RESTRICT const alpha = arrays[5];
+  acc_t* SNN_RESTRICT const theta = arrays[6];
   // Without a saved h, each block first runs the forward again into this scratch block (see recompute_block).
   const bool recompute = a.h == nullptr;
   const bool stream = stream_output<scalar_t>(a.T * N);
