@@ -47,7 +47,7 @@ struct LifBackwardArgs {
   const scalar_t* grad_spikes;  // [T, N]
   const scalar_t* grad_v_last;  // [N] or null (zeros)
   const scalar_t* grad_r_last;  // [N] or null (zeros)
-  const scalar_t* h;            // [T, N] saved by the forward, or null: recomputed from x, v0, r0 (CPU)
+  const scalar_t* h;            // [T, N] saved by the forward, or null: recomputed from x, v0, r0 (CPU only)
   const acc_t* alpha;           // [P]
   const acc_t* theta;           // [P]
   const scalar_t* v0;           // [N] or null (zeros)

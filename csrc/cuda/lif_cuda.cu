@@ -39,6 +39,8 @@ cudaError_t launch_lif_forward(const LifForwardArgs<scalar_t, acc_t>& args, cuda
 template <typename scalar_t, typename acc_t>
 cudaError_t launch_lif_backward(const LifBackwardArgs<scalar_t, acc_t>& args, cudaStream_t stream) {
   if (args.N == 0) return cudaSuccess;
+  // The GPU backward reads the saved h; recomputing it from x (args.h null) is the CPU kernels' alone.
+  if (args.h == nullptr) return cudaErrorInvalidValue;
   lif_backward_kernel<scalar_t, acc_t><<<blocks_for(args.N), kThreadsPerBlock, 0, stream>>>(args);
   return cudaGetLastError();
 }

@@ -12,6 +12,7 @@ namespace cuda {
 template <typename scalar_t, typename acc_t>
 cudaError_t launch_lif_forward(const LifForwardArgs<scalar_t, acc_t>& args, cudaStream_t stream);
 
+// Needs args.h, the potentials saved by the forward (cudaErrorInvalidValue without).
 template <typename scalar_t, typename acc_t>
 cudaError_t launch_lif_backward(const LifBackwardArgs<scalar_t, acc_t>& args, cudaStream_t stream);
 

@@ -33,6 +33,7 @@ class EmulatedCudaExecutor {
   // Compiled like the CPU kernels (no FMA contraction, same step functions in the same order): results are
   // expected bit for bit.
   static constexpr bool kRoundsAsCpu = true;
+  static constexpr bool kSameExp = true;
 
   template <typename S, typename A>
   void lif_forward(const snn::LifForwardArgs<S, A>& args) {

@@ -146,7 +146,7 @@ void iir_kernel_cases(Executor& device) {
         for (int mask = 0; mask < 8; ++mask) {
           const bool want_x = mask & 1, want_a = mask & 2, want_b = mask & 4;
           const int64_t P = periods[cases++ % 3];
-          // FMA contraction on the GPU changes the last bits of the double computation.
+          // The tolerances apply to a device that rounds otherwise than the CPU (see kRoundsAsCpu).
           iir_kernel_case<double>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 1e-12);
           // float storage: each output is the double result rounded once, on either side.
           iir_kernel_case<float>(device, rng, T, P, second_order, with_state, want_x, want_a, want_b, 3e-7);

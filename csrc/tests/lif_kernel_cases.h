@@ -64,25 +64,45 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<A>& c, int64_t T_, i
                                  optional_ptr(param_grads, dgt), nullptr, nullptr};
   device.lif_backward(dba);
   device.synchronize();
-  // Spikes must agree where the CPU potential is not within rounding of the threshold; with the CPU's rounding,
-  // everywhere, and every value bit for bit.
-  if (Executor::kRoundsAsCpu) tol = 0;
+  // Where the device rounds as the CPU, every value must agree bit for bit, except the gradients of the surrogates
+  // that go through exp on a device whose exp is its own. Otherwise spikes may flip where the CPU potential is
+  // within rounding of the threshold, and those neurons' later values differ; the rest must agree to tol.
+  const bool forward_exact = Executor::kRoundsAsCpu;
+  const bool through_exp = c.surrogate == snn::Surrogate::gaussian || c.surrogate == snn::Surrogate::sigmoid;
+  const bool backward_exact = forward_exact && (Executor::kSameExp || !through_exp);
+  const double forward_tol = forward_exact ? 0 : tol, backward_tol = backward_exact ? 0 : tol;
   const auto s_device = ds.to_host();
+  std::vector<bool> flipped(N, false);
   int64_t flips = 0;
-  for (size_t i = 0; i < s.size(); ++i) flips += as_double(s_device[i]) != as_double(s[i]);
-  CHECK(flips * 1000 <= static_cast<int64_t>(s.size()));
-  CHECK(flips == 0 || !Executor::kRoundsAsCpu);
-  if (flips == 0) {
-    compare(dh.to_host(), h, tol, "h");
-    compare(dvl.to_host(), vl, tol, "v_last");
-    compare(drl.to_host(), rl, tol, "r_last");
-    compare(dgx.to_host(), gx, tol, "grad x");
-    compare(dgv0.to_host(), gv0, tol, "grad v0");
-    compare(dgr0.to_host(), gr0, tol, "grad r0");
-    if (param_grads) {
-      compare(dga.to_host(), ga, tol * 10, "grad alpha");
-      compare(dgt.to_host(), gt, tol * 10, "grad theta");
+  for (int64_t i = 0; i < T_ * N; ++i) {
+    if (as_double(s_device[i]) != as_double(s[i])) {
+      ++flips;
+      flipped[i % N] = true;
     }
+  }
+  CHECK(flips * 1000 <= T_ * N);
+  CHECK(flips == 0 || !forward_exact);
+  // Each value compared only for the neurons whose spike trains agree; parameter gradients (summed over neurons
+  // that share a parameter) only without flips.
+  const auto compare_agreeing = [&](const std::vector<S>& actual, const std::vector<S>& expected, double t,
+                                    const char* what) {
+    std::vector<S> a, e;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      if (flipped[i % N]) continue;
+      a.push_back(actual[i]);
+      e.push_back(expected[i]);
+    }
+    compare(a, e, t, what);
+  };
+  compare_agreeing(dh.to_host(), h, forward_tol, "h");
+  compare_agreeing(dvl.to_host(), vl, forward_tol, "v_last");
+  compare_agreeing(drl.to_host(), rl, forward_tol, "r_last");
+  compare_agreeing(dgx.to_host(), gx, backward_tol, "grad x");
+  compare_agreeing(dgv0.to_host(), gv0, backward_tol, "grad v0");
+  compare_agreeing(dgr0.to_host(), gr0, backward_tol, "grad r0");
+  if (param_grads && flips == 0) {
+    compare(dga.to_host(), ga, backward_tol * 10, "grad alpha");
+    compare(dgt.to_host(), gt, backward_tol * 10, "grad theta");
   }
 }
 
@@ -105,7 +125,8 @@ void lif_kernel_cases(Executor& device) {
               lif_kernel_case<double, double>(device, {reset, trace, detach, kind, 0.8, -0.1, 0.85, 0.6}, T, P,
                                               with_state, 1e-12, rng);
               lif_kernel_case<float, float>(device, config, T, P, with_state, 1e-4, rng);
-              // bfloat16: a float difference (FMA contraction on the GPU) can round h to the neighbouring value.
+              // bfloat16 and float16: a device whose float arithmetic rounded otherwise could round h to the
+              // neighbouring 16-bit value.
               lif_kernel_case<snn::bfloat16, float>(device, config, T, P, with_state, 1e-2, rng);
               lif_kernel_case<snn::float16, float>(device, config, T, P, with_state, 1e-2, rng);
             }
