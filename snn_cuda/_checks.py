@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
 ParamLike = float | int | torch.Tensor
@@ -23,6 +24,11 @@ def check_sequence(x: object, name: str = "x") -> torch.Tensor:
     return x
 
 
+def is_integer(value: object) -> bool:
+    """An integer, numpy's included (np.int64 is not an int), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def check_float(value: object, name: str, *, low: float | None = None, high: float | None = None) -> float:
     # numbers.Real takes numpy scalars too (np.float32 is not a float)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -35,12 +41,41 @@ def check_float(value: object, name: str, *, low: float | None = None, high: flo
     return value
 
 
+def check_bool(value: object, name: str) -> bool:
+    """A flag: True or False (numpy's too), not any object whose truth would be taken."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The LIF kernels compute (and keep per-element parameters) in float64 for float64 input, else float32. (The
+    IIR kernels compute float32 input in float64: ``ops.iir.iir_compute_dtype``.)"""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def check_fits(value: float, name: str, x: torch.Tensor, *, positive: bool = False) -> float:
+    """A number the recurrence of x computes with: finite in x's compute dtype (``compute_dtype``), so every backend
+    sees the same value; a positive one (a surrogate's width) at least the smallest normal number there, not
+    rounded to 0 or turned into an overflowing 1/p."""
+    dtype = compute_dtype(x.dtype)
+    finfo = torch.finfo(dtype)
+    if abs(value) > finfo.max:
+        raise ValueError(f"{name} = {value} overflows {dtype}, in which x of dtype {x.dtype} is computed")
+    if positive and value < finfo.tiny:
+        raise ValueError(
+            f"{name} = {value} is below {finfo.tiny}, the smallest normal {dtype}, in which x of dtype {x.dtype} "
+            "is computed"
+        )
+    return value
+
+
 def check_param(
     value: ParamLike, name: str, x: torch.Tensor, *, low: float | None = None, high: float | None = None
 ) -> ParamLike:
     """A per-element parameter: a number (range-checked) or a tensor that broadcasts against ``x.shape[1:]``."""
     if not isinstance(value, torch.Tensor):
-        return check_float(value, name, low=low, high=high)
+        return check_fits(check_float(value, name, low=low, high=high), name, x)
     state_shape = tuple(x.shape[1:])
     try:
         broadcast = torch.broadcast_shapes(tuple(value.shape), state_shape)
@@ -77,7 +112,7 @@ def check_state(value: torch.Tensor | None, name: str, x: torch.Tensor) -> torch
 def check_shape(value: object, name: str) -> tuple[int, ...]:
     """A module's parameter shape: a tuple (or list, or torch.Size) of positive ints (numpy's included)."""
     if not isinstance(value, (tuple, list, torch.Size)) or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in value
+        is_integer(d) and d > 0 for d in value
     ):
         raise TypeError(f"{name} must be a tuple of positive ints, such as (F,) or (C, 1, 1), got {value!r}")
     return tuple(int(d) for d in value)

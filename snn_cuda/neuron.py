@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_float, check_shape
+from ._state import carried_state
 from .ops import lif
 from .ops._backend import BACKENDS
 from .reference.lif import check_lif_options
@@ -87,8 +88,8 @@ class LIF(nn.Module):
                     f"LIF carries state of shape {tuple(self.v.shape)} but the input has trailing shape "
                     f"{tuple(x.shape[1:])}; call reset_state() when the batch changes"
                 )
-            v0 = self.v.to(x.dtype)
-            r0 = self.r.to(x.dtype) if self.options["gamma"] is not None else None
+            v0 = carried_state(self.v, x.dtype)
+            r0 = carried_state(self.r, x.dtype) if self.options["gamma"] is not None else None
         spikes, (v_last, r_last) = lif(
             x, alpha=self.alpha, theta=self.theta, v0=v0, r0=r0, return_state=True, **self.options
         )

@@ -58,13 +58,20 @@ def grad(name: str, u: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class SpikeFunction(torch.autograd.Function):
-    """s = (u > 0) in the forward pass, ds/du = g(u) in the backward pass."""
+    """s = (u > 0) in the forward pass, ds/du = g(u) in the backward pass. Written with ``setup_context`` and a
+    generated vmap rule, so ``torch.func`` (grad, vmap, jacrev) takes the reference too."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, u: torch.Tensor, name: str, p: float) -> torch.Tensor:
+    def forward(u: torch.Tensor, name: str, p: float) -> torch.Tensor:
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        u, name, p = inputs
         ctx.save_for_backward(u)
         ctx.name, ctx.p = name, p
-        return (u > 0).to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad_s: torch.Tensor):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_float, check_shape
+from ._state import carried_state
 from .ops import iir_filter
 from .ops._backend import BACKENDS
 
@@ -120,7 +121,7 @@ class IIRSynapse(nn.Module):
                     f"IIRSynapse carries state of shape {tuple(self.state[0].shape)} but the input has trailing "
                     f"shape {tuple(x.shape[1:])}; call reset_state() when the batch changes"
                 )
-            p1, p2 = (s.to(x.dtype) for s in self.state)
+            p1, p2 = (carried_state(s, x.dtype) for s in self.state)
         a2 = 0.0 if self.first_order else self.a2
         p, state = iir_filter(x, self.a1, a2, self.b, p1=p1, p2=p2, return_state=True, backend=self.backend)
         if self.initial_state == "preserved":

@@ -125,12 +125,23 @@ def test_empty_samples():
         (dict(), "give frames"),
         (dict(dt_ms=0.0001), "dt_ms must be a positive whole number of microseconds"),
         (dict(frames=2, start_us=50, end_us=50), r"window \[50, 50\) us is empty"),
+        (dict(frames=True), "frames must be a positive integer, got True"),
+        (dict(frames=2, dt_ms=float("nan")), "dt_ms must be finite"),
+        (dict(frames=2, span_ms=float("inf")), "span_ms must be finite"),
+        # dt_ms alone sizes T to reach the last event: none at or after start_us is an empty window, as with frames.
+        (dict(dt_ms=5, start_us=30), r"window \[30, 21\) us is empty"),
     ],
 )
 def test_framing_argument_errors(options, message):
     events = data.make_events([0, 1], [0, 1], [10, 20], [0, 1])
     with pytest.raises(ValueError, match=message):
         data.events_to_frames(events, (4, 4), **options)
+
+
+def test_numpy_integers_are_integers():
+    events = data.make_events([0, 1, 2, 3], [0, 1, 2, 3], [10, 20, 30, 40], [0, 1, 0, 1])
+    expected = data.events_to_frames(events, (4, 4), frames=2, downsample=2)
+    assert np.array_equal(data.events_to_frames(events, (4, 4), frames=np.int64(2), downsample=np.int32(2)), expected)
 
 
 def test_events_off_the_sensor_or_of_another_dtype_are_refused():

@@ -170,6 +170,18 @@ def test_synthetic_gesture_argument_errors(tmp_path):
         data.synthetic_gesture(tmp_path, lightings=("candle",))
     with pytest.raises(ValueError, match="classes"):
         data.synthetic_gesture(tmp_path, classes=(11,))
+    with pytest.raises(ValueError, match="step_ms must be at least"):
+        data.synthetic_gesture(tmp_path, step_ms=0)
+    with pytest.raises(ValueError, match="gesture_ms must be positive"):
+        data.synthetic_gesture(tmp_path, gesture_ms=0)
+    assert not any(tmp_path.iterdir())  # refused before writing anything
+
+
+@pytest.mark.parametrize("test_fraction", [0.0, 1.0, 1.5, -0.2])
+def test_synthetic_nmnist_needs_both_splits(tmp_path, test_fraction):
+    with pytest.raises(ValueError, match="test_fraction must leave samples in both Train and Test"):
+        data.synthetic_nmnist(tmp_path, samples=10, test_fraction=test_fraction)
+    assert not any(tmp_path.iterdir())
 
 
 def transition_features(frames: np.ndarray) -> np.ndarray:

@@ -344,6 +344,9 @@ def test_auto_backend_falls_back_with_one_warning(monkeypatch):
         (dict(p2=torch.zeros(2, 4, device="meta")), ValueError, "p2 is on meta"),
         (dict(backend="gpu"), ValueError, "backend must be one of"),
         (dict(backend="cuda"), ValueError, "backend='cuda' runs on cuda tensors"),
+        (dict(a1=1e39), ValueError, "a1 = 1e.* overflows torch.float32"),
+        (dict(x=torch.rand(3, 2, 4, dtype=torch.float16), b=-1e39), ValueError, "b = .* overflows torch.float32"),
+        (dict(return_state="no"), TypeError, "return_state must be True or False"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, error, match):
@@ -438,6 +441,21 @@ def test_synapse_preserved_state_is_carried_detached_and_reset(gen):
     torch.testing.assert_close(layer(x[:4]), whole[:4], rtol=0, atol=0)
     with pytest.raises(ValueError, match="reset_state"):
         layer(x[:, :2])
+
+
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+def test_synapse_state_kept_under_inference_mode_trains_on(gen, backend):
+    """As for the LIF module: a preserved state kept under torch.inference_mode() starts the next training call."""
+    layer = snn_cuda.IIRSynapse((5,), synapse.dual_exp(8, 2), initial_state="preserved", backend=backend)
+    x = torch.rand(10, 3, 5, generator=gen)
+    whole = snn_cuda.iir_filter(x, layer.a1.detach(), layer.a2.detach(), layer.b.detach(), backend=backend)
+    with torch.inference_mode():
+        layer(x[:4])
+    assert layer.state[0].is_inference()
+    tail = layer(x[4:])
+    tail.sum().backward()
+    torch.testing.assert_close(tail, whole[4:])
+    assert layer.a1.grad is not None and layer.b.grad is not None
 
 
 def test_synapse_zero_state_and_first_order(gen):

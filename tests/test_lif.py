@@ -3,6 +3,7 @@ registration checks (opcheck, torch.compile) and argument errors."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -356,6 +357,22 @@ def test_module_state_is_carried_and_reset(gen):
         layer(x[:, :2])
 
 
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+def test_module_state_kept_under_inference_mode_trains_on(gen, backend):
+    """A state kept from a call under torch.inference_mode() (evaluation) is an inference tensor, which autograd
+    cannot save: the next call outside that mode starts from a copy of it, with the same numbers."""
+    layer = snn_cuda.LIF((5,), alpha=0.8, theta=0.6, gamma=0.7, learn_alpha=True, stateful=True, backend=backend)
+    x = torch.rand(10, 3, 5, generator=gen) * 2
+    whole = snn_cuda.lif(x, alpha=layer.alpha.detach(), theta=layer.theta, gamma=0.7, backend=backend)
+    with torch.inference_mode():
+        layer(x[:4])
+    assert layer.v.is_inference()
+    tail = layer(x[4:].requires_grad_())
+    tail.sum().backward()
+    assert torch.equal(tail, whole[4:])
+    assert layer.alpha.grad is not None and not layer.v.is_inference()
+
+
 def test_module_learns_per_feature_parameters(gen):
     layer = snn_cuda.LIF((5,), learn_alpha=True, learn_theta=True, backend="cpp")
     x = torch.rand(8, 3, 5, generator=gen) * 2
@@ -443,6 +460,14 @@ def test_auto_backend_and_forced_reference(monkeypatch):
         (dict(r0=torch.zeros(2, 4)), ValueError, "r0 is given but gamma is None"),
         (dict(backend="gpu"), ValueError, "backend must be one of"),
         (dict(backend="cuda"), ValueError, "backend='cuda' runs on cuda tensors"),
+        # Numbers that are finite as Python floats but not in float32, where x is computed: 0 or inf there.
+        (dict(surrogate_param=1e-46), ValueError, "surrogate_param = 1e-46 is below .* normal torch.float32"),
+        (dict(theta=1e39), ValueError, "theta = 1e.* overflows torch.float32"),
+        (dict(v_reset=-1e39), ValueError, "v_reset = .* overflows"),
+        (dict(gamma=1e39), ValueError, "gamma = .* overflows"),
+        (dict(x=torch.rand(3, 2, 4, dtype=torch.bfloat16), rho=1e39), ValueError, "rho = .* overflows torch.float32"),
+        (dict(detach_reset="no"), TypeError, "detach_reset must be True or False"),
+        (dict(return_state=None), TypeError, "return_state must be True or False"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, error, match):
@@ -472,6 +497,16 @@ def test_module_checks_its_options_when_built(kwargs, error, match):
         snn_cuda.LIF(**kwargs)
 
 
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+def test_extreme_numbers_that_float64_holds_are_taken_for_float64_input(backend):
+    x = torch.rand(3, 2, 4, dtype=torch.float64)
+    spikes = snn_cuda.lif(x, theta=1e39, surrogate="rectangular", surrogate_param=1e-300, backend=backend)
+    assert spikes.sum() == 0
+    _, (v_last, _) = snn_cuda.lif(x, alpha=0.0, theta=-1.0, v_reset=1e39, return_state=True, backend=backend)
+    assert torch.all(v_last == 1e39)
+    snn_cuda.lif(x, detach_reset=np.bool_(True), backend=backend)  # numpy's booleans are flags too
+
+
 def test_numpy_scalars_are_numbers():
     x = torch.rand(5, 2, 4) * 2
     expected = snn_cuda.lif(x, alpha=0.75, theta=0.5, surrogate_param=1.5)
@@ -492,6 +527,23 @@ def test_double_backward_of_the_kernel_is_refused(reset, gamma):
     with pytest.raises(RuntimeError, match="first derivatives only.*backend='torch'"):
         torch.autograd.grad(g.sum(), x)
     assert torch.autograd.grad(g_ref.sum(), x)[0].shape == x.shape
+
+
+def test_torch_func_transforms(gen):
+    """As the README says: torch.func.grad runs the reference (its surrogate spike is a setup_context Function),
+    vmap every backend; the compiled ops' vmap goes through PyTorch's per-sample fallback, hence the warning."""
+    x = torch.rand(6, 3, 4, generator=gen, dtype=torch.float64) * 2
+    options = dict(alpha=0.8, theta=0.6, gamma=0.5, surrogate="sigmoid")
+    grad = torch.func.grad(lambda x: (snn_cuda.lif(x, backend="torch", **options) * x).sum())(x)
+    x_ = x.clone().requires_grad_()
+    (snn_cuda.lif(x_, backend="cpp", **options) * x_).sum().backward()
+    torch.testing.assert_close(grad, x_.grad)
+    expected = snn_cuda.lif(x, backend="cpp", **options)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*performance drop.*")
+        for backend in ("torch", "cpp"):
+            per_sample = functools.partial(snn_cuda.lif, backend=backend, **options)
+            assert torch.equal(torch.vmap(per_sample, in_dims=1, out_dims=1)(x), expected)
 
 
 def test_kernel_checks_arguments_directly():

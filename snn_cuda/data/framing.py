@@ -23,13 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_float, is_integer
 from .events import EVENT_DTYPE, check_events
 
 MODES = ("or", "sum", "sum_max")
 
 
 def _microseconds(value_ms: float, name: str) -> int:
-    value_us = round(value_ms * 1000)
+    value_us = round(check_float(value_ms, name) * 1000)
     if value_us <= 0 or abs(value_us - value_ms * 1000) > 1e-6:
         raise ValueError(f"{name} must be a positive whole number of microseconds, got {value_ms} ms")
     return value_us
@@ -55,12 +56,15 @@ def events_to_frames(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     height, width = sensor_size
-    if not isinstance(downsample, int) or downsample < 1 or height % downsample or width % downsample:
+    if not is_integer(downsample) or downsample < 1 or height % downsample or width % downsample:
         raise ValueError(
-            f"downsample must be a positive integer dividing sensor_size {sensor_size}, got {downsample}"
+            f"downsample must be a positive integer dividing sensor_size {sensor_size}, got {downsample!r}"
         )
-    if frames is not None and (not isinstance(frames, int) or frames < 1):
-        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+    downsample = int(downsample)
+    if frames is not None:
+        if not is_integer(frames) or frames < 1:
+            raise ValueError(f"frames must be a positive integer, got {frames!r}")
+        frames = int(frames)
     if dt_ms is not None and span_ms is not None:
         raise ValueError("give at most one of dt_ms and span_ms")
     if frames is None and dt_ms is None:
@@ -79,7 +83,9 @@ def events_to_frames(
         dt_us = _microseconds(dt_ms, "dt_ms")
         if frames is None:
             last = bound(end_us, "end_us", lambda: t.max() + 1)
-            frames = max(1, -(-(last - start) // dt_us))
+            if last <= start:
+                raise ValueError(f"the sample window [{start}, {last}) us is empty")
+            frames = -(-(last - start) // dt_us)
         end = start + frames * dt_us
     elif span_ms is not None:
         end = start + _microseconds(span_ms, "span_ms")

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .._checks import check_float
 from . import gesture, nmnist
 from .aedat import LABEL_DTYPE, polarity_packets, write_aedat, write_labels, write_trial_list
 from .emulator import EventCameraEmulator, contrast_thresholds, log_intensity, noise_events
@@ -191,6 +192,12 @@ def synthetic_nmnist(
     count = len(digits.images) if samples is None else int(samples)
     if not 1 <= count <= len(digits.images):
         raise ValueError(f"samples must lie in [1, {len(digits.images)}], got {samples}")
+    test_fraction = check_float(test_fraction, "test_fraction")
+    if not 0 < round(count * test_fraction) < count:
+        raise ValueError(
+            f"test_fraction must leave samples in both Train and Test: of {count} samples it puts "
+            f"{round(count * test_fraction)} in Test (test_fraction = {test_fraction})"
+        )
     options = dict(seed=seed, samples=count, test_fraction=test_fraction)
 
     def generate(folder: Path) -> dict:
@@ -371,7 +378,11 @@ def synthetic_gesture(
         raise ValueError(f"lightings must be names from {sorted(LIGHTINGS)}, got {lightings}")
     if not classes or any(label not in range(len(gesture.CLASSES)) for label in classes) or repetitions < 1:
         raise ValueError(f"classes must be 0-based classes 0..10 and repetitions >= 1, got {classes}, {repetitions}")
-    step_us = round(step_ms * 1000)
+    if check_float(gesture_ms, "gesture_ms") <= 0:
+        raise ValueError(f"gesture_ms must be positive, got {gesture_ms}")
+    step_us = round(check_float(step_ms, "step_ms") * 1000)
+    if step_us < 1:
+        raise ValueError(f"step_ms must be at least 0.001 (one microsecond), got {step_ms}")
     options = dict(
         seed=seed, users=users, test_users=test_users, lightings=list(lightings), classes=list(classes),
         repetitions=repetitions, gesture_ms=gesture_ms, step_us=step_us,

@@ -73,11 +73,6 @@ def refuse_double_backward(op: str) -> None:
     torch.library.register_autograd(f"snn_cuda::{op}_bwd", backward)
 
 
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The kernels compute (and keep per-element parameters) in float64 for float64 input, else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def parameter_shape(values, state_shape: torch.Size) -> torch.Size:
     """The shape in which the kernels take per-element parameters: the shortest trailing part ``S[j:]`` of the
     state shape ``S`` over which every tensor among ``values`` varies (numbers vary over none). The kernels repeat

@@ -11,7 +11,7 @@ from ..reference.iir import check_iir_args
 from . import _backend
 
 
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def iir_compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The IIR kernels' compute dtype, also that of the coefficients they take: float64 for float32 and float64
     (rounding of the filter state accumulates over long T; see IirCompute in csrc/core/iir_params.h), float32 for
     half and bfloat16."""
@@ -47,10 +47,10 @@ def iir_filter(
     Returns:
         p ``[T, *S]`` in x's dtype, or ``(p, (p_last, p_before_last))``.
     """
-    c = check_iir_args(x, a1, a2, b, p1, p2)
+    c = check_iir_args(x, a1, a2, b, p1, p2, return_state)
     if _backend.select("iir", backend, x) == "torch":
         return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
-    acc = compute_dtype(x.dtype)
+    acc = iir_compute_dtype(x.dtype)
     shape = _backend.parameter_shape((c.a1, c.a2, c.b), x.shape[1:])  # first order's a2 is a number: no say
     a1_t, b_t = (_backend.as_parameter(value, shape, acc, x.device) for value in (c.a1, c.b))
     a2_t = None if c.first_order else _backend.as_parameter(c.a2, shape, acc, x.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
+from .._checks import compute_dtype
 from ..reference import lif as reference
 from ..reference.lif import check_lif_args
 from . import _backend
@@ -51,6 +52,7 @@ def lif(
     c = check_lif_args(
         x, alpha=alpha, theta=theta, reset=reset, v_reset=v_reset, gamma=gamma, rho=rho,
         detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
+        return_state=return_state,
     )  # fmt: skip
     if _backend.select("lif", backend, x) == "torch":
         return reference(
@@ -59,7 +61,7 @@ def lif(
             r0=c.r0, return_state=return_state,
         )  # fmt: skip
     state_shape = x.shape[1:]
-    acc = _backend.compute_dtype(x.dtype)
+    acc = compute_dtype(x.dtype)
     shape = _backend.parameter_shape((c.alpha, c.theta), state_shape)
     alpha_t = _backend.as_parameter(c.alpha, shape, acc, x.device)
     theta_t = _backend.as_parameter(c.theta, shape, acc, x.device)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import ParamLike, check_param, check_sequence, check_state
+from .._checks import ParamLike, check_bool, check_param, check_sequence, check_state
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,16 @@ class IirConfig:
 
 
 def check_iir_args(
-    x: torch.Tensor, a1: ParamLike, a2: ParamLike, b: ParamLike, p1: torch.Tensor | None, p2: torch.Tensor | None
+    x: torch.Tensor,
+    a1: ParamLike,
+    a2: ParamLike,
+    b: ParamLike,
+    p1: torch.Tensor | None,
+    p2: torch.Tensor | None,
+    return_state: bool = False,
 ) -> IirConfig:
     check_sequence(x)
+    check_bool(return_state, "return_state")
     return IirConfig(
         a1=check_param(a1, "a1", x),
         a2=check_param(a2, "a2", x),
@@ -55,7 +62,7 @@ def iir_filter(
 
     ``p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]`` with ``p[-1] = p1``, ``p[-2] = p2`` (zeros when None).
     """
-    c = check_iir_args(x, a1, a2, b, p1, p2)
+    c = check_iir_args(x, a1, a2, b, p1, p2, return_state)
     a1_, a2_, b_ = (v.to(x.dtype) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
     p_prev = c.p1 if c.p1 is not None else x.new_zeros(x.shape[1:])
     p_prev2 = c.p2 if c.p2 is not None else x.new_zeros(x.shape[1:])

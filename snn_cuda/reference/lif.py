@@ -10,7 +10,16 @@ from dataclasses import dataclass
 import torch
 
 from .. import surrogate as surrogates
-from .._checks import ParamLike, check_choice, check_float, check_param, check_sequence, check_state
+from .._checks import (
+    ParamLike,
+    check_bool,
+    check_choice,
+    check_fits,
+    check_float,
+    check_param,
+    check_sequence,
+    check_state,
+)
 
 RESET_MODES = ("hard", "soft", "none")
 
@@ -60,19 +69,26 @@ def check_lif_args(
     surrogate_param: float | None,
     v0: torch.Tensor | None,
     r0: torch.Tensor | None,
+    return_state: bool = False,
 ) -> LifConfig:
     check_sequence(x)
+    check_bool(return_state, "return_state")
     if gamma is None and r0 is not None:
         raise ValueError("r0 is given but gamma is None: the reset trace is off, so there is no r state")
+    options = check_lif_options(
+        reset=reset, v_reset=v_reset, gamma=gamma, rho=rho, surrogate=surrogate, surrogate_param=surrogate_param
+    )
+    for name in ("v_reset", "gamma", "rho"):
+        if options[name] is not None:
+            check_fits(options[name], name, x)
+    check_fits(options["surrogate_param"], "surrogate_param", x, positive=True)
     return LifConfig(
         alpha=check_param(alpha, "alpha", x, low=0.0, high=1.0),
         theta=check_param(theta, "theta", x),
-        detach_reset=bool(detach_reset),
+        detach_reset=check_bool(detach_reset, "detach_reset"),
         v0=check_state(v0, "v0", x),
         r0=check_state(r0, "r0", x),
-        **check_lif_options(
-            reset=reset, v_reset=v_reset, gamma=gamma, rho=rho, surrogate=surrogate, surrogate_param=surrogate_param
-        ),
+        **options,
     )
 
 
@@ -96,6 +112,7 @@ def lif(
     c = check_lif_args(
         x, alpha=alpha, theta=theta, reset=reset, v_reset=v_reset, gamma=gamma, rho=rho,
         detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
+        return_state=return_state,
     )  # fmt: skip
     alpha_, theta_ = (p.to(x.dtype) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
     v = c.v0 if c.v0 is not None else x.new_zeros(x.shape[1:])

@@ -1,0 +1,18 @@
+"""States that modules carry from one call to the next (LIF, IIRSynapse with preserved states)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def carried_state(state: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The state a module kept from its last call, as the initial state of this one, in the input's dtype.
+
+    A state kept from a call under `torch.inference_mode()` is an inference tensor, which autograd refuses to save
+    for backward; outside that mode it is copied into a normal tensor, so evaluating a stateful model and then
+    training it on from where it stopped works.
+    """
+    state = state.to(dtype)
+    if state.is_inference() and not torch.is_inference_mode_enabled():
+        state = state.clone()
+    return state
