@@ -43,6 +43,9 @@ CHECKPOINT_FORMAT = 1
 METRICS_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT = "metrics.csv", "last.pt", "best.pt"
 
 
+NEVER = 2**62  # a learning-rate step size that no run reaches
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read or is not a snn_cuda checkpoint."""
 
@@ -203,12 +206,18 @@ class Trainer:
         self.name = name
         self.metadata = metadata or {}  # stored in every checkpoint, e.g. the data settings an experiment used
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        step = config.lr_step_epochs or config.epochs + 1
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=step, gamma=config.lr_gamma)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=self._lr_step_size(), gamma=config.lr_gamma
+        )
         self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
         self.epoch = 0  # completed epochs
         self.history: list[dict] = []
         self.best: dict = {}
+
+    def _lr_step_size(self) -> int:
+        # Without lr_step_epochs the rate never steps; a step size beyond any run, not epochs + 1, so a run extended
+        # by resuming with more epochs does not step at its old length.
+        return self.config.lr_step_epochs or NEVER
 
     # -- batches -------------------------------------------------------------------------------------------
 
@@ -313,13 +322,39 @@ class Trainer:
         checkpoint = load_checkpoint(path, map_location=self.device)
         if "optimizer" not in checkpoint:
             raise CheckpointError(f"checkpoint {path} holds only weights; resuming needs a last.pt checkpoint")
+        self._check_resumable(path, checkpoint)
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
+        # Checkpoints written before NEVER hold step_size = their epochs + 1 for a constant rate.
+        self.scheduler.step_size = self._lr_step_size()
         if self.scaler is not None and checkpoint["scaler"] is not None:
             self.scaler.load_state_dict(checkpoint["scaler"])
         _set_rng_state(checkpoint["rng"])
         self.epoch, self.history, self.best = checkpoint["epoch"], checkpoint["history"], checkpoint["best"]
+
+    def _check_resumable(self, path: Path, checkpoint: dict) -> None:
+        """A run continues only with the model and the training settings it was saved with; only the number of
+        epochs may grow (and the device, the backend and the progress display change)."""
+        free = {"epochs", "device", "progress"}
+        saved, current = checkpoint["train_config"], dataclasses.asdict(self.config)
+        changed = [f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in current
+                   if key not in free and saved.get(key) != current[key]]  # fmt: skip
+        saved_model = {k: v for k, v in checkpoint["model_config"].items() if k != "backend"}
+        current_model = {k: v for k, v in self.model.config.items() if k != "backend"}
+        changed += [f"model {key}: {saved_model.get(key)!r} -> {current_model.get(key)!r}"
+                    for key in sorted(set(saved_model) | set(current_model))
+                    if saved_model.get(key) != current_model.get(key)]  # fmt: skip
+        if changed:
+            raise CheckpointError(
+                f"cannot resume from {path}: the run was saved with other settings ({'; '.join(changed)}); resume "
+                "with its settings, or start a new run without resuming"
+            )
+        if checkpoint["epoch"] > self.config.epochs:
+            raise CheckpointError(
+                f"cannot resume from {path}: it has trained {checkpoint['epoch']} epochs, more than epochs = "
+                f"{self.config.epochs}"
+            )
 
     def _write_metrics(self) -> None:
         path = self.out_dir / METRICS_FILE

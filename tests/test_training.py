@@ -123,6 +123,41 @@ def test_resume_reproduces_an_uninterrupted_run(gen, tmp_path):
     assert finished.history == resumed.history  # a finished run resumes to itself without training
 
 
+def test_extending_a_finished_run_keeps_a_constant_rate(gen, tmp_path):
+    """Resuming a finished run with more epochs continues it as if it had been asked for them all at once; the
+    constant learning rate used to drop tenfold at the old run's length (its scheduler stepped at epochs + 1)."""
+    model_config = dict(arch="iir", input_shape=[2, 4, 4], spec="FC24-D0.3-FC4")
+    data = classification_set(gen)
+    config = dict(batch_size=4, lr=3e-3, loss="ce", seed=3, progress=False)
+    straight = train(model_config, TrainConfig(epochs=4, **config), data, tmp_path / "straight")
+    train(model_config, TrainConfig(epochs=2, **config), data, tmp_path / "extended")
+    extended = train(model_config, TrainConfig(epochs=4, **config), data, tmp_path / "extended", resume=True)
+    assert [row["lr"] for row in extended.history] == [3e-3] * 4
+    for key in ("train_loss", "dev_loss", "dev_accuracy"):
+        assert [row[key] for row in extended.history] == [row[key] for row in straight.history], key
+
+
+@pytest.mark.parametrize(
+    "model_change, config_change, match",
+    [
+        ({}, dict(lr=1e-2), r"other settings \(lr: 0.003 -> 0.01\)"),
+        ({}, dict(lr_step_epochs=1), "lr_step_epochs: None -> 1"),
+        (dict(spec="FC16-D0.3-FC4"), {}, "model spec: 'FC24-D0.3-FC4' -> 'FC16-D0.3-FC4'"),
+        ({}, dict(epochs=1), "it has trained 2 epochs, more than epochs = 1"),
+    ],
+)
+def test_resuming_with_other_settings_is_refused(gen, tmp_path, model_change, config_change, match):
+    model_config = dict(arch="iir", input_shape=[2, 4, 4], spec="FC24-D0.3-FC4")
+    config = dict(epochs=2, batch_size=4, lr=3e-3, loss="ce", seed=3, progress=False)
+    train(model_config, TrainConfig(**config), classification_set(gen), tmp_path)
+    with pytest.raises(CheckpointError, match=match):
+        train(model_config | model_change, TrainConfig(**config | config_change), classification_set(gen), tmp_path,
+              resume=True)  # fmt: skip
+    # the device, the backend and the progress display may change
+    train(model_config, TrainConfig(**config | dict(progress=True)), classification_set(gen), tmp_path, resume=True,
+          backend="torch")  # fmt: skip
+
+
 def test_checkpoints_metrics_and_test_of_the_best_dev_epoch(gen, tmp_path):
     model_config, loss, _ = FAMILIES["he_fc_snn"]
     data = classification_set(gen)
