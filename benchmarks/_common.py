@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import platform
@@ -13,8 +14,32 @@ from pathlib import Path
 import torch
 
 import snn_cuda
+from snn_cuda.experiment import device_argument  # noqa: F401  (the benchmarks' --device, as the drivers')
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for sizes, counts and repeats: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type for ``--out``: the folder, created now, so an unwritable one fails before the timing."""
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot create folder {text}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"folder {text} is not writable")
+    return path
 
 
 def synchronize(device: torch.device) -> None:

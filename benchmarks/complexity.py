@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
-from _common import RESULTS, write_csv
+from _common import RESULTS, positive_int, write_csv
 
 from snn_cuda.complexity import measure_cost
 from snn_cuda.experiment import markdown_table
@@ -28,6 +28,9 @@ IIR_COEFFICIENTS = ("a1", "a2", "b")
 
 
 def model_cost(name: str, *, input_rate: float, T: int, batch: int, seed: int) -> dict:
+    # The weights set the spike rates, hence the ACs: seeded per model, so a count does not depend on the run or
+    # on which other models it measures.
+    torch.manual_seed(seed)
     model = build_model(name)
     generator = torch.Generator().manual_seed(seed)
     x = (torch.rand(T, batch, *model.input_shape, generator=generator) < input_rate).float()
@@ -42,8 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--input-rate", type=float, default=0.1, help="event probability of each input element")
-    parser.add_argument("--T", type=int, default=4, help="time steps of the measuring forward")
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--T", type=positive_int, default=4, help="time steps of the measuring forward")
+    parser.add_argument("--batch", type=positive_int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object and write nothing")
     parser.add_argument("--out", type=Path, default=RESULTS)

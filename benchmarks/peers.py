@@ -37,10 +37,13 @@ import torch
 from _common import (
     RESULTS,
     copy_bandwidth_gbps,
+    device_argument,
     environment,
     figure_title,
     forward_backward_ms,
+    output_folder,
     peak_memory_mb,
+    positive_int,
     write_csv,
 )
 from peer_neurons import (
@@ -284,24 +287,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS, help="peers to run if installed")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device_argument, default="cpu")
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
-    parser.add_argument("--T", nargs="+", type=int, default=[8, 32, 64, 128], help="neuron and synapse settings")
-    parser.add_argument("--batch", type=int, default=64, help="neuron and synapse settings")
-    parser.add_argument("--neurons", type=int, default=None, help="default 4096 on CPU, 65536 on CUDA")
-    parser.add_argument("--linear-neurons", nargs="+", type=int, default=None,
+    parser.add_argument("--T", nargs="+", type=positive_int, default=[8, 32, 64, 128], help="neuron, synapse")
+    parser.add_argument("--batch", type=positive_int, default=64, help="neuron and synapse settings")
+    parser.add_argument("--neurons", type=positive_int, default=None, help="default 4096 on CPU, 65536 on CUDA")
+    parser.add_argument("--linear-neurons", nargs="+", type=positive_int, default=None,
                         help="n of Linear(n, n) + LIF; default 4096 8192 on CPU, 4096 8192 16384 on CUDA")
-    parser.add_argument("--linear-T", type=int, default=500)
-    parser.add_argument("--linear-batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=None, help="timed steps; default 5 on CPU, 20 on CUDA")
-    parser.add_argument("--linear-repeats", type=int, default=None, help="default 3 on CPU, 10 on CUDA")
+    parser.add_argument("--linear-T", type=positive_int, default=500)
+    parser.add_argument("--linear-batch", type=positive_int, default=16)
+    parser.add_argument("--repeats", type=positive_int, default=None, help="timed steps (5 on CPU, 20 on CUDA)")
+    parser.add_argument("--linear-repeats", type=positive_int, default=None, help="default 3 on CPU, 10 on CUDA")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (the first measures memory)")
     parser.add_argument("--alpha", type=float, default=0.5, help="membrane decay of every equation")
     parser.add_argument("--theta", type=float, default=1.0, help="threshold of every equation")
     parser.add_argument("--synapse-decay", type=float, default=0.75, help="synaptic current decay (synapse setting)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's); 1 keeps timings stable on a shared machine")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=output_folder, default=RESULTS)
     args = parser.parse_args(argv)
     cuda = torch.device(args.device).type == "cuda"
     defaults = {"neurons": (4096, 65536), "linear_neurons": ([4096, 8192], [4096, 8192, 16384]),

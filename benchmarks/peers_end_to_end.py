@@ -32,7 +32,16 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, environment, peak_memory_mb, synchronize, write_csv
+from _common import (
+    RESULTS,
+    device_argument,
+    environment,
+    output_folder,
+    peak_memory_mb,
+    positive_int,
+    synchronize,
+    write_csv,
+)
 from peer_neurons import LifSetting, NotExpressible, build, unavailable
 
 import snn_cuda
@@ -138,19 +147,19 @@ def train_epoch(model: torch.nn.Module, dataset, args: argparse.Namespace, devic
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=CONFIG, help="experiment config whose data section to use")
-    parser.add_argument("--frames", type=int, default=None, help="override the config's frames (T)")
+    parser.add_argument("--frames", type=positive_int, default=None, help="override the config's frames (T)")
     parser.add_argument("--dt-ms", type=float, default=None, help="override the config's frame width")
-    parser.add_argument("--downsample", type=int, default=None, help="override the config's downsampling")
-    parser.add_argument("--max-samples", type=int, default=None, help="train on the first N training samples")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
+    parser.add_argument("--downsample", type=positive_int, default=None, help="override the config's downsampling")
+    parser.add_argument("--max-samples", type=positive_int, default=None, help="the first N training samples")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="default: the config's")
     parser.add_argument("--lr", type=float, default=None, help="default: the config's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES,
                         help="snn_cuda always runs first: it is the reference of every comparison")
     parser.add_argument("--reset-gradient", default="detached", choices=("detached", "through"),
                         help="He et al.'s reset passes gradients (through); snnTorch can only detach it")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--device", type=device_argument, default="cpu")
+    parser.add_argument("--out", type=output_folder, default=RESULTS)
     parser.add_argument("--smoke", action="store_true", help="the config's smoke data and batch size: seconds")
     parser.add_argument("--quiet", action="store_true", help="no progress bars while framing")
     args = parser.parse_args(argv)

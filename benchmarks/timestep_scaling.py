@@ -30,7 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _common import RESULTS, copy_bandwidth_gbps, environment, figure_title, lif_tensor_passes, median_ms, write_csv
+from _common import (
+    RESULTS,
+    copy_bandwidth_gbps,
+    device_argument,
+    environment,
+    figure_title,
+    lif_tensor_passes,
+    median_ms,
+    output_folder,
+    positive_int,
+    write_csv,
+)
 
 import snn_cuda
 from snn_cuda.complexity import measure_cost
@@ -243,18 +254,18 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS), help="ops and layers to time")
-    parser.add_argument("--T", nargs="+", type=int, default=[8, 16, 32, 64, 128, 256])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--neurons", type=int, default=4096, help="neurons of the ops")
-    parser.add_argument("--inputs", type=int, default=2048, help="input features of the layers")
-    parser.add_argument("--hidden", type=int, default=512, help="hidden units (neurons) of the layers")
+    parser.add_argument("--T", nargs="+", type=positive_int, default=[8, 16, 32, 64, 128, 256])
+    parser.add_argument("--batch", type=positive_int, default=64)
+    parser.add_argument("--neurons", type=positive_int, default=4096, help="neurons of the ops")
+    parser.add_argument("--inputs", type=positive_int, default=2048, help="input features of the layers")
+    parser.add_argument("--hidden", type=positive_int, default=512, help="hidden units (neurons) of the layers")
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", type=device_argument, default="cpu")
+    parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--reference-max-T", type=int, default=256, help="skip the (slow) reference above this T")
-    parser.add_argument("--copy-mb", type=int, default=512, help="size of the copy that measures the bandwidth")
+    parser.add_argument("--copy-mb", type=positive_int, default=512, help="size of the bandwidth copy")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=output_folder, default=RESULTS)
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)  # the same inputs every run, so rows differ only in time

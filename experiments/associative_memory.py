@@ -23,7 +23,6 @@ copying the input would reach, so the net completes patterns where it scores abo
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,8 @@ from snn_cuda.experiment import (
     driver_parser,
     load_config,
     markdown_table,
+    refuse_torchrun,
+    run_from_command_line,
     start_run,
     train_and_measure,
     training_note,
@@ -261,9 +262,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
     parser = driver_parser(__doc__, DEFAULT_CONFIG, name="associative_memory",
                            data_help="not used: the patterns are generated from the seed")  # fmt: skip
     args = parser.parse_args(argv)
+    refuse_torchrun("associative_memory.py")
     if args.test is not None:
         return recall_of_checkpoint(args.test, args)
-    config = load_config(args.config, smoke=args.smoke)
+    config = load_config(args.config, smoke=args.smoke, sections=("data", "training", "models"))
     data = config["data"]
     training, names, out = start_run(config, args)
     if training.loss != "sequence_mse":
@@ -306,4 +308,4 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_from_command_line(main)

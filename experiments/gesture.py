@@ -16,11 +16,10 @@ accuracy_vs_cost.png, config.yaml, and per model metrics.csv, last.pt and best.p
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from snn_cuda.data import DVSGesture, Framing, synthetic_gesture
-from snn_cuda.experiment import materialize_splits, run_driver
+from snn_cuda.experiment import materialize_splits, run_driver, run_from_command_line
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "gesture_quick.yaml"
 SENSOR = 128
@@ -53,4 +52,4 @@ def main(argv: list[str] | None = None) -> list[dict] | dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_from_command_line(main)

@@ -20,11 +20,10 @@ training set gets fresh Poisson spikes every epoch (as in snn-iir), while dev an
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from snn_cuda.data import MNIST
-from snn_cuda.experiment import run_driver
+from snn_cuda.experiment import run_driver, run_from_command_line
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "mnist_quick.yaml"
 CLASSES = 10
@@ -61,4 +60,4 @@ def main(argv: list[str] | None = None) -> list[dict] | dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_from_command_line(main)

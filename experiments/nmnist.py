@@ -17,12 +17,11 @@ The frames of every split are held in memory (the real set at T = 15: about 10 G
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from snn_cuda.data import NMNIST, Framing, synthetic_nmnist
 from snn_cuda.data.nmnist import SENSOR_SIZE
-from snn_cuda.experiment import materialize_splits, run_driver
+from snn_cuda.experiment import materialize_splits, run_driver, run_from_command_line
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "nmnist_quick.yaml"
 CLASSES = 10
@@ -54,4 +53,4 @@ def main(argv: list[str] | None = None) -> list[dict] | dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_from_command_line(main)

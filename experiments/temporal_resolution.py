@@ -34,6 +34,8 @@ from snn_cuda.experiment import (
     evaluate_checkpoint,
     load_config,
     markdown_table,
+    refuse_torchrun,
+    run_from_command_line,
     start_run,
     train_and_measure,
     training_note,
@@ -164,9 +166,10 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]] | dict:
                            data_help="real data folder of --dataset (default: its synthetic set)")  # fmt: skip
     parser.add_argument("--dataset", choices=sorted(SOURCES), default=None, help="default: the config's dataset")
     args = parser.parse_args(argv)
+    refuse_torchrun("temporal_resolution.py")
     if args.test is not None:
         return evaluate_checkpoint(args.test, args, framed_sets)
-    config = load_config(args.config, smoke=args.smoke)
+    config = load_config(args.config, smoke=args.smoke, sections=("dataset", "datasets", "training", "models"))
     dataset = args.dataset or config["dataset"]
     data = {**config["datasets"][dataset], "dataset": dataset}
     dts = data["sweep"]["dt_ms"]
@@ -221,4 +224,4 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]] | dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_from_command_line(main)

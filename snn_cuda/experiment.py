@@ -13,6 +13,7 @@ import copy
 import csv
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from . import distributed
 from .complexity import measure_cost, saved_for_backward_bytes
 from .models import build_model
-from .training import TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
+from .training import CheckpointError, TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
 
 RESULT_COLUMNS = (
     "model", "test_accuracy", "best_dev_accuracy", "best_epoch", "epochs", "params", "macs_per_step",
@@ -44,14 +45,62 @@ def merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def load_config(path: str | os.PathLike, *, smoke: bool = False) -> dict:
-    """Reads a YAML experiment config; with ``smoke`` its ``smoke`` section is merged over it (a run of seconds)."""
+class ConfigError(ValueError):
+    """An experiment config that cannot be read or lacks what its driver needs."""
+
+
+# The top-level keys of the drivers' configs: the comparison drivers read "data", the temporal-resolution sweep
+# "dataset" and "datasets".
+CONFIG_KEYS = ("title", "data", "dataset", "datasets", "training", "models", "smoke")
+
+
+def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple[str, ...] = ("training", "models"),
+                ) -> dict:  # fmt: skip
+    """Reads a YAML experiment config; with ``smoke`` its ``smoke`` section is merged over it (a run of seconds).
+    The config must hold ``sections`` (a driver names those it reads), and no key outside ``CONFIG_KEYS``: a
+    misspelt one would otherwise be ignored."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    config = yaml.safe_load(path.read_text()) or {}
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections {list(sections)}, got "
+                          f"{type(config).__name__}")  # fmt: skip
+    missing = [key for key in sections if key not in config]
+    if missing:
+        raise ConfigError(f"config file {path} lacks the sections {missing}")
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"config file {path} has unknown keys {unknown}; accepted: {list(CONFIG_KEYS)}")
     smoke_section = config.pop("smoke", {}) or {}
     return merge(config, smoke_section) if smoke else config
+
+
+def refuse_torchrun(driver: str) -> None:
+    """For the drivers that run in one process: under torchrun every rank would run the whole study and write
+    the same files."""
+    if distributed.launched_by_torchrun() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(f"{driver} runs in one process; torchrun is for the comparison drivers (gesture.py, "
+                         "nmnist.py, mnist.py)")  # fmt: skip
+
+
+def run_from_command_line(main: Callable[[list[str]], object]) -> None:
+    """Runs a driver's ``main`` on ``sys.argv``, as its ``__main__`` block does. A bad setting, config, data
+    folder or checkpoint ends the run with one line naming it (``SNN_CUDA_TRACEBACK=1`` shows the traceback);
+    Ctrl-C says how to continue."""
+    try:
+        main(sys.argv[1:])
+    except KeyboardInterrupt:
+        sys.exit("\ninterrupted: every finished epoch is checkpointed under --out; the same command with --resume "
+                 "continues from there")  # fmt: skip
+    except (ValueError, TypeError, KeyError, FileNotFoundError, CheckpointError) as exc:
+        if os.environ.get("SNN_CUDA_TRACEBACK") == "1":
+            raise
+        sys.exit(f"error: {exc if not isinstance(exc, KeyError) else f'missing key {exc}'} "
+                 "(SNN_CUDA_TRACEBACK=1 shows the traceback)")  # fmt: skip
 
 
 def materialize(dataset, *, desc: str, progress: bool = True) -> torch.utils.data.TensorDataset:
@@ -258,8 +307,13 @@ def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsF
 def start_run(config: dict, args: argparse.Namespace) -> tuple[TrainConfig, list[str], Path]:
     """The training settings and model names of a run, and its output folder ``args.out``, created, with the
     config as run (command-line overrides included) in ``config.yaml`` (written by rank 0 under torchrun)."""
+    # Checked before config.yaml is written, so a run refused here leaves a finished run's record in --out intact.
     training = training_config(config, args)
     names = selected_models(config, args)
+    if args.backend == "cuda" and torch.device(args.device).type != "cuda":
+        raise ValueError(f"--backend cuda runs the CUDA kernels: it needs --device cuda, got --device {args.device}")
+    if args.data_root is not None and not Path(args.data_root).is_dir():
+        raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if distributed.is_main_process():
@@ -350,7 +404,7 @@ def run_driver(
     with distributed.session(args.device):  # joins the process group under torchrun; nothing otherwise
         if args.test is not None:
             return evaluate_checkpoint(args.test, args, datasets)
-        config = load_config(args.config, smoke=args.smoke)
+        config = load_config(args.config, smoke=args.smoke, sections=("data", "training", "models"))
         notes = describe_data(config["data"], args.data_root)
         distributed.print_once(notes[0])
         return run_comparison(config, args, datasets, input_shape=input_shape, title=config.get("title", title),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snn_cuda.experiment import RESULT_COLUMNS, load_config
+from snn_cuda.experiment import RESULT_COLUMNS, ConfigError, load_config, refuse_torchrun, run_from_command_line
 from snn_cuda.models import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,6 +135,23 @@ def test_complexity_benchmark_json():
     assert costs["he_lstm_nmnist"]["macs_per_step"] == 4 * ((2312 + 512) * 512 + 1024 * 512) + 512 * 10
     assert costs["he_fc_snn_gesture"]["macs_per_step"] == 0 < costs["he_fc_snn_gesture"]["acs_per_step"]
     assert set(PRESETS) >= set(costs)
+    # The weights are seeded per model: a model's ACs (from its spike rates) do not depend on the others listed.
+    alone = subprocess.run([*command[:4], "he_scnn_gesture"], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(alone.stdout)["he_scnn_gesture"] == costs["he_scnn_gesture"]
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("timestep_scaling.py", ["--repeats", "0"], "argument --repeats: must be at least 1, got 0"),
+        ("peers.py", ["--neurons", "-4"], "argument --neurons: must be at least 1, got -4"),
+        ("complexity.py", ["--T", "x"], "argument --T: 'x' is not an integer"),
+    ],
+)
+def test_benchmarks_check_their_sizes_before_running(script, args, message):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                            text=True, cwd=ROOT)  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
 def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
@@ -172,3 +189,54 @@ def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
     assert float(layers["snn_layer"]["acs_per_step"]) > 0
     assert "load_average_1_5_15_min" in stem.with_suffix(".md").read_text()
     assert stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("data: [unclosed", "is not valid YAML"),
+        ("just a string", "must hold a mapping of sections"),
+        ("data: {}\nmodels: {}\n", r"lacks the sections \['training'\]"),
+        ("data: {}\ntraining: {}\nmodels: {}\nepochs: 99\n", r"unknown keys \['epochs'\]"),
+    ],
+)
+def test_config_file_errors_name_the_problem(tmp_path, text, match):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_drivers_end_bad_input_with_one_line(tmp_path):
+    """From the command line a bad setting ends the run with one line naming it, no traceback; a run refused
+    before training leaves a finished run's config.yaml as it was."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("kept\n")
+    for args, message in [
+        (["--epochs", "0"], "error: epochs must be at least 1, got 0"),
+        (["--backend", "cuda", "--device", "cpu"], "error: --backend cuda runs the CUDA kernels: it needs --device"),
+        (["--data-root", str(tmp_path / "missing")], f"error: --data-root {tmp_path / 'missing'} is not a folder"),
+    ]:
+        result = subprocess.run([sys.executable, str(ROOT / "experiments" / "gesture.py"), "--smoke", "--quiet",
+                                 "--out", str(out), "--device", "cpu", *args], capture_output=True, text=True,
+                                cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert (out / "config.yaml").read_text() == "kept\n"
+
+
+def test_interrupt_says_how_to_continue():
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit, match="the same command with --resume continues"):
+        run_from_command_line(interrupted)
+
+
+def test_single_process_drivers_refuse_torchrun(monkeypatch):
+    refuse_torchrun("temporal_resolution.py")  # one process: nothing to refuse
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "localhost", "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match="temporal_resolution.py runs in one process"):
+        refuse_torchrun("temporal_resolution.py")
