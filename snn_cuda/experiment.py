@@ -13,8 +13,8 @@ import copy
 import csv
 import math
 import os
+import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from . import distributed
+from . import __version__, distributed
 from .complexity import measure_cost, saved_for_backward_bytes
 from .models import build_model
 from .training import CheckpointError, TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
@@ -137,9 +137,10 @@ def train_and_measure(
     device = trainer.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
     history = trainer.fit(data["train"], data["dev"], resume=resume)
-    train_seconds = time.perf_counter() - start
+    # Summed over the epochs, so a resumed run counts the epochs of its earlier sessions too (histories saved
+    # before epoch_seconds existed give NaN).
+    train_seconds = sum(row.get("epoch_seconds", float("nan")) for row in history)
     test = trainer.test(data["test"])
     x = first_inputs(data["test"], training.batch_size).to(device).transpose(0, 1)
     cost = measure_cost(model, x)
@@ -174,6 +175,12 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...] = RESULT_COLUMNS) 
     return "\n".join(lines)
 
 
+def software_note() -> str:
+    """What the numbers of a results table were measured with."""
+    return (f"snn_cuda {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
+            f"{torch.get_num_threads()} CPU threads x {distributed.world_size()} process(es)")  # fmt: skip
+
+
 def write_table(rows: list[dict], columns: tuple[str, ...], out_dir: Path, *, title: str, notes: list[str],
                 name: str = "results", body: str | None = None) -> None:  # fmt: skip
     """Writes ``<name>.csv`` (the ``columns`` of ``rows``) and ``<name>.md``: title, notes, then ``body``
@@ -182,7 +189,7 @@ def write_table(rows: list[dict], columns: tuple[str, ...], out_dir: Path, *, ti
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    notes_text = "".join(f"- {note}\n" for note in notes)
+    notes_text = "".join(f"- {note}\n" for note in [*notes, software_note()])
     body = markdown_table(rows, columns) if body is None else body
     (out_dir / f"{name}.md").write_text(f"# {title}\n\n{notes_text}\n{body}\n")
 
@@ -278,6 +285,9 @@ def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
 def selected_models(config: dict, args: argparse.Namespace) -> list[str]:
     """``--models`` (default: all of the config), checked against the config."""
     names = args.models or list(config["models"])
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise SystemExit(f"--models: {repeated} listed more than once")
     unknown = sorted(set(names) - set(config["models"]))
     if unknown:
         raise SystemExit(f"--models: {unknown} are not in {args.config} (it has {list(config['models'])})")

@@ -39,4 +39,7 @@ def report() -> str:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m snn_cuda.info", description=__doc__).parse_args()
     print(report())

@@ -385,13 +385,17 @@ class Trainer:
             # is that of a single process
             seed_everything(self.config.seed + distributed.rank())
         while self.epoch < self.config.epochs:
+            start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             train = self._run(train_set, train=True, desc=f"{self.name} epoch {self.epoch + 1}/{self.config.epochs}")
             self.scheduler.step()
             self.epoch += 1
             dev = self.evaluate(dev_set, desc="dev") if dev_set is not None else train
+            # epoch_seconds (training and dev evaluation, wall clock; the slowest rank's, so every rank keeps the
+            # same history): what sums to the time of a run resumed across sessions
+            seconds = distributed.max_over_ranks(time.perf_counter() - start)
             row = {"epoch": self.epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
-                   **{f"dev_{k}": v for k, v in dev.items()}}  # fmt: skip
+                   **{f"dev_{k}": v for k, v in dev.items()}, "epoch_seconds": seconds}  # fmt: skip
             self.history.append(row)
             improved = self._improved(dev)  # the same on every rank: the metrics are global
             if improved:

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from snn_cuda.experiment import RESULT_COLUMNS, ConfigError, load_config, refuse_torchrun, run_from_command_line
+import snn_cuda
+from snn_cuda.experiment import (
+    RESULT_COLUMNS,
+    ConfigError,
+    load_config,
+    refuse_torchrun,
+    run_from_command_line,
+    write_table,
+)
 from snn_cuda.models import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,3 +248,11 @@ def test_single_process_drivers_refuse_torchrun(monkeypatch):
         monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match="temporal_resolution.py runs in one process"):
         refuse_torchrun("temporal_resolution.py")
+
+
+def test_results_record_the_software_and_refuse_repeated_models(gesture, tmp_path):
+    write_table([{"model": "a", "params": 1}], ("model", "params"), tmp_path, title="t", notes=["n"])
+    markdown = (tmp_path / "results.md").read_text()
+    assert f"- snn_cuda {snn_cuda.__version__}, torch {torch.__version__}, Python" in markdown
+    with pytest.raises(SystemExit, match=r"--models: \['snn_lif'\] listed more than once"):
+        gesture.main(["--smoke", "--out", str(tmp_path / "run"), "--models", "snn_lif", "rnn_rate", "snn_lif"])

@@ -133,6 +133,7 @@ def test_extending_a_finished_run_keeps_a_constant_rate(gen, tmp_path):
     train(model_config, TrainConfig(epochs=2, **config), data, tmp_path / "extended")
     extended = train(model_config, TrainConfig(epochs=4, **config), data, tmp_path / "extended", resume=True)
     assert [row["lr"] for row in extended.history] == [3e-3] * 4
+    assert all(row["epoch_seconds"] > 0 for row in extended.history)  # the first session's epochs kept their times
     for key in ("train_loss", "dev_loss", "dev_accuracy"):
         assert [row[key] for row in extended.history] == [row[key] for row in straight.history], key
 
