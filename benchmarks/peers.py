@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -329,9 +330,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         reason = unavailable(peer)
         if reason is None:
             present.append(peer)
+            notes.append(f"{peer} {importlib.metadata.version(peer)}")
         else:
             notes.append(f"{peer}: skipped: {reason}")
             print(notes[-1])
+    if len(present) < len(args.peers) and args.out == RESULTS:
+        # The committed peers_<device>.* hold the full comparison: a partial one goes elsewhere, on purpose.
+        missing = sorted(set(args.peers) - set(present))
+        raise SystemExit(f"peers.py: {missing} not installed (make peers); a partial comparison is not written "
+                         f"over {RESULTS}: pass --out, or --peers with the installed ones")  # fmt: skip
     # Prove each peer computes what snn_cuda computes before timing anything.
     chosen: dict[str, list[Implementation]] = {}
     for setting in args.settings:

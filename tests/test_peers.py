@@ -111,3 +111,10 @@ def test_end_to_end_smoke(tmp_path, monkeypatch):
         assert float(row["final_loss"]) == pytest.approx(float(rows[0]["final_loss"]), abs=1e-5)
         assert float(row["epoch_s"]) > 0
     assert (tmp_path / "peers_end_to_end_cpu.md").stat().st_size > 0
+
+
+def test_a_partial_comparison_is_not_written_over_the_committed_one(monkeypatch):
+    """Without --out, a run missing a peer stops before timing rather than replace results/peers_cpu.*."""
+    monkeypatch.setattr(peers, "unavailable", lambda peer: f"No module named {peer!r}")
+    with pytest.raises(SystemExit, match=r"'snntorch', 'spikingjelly'\] not installed .* not written over"):
+        peers.main(["--settings", "neuron", "--T", "3"])
