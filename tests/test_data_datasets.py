@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from snn_cuda import data
+from snn_cuda.data import paths
 
 
 def test_split_indices_equal_torch_random_split_with_seed_42():
@@ -127,6 +130,23 @@ def test_gesture_cache_is_reused_and_rebuilt_when_the_source_changes(gesture_roo
     assert len(old_folders) == len(new_folders) == 1 and old_folders != new_folders
     user01 = [s for s in changed.samples if s.trial == "user01_led.aedat"]
     assert [len(s.events()) for s in user01] == [10]  # only the 100 ms .. 1 s window holds the new events
+
+
+def test_gesture_cache_of_a_read_only_root_goes_to_the_data_folder(gesture_root, tmp_path, monkeypatch):
+    # A read-only root, as seen by os.access (these tests may run as root, who may write anywhere).
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK and real_access(path, mode))
+    monkeypatch.setenv(paths.DATA_ENV, str(tmp_path / "user_data"))
+    dataset = data.DVSGesture(gesture_root, "test", progress=False)
+    assert not (gesture_root / "snn_cuda_cache").exists()
+    [cache] = (tmp_path / "user_data").iterdir()
+    assert cache.name.startswith("dvs_gesture_cache-DvsGesture-")
+    assert all(sample.path.is_relative_to(cache) for sample in dataset.samples) and len(dataset) == 3
+    frames, _ = dataset[0]
+    assert frames.sum() > 0
+    # A cache folder already beside a writable root is used as before.
+    monkeypatch.undo()
+    assert data.gesture.default_cache_dir(gesture_root) == gesture_root / "snn_cuda_cache"
 
 
 def test_gesture_label_beyond_the_classes_names_the_file(tmp_path, rng):

@@ -12,7 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from snn_cuda import data
-from snn_cuda.data import render, synthetic
+from snn_cuda.data import paths, render, synthetic
 
 TINY_GESTURE = dict(users=3, test_users=1, lightings=("led",), gesture_ms=400.0, progress=False)
 TINY_NMNIST = dict(samples=60, progress=False)
@@ -98,7 +98,7 @@ def test_generation_is_skipped_when_complete_and_refuses_other_options(nmnist_ro
     assert {path: path.stat().st_mtime_ns for path in nmnist_root.rglob("*.bin")} == before
     with pytest.raises(ValueError, match="other options"):
         data.synthetic_nmnist(nmnist_root, samples=30, progress=False)
-    monkeypatch.setenv(synthetic.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.DATA_ENV, str(tmp_path))
     default_folder = data.synthetic_nmnist(samples=12, progress=False)
     assert default_folder.parent == tmp_path and default_folder.name.startswith("synthetic_nmnist-")
     assert (default_folder / synthetic.MARKER).is_file()

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .aedat import read_aedat, read_labels, read_trial_list
 from .events import check_events
 from .framing import Framing
+from .paths import data_root
 from .splits import SPLITS, split_indices
 
 SENSOR_SIZE = (128, 128)  # (H, W)
@@ -70,6 +71,16 @@ def _atomic_write(path: Path, write: Callable[[object], None]) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def default_cache_dir(root: Path) -> Path:
+    """``root/snn_cuda_cache``, unless that cannot be written (a read-only data set, as shared clusters mount
+    them): then a folder named after root's absolute path under :func:`snn_cuda.data.data_root`."""
+    beside = root / "snn_cuda_cache"
+    if os.access(beside if beside.is_dir() else root, os.W_OK):
+        return beside
+    key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:10]
+    return data_root() / f"dvs_gesture_cache-{root.name}-{key}"
 
 
 def _source_key(aedat_path: Path, label_file: Path) -> str:
@@ -140,7 +151,8 @@ class DVSGesture(torch.utils.data.Dataset):
             128 of 1056); "train_all" is every training sample; "test" the test trials.
         framing: how a sample's window ``[start, end)`` becomes frames. Default: snn-iir's 30 equal bins, ``or``,
             at 128x128.
-        cache_dir: where parsed samples are cached (default ``root/snn_cuda_cache``).
+        cache_dir: where parsed samples are cached (default ``root/snn_cuda_cache``, or under ``$SNN_CUDA_DATA`` /
+            ``~/.cache/snn_cuda`` when ``root`` is read-only: :func:`default_cache_dir`).
         transform: optional callable applied to the frames tensor.
     """
 
@@ -159,7 +171,7 @@ class DVSGesture(torch.utils.data.Dataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(root)
-        cache_dir = root / "snn_cuda_cache" if cache_dir is None else Path(cache_dir)
+        cache_dir = default_cache_dir(root) if cache_dir is None else Path(cache_dir)
         trials = read_trial_list(root / TRIAL_LISTS["test" if split == "test" else "train"])
         samples: list[GestureSample] = []
         self.skipped: list[str] = []

@@ -46,11 +46,11 @@ from . import gesture, nmnist
 from .aedat import LABEL_DTYPE, polarity_packets, write_aedat, write_labels, write_trial_list
 from .emulator import EventCameraEmulator, contrast_thresholds, log_intensity, noise_events
 from .events import EVENT_DTYPE
+from .paths import data_root
 
 GENERATOR_VERSION = 1  # part of the cache key: bump when generation changes
 MARKER = "COMPLETE.json"
 IN_PROGRESS = "GENERATING"  # present while a generation runs: an interrupted folder is made again
-DATA_ENV = "SNN_CUDA_DATA"
 
 SACCADES = ((3.5, 7.0), (3.5, -7.0), (-7.0, 0.0))  # (dx, dy) pixels, one per 105 ms
 SACCADE_US = 105_000
@@ -69,11 +69,6 @@ HAND_INTENSITY = 0.4  # peak of a hand blob, over a room at 0.06 and a torso at 
 GESTURE_DARK_LEVEL = 0.15
 GESTURE_GAP_US = 200_000  # between two gestures of a trial (no events: the subject rests)
 TRIAL_LEAD_US = 100_000
-
-
-def data_root() -> Path:
-    """Where generated data sets live by default: ``$SNN_CUDA_DATA``, else ``~/.cache/snn_cuda``."""
-    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "snn_cuda")
 
 
 def _cached_generation(
