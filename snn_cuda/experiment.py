@@ -163,7 +163,8 @@ def _format(value: object) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.0f}"
+        # four significant digits (0.9412, 6.426, 133.4), whole numbers with separators from 1000 on
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

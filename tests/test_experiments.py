@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from snn_cuda.experiment import (
     RESULT_COLUMNS,
     ConfigError,
     load_config,
+    markdown_table,
     refuse_torchrun,
     run_from_command_line,
     write_table,
@@ -256,3 +258,9 @@ def test_results_record_the_software_and_refuse_repeated_models(gesture, tmp_pat
     assert f"- snn_cuda {snn_cuda.__version__}, torch {torch.__version__}, Python" in markdown
     with pytest.raises(SystemExit, match=r"--models: \['snn_lif'\] listed more than once"):
         gesture.main(["--smoke", "--out", str(tmp_path / "run"), "--models", "snn_lif", "rnn_rate", "snn_lif"])
+
+
+def test_markdown_tables_keep_four_significant_digits():
+    row = {"ms": 20.024, "speedup": 3.8, "accuracy": 0.94123, "params": 1189386, "macs": 7301234.7, "gb": math.nan}
+    table = markdown_table([row], tuple(row))
+    assert table.splitlines()[-1] == "| 20.02 | 3.8 | 0.9412 | 1,189,386 | 7,301,235 | - |"
