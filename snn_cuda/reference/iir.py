@@ -72,4 +72,6 @@ def iir_filter(
         outputs.append(p)
         p_prev2, p_prev = p_prev, p
     out = torch.stack(outputs)
+    if p_prev2 is c.p1:  # T = 1: p_before_last is p1; a copy, as the kernels return, not the caller's tensor
+        p_prev2 = p_prev2.clone()
     return (out, (p_prev, p_prev2)) if return_state else out
