@@ -205,7 +205,10 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.metadata = metadata or {}  # stored in every checkpoint, e.g. the data settings an experiment used
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # fused: torch's one-pass Adam kernel instead of a dozen element-wise passes over every parameter (the
+        # gesture SNN on 2 CPU cores: 3.3 of a 23 ms training step, 1.3 of 19 ms fused; rounding differs by ulps).
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                          fused=True if self.device.type in ("cpu", "cuda") else None)  # fmt: skip
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=self._lr_step_size(), gamma=config.lr_gamma
         )

@@ -114,6 +114,7 @@ def test_resume_reproduces_an_uninterrupted_run(gen, tmp_path):
     train(model_config, TrainConfig(epochs=2, **config), data, interrupted)
     resumed = train(model_config, TrainConfig(epochs=4, **config), data, interrupted, resume=True)
     assert resumed.epoch == 4 and len(resumed.history) == 4
+    assert straight.optimizer.param_groups[0]["fused"] and resumed.optimizer.param_groups[0]["fused"]
     for key in ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr"):
         assert [row[key] for row in resumed.history] == [row[key] for row in straight.history], key
     resumed_state = resumed.model.state_dict()
