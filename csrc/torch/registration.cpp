@@ -2,7 +2,8 @@
 // of the CPU output cache and of the CPU kernels' streaming stores.
 //
 // Each recurrence is a forward/backward pair. Backends register implementations with TORCH_LIBRARY_IMPL in their
-// own files; fake (meta) implementations and autograd formulas are registered from Python (snn_cuda/ops).
+// own files, the autograd formulas in autograd.cpp; fake (meta) implementations are registered from Python
+// (snn_cuda/ops).
 #include <Python.h>
 #include <torch/library.h>
 
@@ -13,7 +14,7 @@ TORCH_LIBRARY(snn_cuda, m) {
   // Returns (spikes, v_last, r_last, h); h is empty unless store_h. The backward needs either h or (on the CPU)
   // x, v0 and r0 to recompute it.
   // detach_reset and the surrogate only matter to the backward; the forward takes them so that its autograd
-  // formula (registered from Python) sees the whole configuration.
+  // formula (autograd.cpp) sees the whole configuration.
   m.def(
       "lif_fwd(Tensor x, Tensor alpha, Tensor theta, Tensor? v0, Tensor? r0, str reset, float v_reset, "
       "float? gamma, float rho, bool detach_reset, str surrogate, float surrogate_param, bool store_h) "

@@ -59,20 +59,6 @@ def select(op: str, backend: str, x: torch.Tensor) -> str:
     return "kernel"
 
 
-def refuse_double_backward(op: str) -> None:
-    """Gives ``snn_cuda::<op>_bwd`` an autograd formula that raises. Without one, differentiating a gradient of
-    the compiled op (``create_graph=True``, then a second backward) gets PyTorch's fallback, which treats the
-    backward kernel as constant: zero second derivatives with only a generic warning."""
-
-    def backward(ctx, *grads):
-        raise RuntimeError(
-            f"{PUBLIC_NAME[op]}: the compiled backends compute first derivatives only; for the derivative of a "
-            "gradient (double backward), run the op with backend='torch'"
-        )
-
-    torch.library.register_autograd(f"snn_cuda::{op}_bwd", backward)
-
-
 def parameter_shape(values, state_shape: torch.Size) -> torch.Size:
     """The shape in which the kernels take per-element parameters: the shortest trailing part ``S[j:]`` of the
     state shape ``S`` over which every tensor among ``values`` varies (numbers vary over none). The kernels repeat

@@ -1,4 +1,5 @@
-"""``snn_cuda.iir_filter``: the fused IIR filter op, its fake (meta) implementation and its autograd formula."""
+"""``snn_cuda.iir_filter``: the fused IIR filter op and its fake (meta) implementations; its autograd formula is in
+C++ (csrc/torch/autograd.cpp)."""
 
 from __future__ import annotations
 
@@ -58,10 +59,6 @@ def iir_filter(
     return (p, (p_last, p_before_last)) if return_state else p
 
 
-def _requires_grad(*tensors: torch.Tensor | None) -> bool:
-    return any(t is not None and t.requires_grad for t in tensors)
-
-
 def _register() -> None:
     @torch.library.register_fake("snn_cuda::iir_fwd")
     def _(x, a1, a2, b, p1, p2):
@@ -84,33 +81,6 @@ def _register() -> None:
             grad_p.new_empty(state_shape),
             grad_p.new_empty(state_shape),
         )
-
-    def setup_context(ctx, inputs, output):
-        x, a1, a2, b, p1, p2 = inputs
-        # The backward reads the output p (for the a1, a2 gradients) and the input x (for the b gradient), and
-        # nothing else of size [T, N]; each is kept only when its gradient can be asked for.
-        p = output[0] if _requires_grad(a1, a2) else None
-        ctx.save_for_backward(p, x if _requires_grad(b) else None, a1, a2, b, p1, p2)
-        ctx.has_p1, ctx.has_p2 = p1 is not None, p2 is not None
-
-    def backward(ctx, grad_p, grad_p_last, grad_p_before_last):
-        p, x, a1, a2, b, p1, p2 = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        grad_x, grad_a1, grad_a2, grad_b, grad_p1, grad_p2 = torch.ops.snn_cuda.iir_bwd(
-            grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, needs[0], needs[1] or needs[2],
-            needs[3],
-        )  # fmt: skip
-        return (
-            grad_x if needs[0] else None,
-            grad_a1 if needs[1] else None,
-            grad_a2 if needs[2] else None,
-            grad_b if needs[3] else None,
-            grad_p1 if ctx.has_p1 and needs[4] else None,
-            grad_p2 if ctx.has_p2 and needs[5] else None,
-        )
-
-    torch.library.register_autograd("snn_cuda::iir_fwd", backward, setup_context=setup_context)
-    _backend.refuse_double_backward("iir")
 
 
 if _ext.loaded():

@@ -1,4 +1,5 @@
-"""``snn_cuda.lif``: the fused LIF neuron op, its fake (meta) implementation and its autograd formula."""
+"""``snn_cuda.lif``: the fused LIF neuron op and its fake (meta) implementations; its autograd formula is in C++
+(csrc/torch/autograd.cpp)."""
 
 from __future__ import annotations
 
@@ -94,39 +95,6 @@ def _register() -> None:
         grad_alpha = alpha.new_empty(alpha.shape if param_grads else (0,))
         grad_x = grad_spikes.new_empty(grad_spikes.shape)  # contiguous, as the kernels write it
         return grad_x, state, torch.empty_like(state), grad_alpha, torch.empty_like(grad_alpha)
-
-    def setup_context(ctx, inputs, output):
-        x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param = inputs[:12]
-        store_h = inputs[12]
-        # The only [T, N] tensor kept for the backward is h (store_h) or else the input x, from which the kernel
-        # recomputes h; spikes and v[t-1] are recomputed from h.
-        ctx.save_for_backward(output[3] if store_h else None, None if store_h else x, alpha, theta, v0, r0)
-        ctx.config = (reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param)
-        ctx.has_v0, ctx.has_r0 = v0 is not None, r0 is not None
-        # Outputs nobody differentiated get None, not zeros: autograd would otherwise fill a [T, N] zero gradient
-        # for h (CUDA) on every backward. The kernel reads absent grad_v_last / grad_r_last as zeros.
-        ctx.set_materialize_grads(False)
-
-    def backward(ctx, grad_spikes, grad_v_last, grad_r_last, _grad_h):
-        h, x, alpha, theta, v0, r0 = ctx.saved_tensors
-        reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param = ctx.config
-        needs = ctx.needs_input_grad
-        if grad_spikes is None:
-            grad_spikes = torch.zeros_like(h if h is not None else x)
-        grad_x, grad_v0, grad_r0, grad_alpha, grad_theta = torch.ops.snn_cuda.lif_bwd(
-            grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
-            detach_reset, surrogate, surrogate_param, needs[1] or needs[2],
-        )  # fmt: skip
-        return (
-            grad_x if needs[0] else None,
-            grad_alpha if needs[1] else None,
-            grad_theta if needs[2] else None,
-            grad_v0 if ctx.has_v0 and needs[3] else None,
-            grad_r0 if ctx.has_r0 and needs[4] else None,
-        ) + (None,) * 8
-
-    torch.library.register_autograd("snn_cuda::lif_fwd", backward, setup_context=setup_context)
-    _backend.refuse_double_backward("lif")
 
 
 if _ext.loaded():
