@@ -12,14 +12,30 @@ import os
 import torch
 
 FORCE_REFERENCE_ENV = "SNN_CUDA_FORCE_REFERENCE"
+# What this package expects of the compiled library (csrc/torch/registration.cpp has its own copy): a library
+# built from older sources, e.g. after a `git pull` without rebuilding, is refused instead of half working.
+INTERFACE_VERSION = 2
 
 _loaded = False
 _error: str | None = None
 _module = None
 
+
+def check_interface(module) -> None:
+    """Raises ImportError, with the command that rebuilds it, when ``module`` was built for another version of
+    this package (libraries older than the check have no INTERFACE_VERSION: version 1)."""
+    built = getattr(module, "INTERFACE_VERSION", 1)
+    if built != INTERFACE_VERSION:
+        raise ImportError(
+            f"snn_cuda._C was built from other sources (interface {built}, this package needs "
+            f"{INTERFACE_VERSION}); rebuild it: pip install --no-build-isolation -e ."
+        )
+
+
 try:
-    _module = importlib.import_module("snn_cuda._C")
-    _loaded = True
+    module = importlib.import_module("snn_cuda._C")
+    check_interface(module)
+    _module, _loaded = module, True
 except Exception as exc:  # noqa: BLE001 - any failure means "not available", and we report why
     _error = f"{type(exc).__name__}: {exc}"
 

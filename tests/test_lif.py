@@ -654,6 +654,32 @@ print(report())
     assert "NOT loaded" in done.stdout and "reference fallback" in done.stdout
 
 
+def test_a_library_built_from_older_sources_is_refused_with_the_rebuild_command():
+    """A stale snn_cuda._C (here a stand-in without INTERFACE_VERSION, as libraries before the check were) is not
+    used: the ops fall back to the reference, which trains, and backend="cpp" names the rebuild command."""
+    script = """
+import sys, types, warnings
+sys.modules["snn_cuda._C"] = types.ModuleType("snn_cuda._C")
+import torch, snn_cuda
+assert not snn_cuda._ext.loaded() and snn_cuda._ext.extension_module() is None
+assert "interface 1, this package needs" in snn_cuda._ext.load_error(), snn_cuda._ext.load_error()
+x = (torch.rand(4, 3) * 2).requires_grad_()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    snn_cuda.lif(x).sum().backward()
+assert x.grad is not None and x.grad.abs().sum() > 0
+try:
+    snn_cuda.lif(x, backend="cpp")
+except RuntimeError as error:
+    assert "pip install --no-build-isolation -e ." in str(error), str(error)
+else:
+    raise AssertionError("backend='cpp' ran with a stale library")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    snn_cuda._ext.check_interface(snn_cuda._ext.extension_module())  # the library built here passes
+
+
 def test_info_lists_the_loaded_kernels():
     done = subprocess.run([sys.executable, "-m", "snn_cuda.info"], capture_output=True, text=True, check=True)
     assert "compiled extension: loaded" in done.stdout

@@ -89,8 +89,18 @@ PyMethodDef methods[] = {
 
 }  // namespace
 
+// What the Python side expects of this library: bump it with snn_cuda/_ext.py's INTERFACE_VERSION whenever the
+// two change together (2: the autograd formulas moved from Python into autograd.cpp). A library built from
+// older sources is then refused, with a hint to rebuild, instead of running without gradients.
+constexpr int kInterfaceVersion = 2;
+
 // Importing snn_cuda._C runs the static initialisers above (the ops); the module holds the controls.
 extern "C" PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
-  return PyModule_Create(&module_def);
+  PyObject* module = PyModule_Create(&module_def);
+  if (module != nullptr && PyModule_AddIntConstant(module, "INTERFACE_VERSION", kInterfaceVersion) != 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }
