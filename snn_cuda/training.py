@@ -3,7 +3,8 @@
 - Losses of the seeds: "mse" (He et al.: MSE between the readout, e.g. the mean output rate, and the one-hot
   label), "ce" (snn-iir: cross entropy with the readout, e.g. the spike counts, as logits), "sequence_mse"
   (snn-iir's associative memory: MSE between whole output and target sequences).
-- Adam with a step schedule; the model of the best dev epoch is kept (``best.pt``) and evaluated on the test set.
+- Adam (torch's fused kernel on CPU and CUDA) with a step schedule; the model of the best dev epoch is kept
+  (``best.pt``) and evaluated on the test set.
 - Per-epoch metrics in ``metrics.csv``; a tqdm bar shows loss, accuracy and samples/s.
 - Checkpoints are written atomically (temporary file + ``os.replace``). ``last.pt`` holds model, optimizer,
   scheduler, RNG states, epoch and history, and the shuffling of epoch e depends only on (seed, e), so
