@@ -319,6 +319,27 @@ def test_cpu_backward_recompute_equals_saved_h(gen, reset, gamma, dtype, T):
             assert torch.equal(a, b)
 
 
+def test_autograd_formula_from_saved_h_equals_recompute(gen):
+    """The autograd formula (csrc/torch/autograd.cpp) keeps h, an output of the op, when the forward stores it (the
+    CUDA path) and x otherwise (the CPU op's path); through autograd, both give bit for bit the same gradients,
+    for x, the parameters and both initial states."""
+    x = (torch.rand(9, 3, 5, generator=gen) * 1.5).requires_grad_()
+    alpha = (torch.rand(5, generator=gen) * 0.5 + 0.4).requires_grad_()
+    theta = (torch.rand(5, generator=gen) * 0.5 + 0.5).requires_grad_()
+    v0, r0 = (torch.rand(3, 5, generator=gen).requires_grad_() for _ in range(2))
+    weights = torch.randn(9, 3, 5, generator=gen)
+    grads = []
+    for store_h in (True, False):
+        spikes, v_last, r_last, h = torch.ops.snn_cuda.lif_fwd(
+            x, alpha, theta, v0, r0, "soft", 0.0, 0.8, 0.7, False, "atan", 2.0, store_h
+        )
+        assert h.numel() == (x.numel() if store_h else 0)
+        loss = (spikes * weights).sum() + v_last.sum() + 0.5 * r_last.sum()
+        grads.append(torch.autograd.grad(loss, (x, alpha, theta, v0, r0)))
+    for name, a, b in zip(("x", "alpha", "theta", "v0", "r0"), *grads, strict=True):
+        assert a.abs().sum() > 0 and torch.equal(a, b), name
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
 def test_torch_compile_matches_eager(gen, device, compile_backend):
