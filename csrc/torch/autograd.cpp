@@ -39,26 +39,11 @@ using IirBwdSignature = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const at::Tensor&, const OptTensor&, const OptTensor&, const OptTensor&, const OptTensor&, const at::Tensor&,
     const OptTensor&, const at::Tensor&, const OptTensor&, const OptTensor&, bool, bool, bool);
 
+// An op's typed handle, looked up on first use (each signature type has its own static).
 template <typename Signature>
-c10::TypedOperatorHandle<Signature> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-const c10::TypedOperatorHandle<LifFwdSignature>& lif_fwd_op() {
-  static const auto op = find_op<LifFwdSignature>("snn_cuda::lif_fwd");
-  return op;
-}
-const c10::TypedOperatorHandle<LifBwdSignature>& lif_bwd_op() {
-  static const auto op = find_op<LifBwdSignature>("snn_cuda::lif_bwd");
-  return op;
-}
-const c10::TypedOperatorHandle<IirFwdSignature>& iir_fwd_op() {
-  static const auto op = find_op<IirFwdSignature>("snn_cuda::iir_fwd");
-  return op;
-}
-const c10::TypedOperatorHandle<IirBwdSignature>& iir_bwd_op() {
-  static const auto op = find_op<IirBwdSignature>("snn_cuda::iir_bwd");
-  return op;
+const c10::TypedOperatorHandle<Signature>& op(const char* name) {
+  static const auto handle = c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+  return handle;
 }
 
 template <typename... Tensors>
@@ -102,10 +87,12 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& alpha,
                                const at::Tensor& theta, const OptTensor& v0, const OptTensor& r0,
                                const std::string& reset, double v_reset, std::optional<double> gamma, double rho,
-                               bool detach_reset, const std::string& surrogate, double surrogate_param, bool store_h) {
+                               bool detach_reset, const std::string& surrogate, double surrogate_param,
+                               bool store_h) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    variable_list out = to_list(lif_fwd_op().call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
-                                                  surrogate, surrogate_param, store_h));
+    variable_list out = to_list(op<LifFwdSignature>("snn_cuda::lif_fwd")
+                                    .call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
+                                          surrogate, surrogate_param, store_h));
     // The only [T, N] tensor kept for the backward is h (store_h) or else the input x, from which the kernel
     // recomputes h; spikes and v[t-1] are recomputed from h.
     ctx->save_for_backward({store_h ? out[3] : at::Tensor(), store_h ? at::Tensor() : x, alpha, theta,
@@ -137,7 +124,7 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
     if (!grad_spikes.defined()) grad_spikes = at::zeros_like(h.defined() ? h : x);
     const std::string reset = ctx->saved_data["reset"].toStringRef();
     const std::string surrogate = ctx->saved_data["surrogate"].toStringRef();
-    auto [grad_x, grad_v0, grad_r0, grad_alpha, grad_theta] = lif_bwd_op().call(
+    auto [grad_x, grad_v0, grad_r0, grad_alpha, grad_theta] = op<LifBwdSignature>("snn_cuda::lif_bwd").call(
         grad_spikes, or_none(grads[1]), or_none(grads[2]), or_none(h), or_none(x), alpha, theta, v0, r0, reset,
         ctx->saved_data["v_reset"].toDouble(), ctx->saved_data["gamma"].toOptional<double>(),
         ctx->saved_data["rho"].toDouble(), ctx->saved_data["detach_reset"].toBool(), surrogate,
@@ -159,8 +146,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_autograd(
     std::string surrogate, double surrogate_param, bool store_h) {
   if (!records_graph({x, alpha, theta, v0, r0})) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return lif_fwd_op().call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate,
-                             surrogate_param, store_h);
+    return op<LifFwdSignature>("snn_cuda::lif_fwd")
+        .call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param,
+              store_h);
   }
   const variable_list out = LifFunction::apply(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
                                                surrogate, surrogate_param, store_h);
@@ -175,7 +163,7 @@ struct IirFunction : torch::autograd::Function<IirFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& a1, const OptTensor& a2,
                                const at::Tensor& b, const OptTensor& p1, const OptTensor& p2) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    variable_list out = to_list(iir_fwd_op().call(x, a1, a2, b, p1, p2));
+    variable_list out = to_list(op<IirFwdSignature>("snn_cuda::iir_fwd").call(x, a1, a2, b, p1, p2));
     // The backward reads the output p (for the a1, a2 gradients) and the input x (for the b gradient), and nothing
     // else of size [T, N]; each is kept only when its gradient can be asked for.
     const bool keep_p = a1.requires_grad() || requires_grad(a2);
@@ -198,8 +186,9 @@ struct IirFunction : torch::autograd::Function<IirFunction> {
     const int64_t e_p1 = edges.take(ctx->saved_data["has_p1"].toBool());
     const int64_t e_p2 = edges.take(ctx->saved_data["has_p2"].toBool());
     auto [grad_x, grad_a1, grad_a2, grad_b, grad_p1, grad_p2] =
-        iir_bwd_op().call(grads[0], grads[1], grads[2], or_none(p), or_none(x), a1, a2, b, p1, p2, needs(ctx, e_x),
-                          needs(ctx, e_a1) || needs(ctx, e_a2), needs(ctx, e_b));
+        op<IirBwdSignature>("snn_cuda::iir_bwd")
+            .call(grads[0], grads[1], grads[2], or_none(p), or_none(x), a1, a2, b, p1, p2, needs(ctx, e_x),
+                  needs(ctx, e_a1) || needs(ctx, e_a2), needs(ctx, e_b));
     return {grad_if(ctx, e_x, grad_x),   grad_if(ctx, e_a1, grad_a1), grad_if(ctx, e_a2, grad_a2),
             grad_if(ctx, e_b, grad_b),   grad_if(ctx, e_p1, grad_p1), grad_if(ctx, e_p2, grad_p2)};
   }
@@ -210,7 +199,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> iir_fwd_autograd(const at::Tensor
                                                                 const OptTensor& p1, const OptTensor& p2) {
   if (!records_graph({x, a1, a2, b, p1, p2})) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return iir_fwd_op().call(x, a1, a2, b, p1, p2);
+    return op<IirFwdSignature>("snn_cuda::iir_fwd").call(x, a1, a2, b, p1, p2);
   }
   const variable_list out = IirFunction::apply(x, a1, a2, b, p1, p2);
   return to_tuple<std::tuple<at::Tensor, at::Tensor, at::Tensor>>(out, std::make_index_sequence<3>());
@@ -251,8 +240,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_a
     std::string surrogate, double surrogate_param, bool param_grads) {
   using Result = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
   auto call = [&] {
-    return lif_bwd_op().call(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset,
-                             gamma, rho, detach_reset, surrogate, surrogate_param, param_grads);
+    return op<LifBwdSignature>("snn_cuda::lif_bwd")
+        .call(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
+              detach_reset, surrogate, surrogate_param, param_grads);
   };
   if (!records_graph({grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0})) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
@@ -269,8 +259,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const OptTensor& p2, bool grad_x, bool grad_a, bool grad_b) {
   using Result = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
   auto call = [&] {
-    return iir_bwd_op().call(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a,
-                             grad_b);
+    return op<IirBwdSignature>("snn_cuda::iir_bwd")
+        .call(grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2, grad_x, grad_a, grad_b);
   };
   if (!records_graph({grad_p, grad_p_last, grad_p_before_last, p, x, a1, a2, b, p1, p2})) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
