@@ -1,8 +1,8 @@
 // The ops' autograd formulas, registered for the Autograd key in C++ for every backend.
 //
 // A formula registered from Python (torch.library.register_autograd) costs a Python autograd.Function, argument
-// re-packing and a re-dispatch from Python on every call, forward and backward: about 0.2 ms per LIF call on the
-// 2-core build machine, more than the kernels take on a small layer. Here the same formulas run in C++; the ops
+// re-packing and a re-dispatch from Python on every call, forward and backward: about 0.3 ms per forward and
+// backward on the 2-core build machine, more than the kernels take on a small layer. Here the same formulas run in C++; the ops
 // still go through the dispatcher, so torch.compile traces them (fake implementations: snn_cuda/ops) and opcheck
 // tests them as before.
 //
