@@ -1,4 +1,5 @@
-"""The public fused ops (custom-op wrappers with fake and autograd registrations)."""
+"""The public fused ops: custom-op wrappers and their fake registrations (the autograd formulas are in C++,
+csrc/torch/autograd.cpp)."""
 
 from .iir import iir_filter
 from .lif import lif
