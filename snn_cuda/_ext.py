@@ -33,11 +33,11 @@ def check_interface(module) -> None:
 
 
 try:
-    module = importlib.import_module("snn_cuda._C")
-    check_interface(module)
-    _module, _loaded = module, True
+    _module = importlib.import_module("snn_cuda._C")
+    check_interface(_module)
+    _loaded = True
 except Exception as exc:  # noqa: BLE001 - any failure means "not available", and we report why
-    _error = f"{type(exc).__name__}: {exc}"
+    _module, _error = None, f"{type(exc).__name__}: {exc}"
 
 
 def loaded() -> bool:
