@@ -90,12 +90,18 @@ def run_both(device, case):
     return results
 
 
+# Coefficient gradients are sums over t (and over all elements for a scalar coefficient) of q[t] times p or x as
+# stored in x's dtype, against a float64 reference: in float32 their rounding grows with T and with cancellation
+# between the terms (T = 1000 once gave 1.4e-4 relative on a gradient of 0.4), as for the LIF's alpha and theta.
+COEFFICIENT_GRADS = ("grad a1", "grad a2", "grad b")
+
+
 def compare(results, dtype):
     fused, ref = results
     assert set(fused) == set(ref)
     for name in fused:
         assert fused[name].shape == ref[name].shape, name
-        assert_close(name, fused[name], ref[name], dtype)
+        assert_close(name, fused[name], ref[name], dtype, summed=name in COEFFICIENT_GRADS)
 
 
 @pytest.mark.parametrize("device", DEVICES)
