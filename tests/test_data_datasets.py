@@ -132,6 +132,56 @@ def test_gesture_cache_is_reused_and_rebuilt_when_the_source_changes(gesture_roo
     assert [len(s.events()) for s in user01] == [10]  # only the 100 ms .. 1 s window holds the new events
 
 
+def test_gesture_caches_of_two_sources_sharing_a_cache_dir_both_stay(gesture_root, tmp_path, rng, monkeypatch):
+    other = tmp_path / "other_set"  # the same trial names, other recordings (another seed of the synthetic set)
+    other.mkdir()
+    for name in ("user01_led", "user02_lab"):
+        events = data.make_events(rng.integers(0, 128, 50), rng.integers(0, 128, 50), np.arange(50) * 1000 + 100_000,
+                                  rng.integers(0, 2, 50))  # fmt: skip
+        write_trial(other, name, events, [(3, 100_000, 150_000)])
+    data.write_trial_list(other / "trials_to_train.txt", ["user01_led.aedat", "user02_lab.aedat"])
+    cache = tmp_path / "shared_cache"
+    with pytest.warns(UserWarning):
+        first = data.DVSGesture(gesture_root, "train_all", cache_dir=cache, progress=False)
+    second = data.DVSGesture(other, "train_all", cache_dir=cache, progress=False)
+    assert [len(s.events()) for s in second.samples] == [50, 50]
+    assert all(sample.path.is_file() for sample in first.samples + second.samples)
+    monkeypatch.setattr(data.gesture, "read_aedat", lambda path: pytest.fail(f"{path} was parsed again"))
+    with pytest.warns(UserWarning):
+        data.DVSGesture(gesture_root, "train_all", cache_dir=cache, progress=False)
+    data.DVSGesture(other, "train_all", cache_dir=cache, progress=False)
+
+
+def test_gesture_cache_is_written_whole_or_not_at_all(gesture_root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    real_save = np.savez_compressed
+
+    def interrupted(path, **arrays):
+        real_save(path, **arrays)
+        raise KeyboardInterrupt  # Ctrl-C after the first sample file of the first trial
+
+    monkeypatch.setattr(data.gesture.np, "savez_compressed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.DVSGesture(gesture_root, "test", cache_dir=cache, progress=False)
+    assert list(cache.iterdir()) == []  # neither a trial folder nor a private one is left
+    monkeypatch.undo()
+
+    # Another run caching the same trial finishes first (simulated inside this run's parse): this run keeps
+    # that cache, drops its own identical one, and every sample it returns exists.
+    real_read_labels, raced = data.gesture.read_labels, []
+
+    def other_run_finishes_first(label_file):
+        if not raced:
+            raced.append(label_file)
+            data.gesture.cache_trial(gesture_root / "user03_led.aedat", cache)
+        return real_read_labels(label_file)
+
+    monkeypatch.setattr(data.gesture, "read_labels", other_run_finishes_first)
+    dataset = data.DVSGesture(gesture_root, "test", cache_dir=cache, progress=False)
+    assert raced and [p.name for p in cache.iterdir()] == [dataset.samples[0].path.parent.name]
+    assert len(dataset) == 3 and all(sample.path.is_file() for sample in dataset.samples)
+
+
 def test_gesture_cache_of_a_read_only_root_goes_to_the_data_folder(gesture_root, tmp_path, monkeypatch):
     # A read-only root, as seen by os.access (these tests may run as root, who may write anywhere).
     real_access = os.access

@@ -108,7 +108,7 @@ def test_interrupted_folder_is_generated_again_and_foreign_folders_are_refused(t
     root = data.synthetic_nmnist(tmp_path / "set", samples=12, progress=False)
     assert not (root / synthetic.IN_PROGRESS).exists()
     (root / synthetic.MARKER).unlink()
-    (root / synthetic.IN_PROGRESS).touch()  # as a generation killed halfway leaves it
+    (root / synthetic.IN_PROGRESS).touch()  # as a generation killed halfway left it up to snn_cuda 0.1
     stray = root / "Train" / "stray.bin"
     stray.write_bytes(b"half")
     assert data.synthetic_nmnist(root, samples=12, progress=False) == root
@@ -119,6 +119,29 @@ def test_interrupted_folder_is_generated_again_and_foreign_folders_are_refused(t
     with pytest.raises(ValueError, match="not empty and holds no synthetic set"):
         data.synthetic_nmnist(foreign, samples=12, progress=False)
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_generation_is_renamed_into_place_whole(tmp_path):
+    def fails_halfway(folder):
+        (folder / "half.bin").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthetic._cached_generation("demo", tmp_path / "set", {"n": 1}, fails_halfway, force=False)
+    assert list(tmp_path.iterdir()) == []  # no set, and no private folder left behind
+
+    def write_one(folder):
+        (folder / "data.bin").write_bytes(b"mine")
+        return {"files": 1}
+
+    def other_run_finishes_first(folder):
+        synthetic._cached_generation("demo", tmp_path / "set", {"n": 1}, write_one, force=False)
+        (folder / "data.bin").write_bytes(b"late")
+        return {"files": 1}
+
+    root = synthetic._cached_generation("demo", tmp_path / "set", {"n": 1}, other_run_finishes_first, force=False)
+    assert root == tmp_path / "set" and list(tmp_path.iterdir()) == [root]
+    assert (root / "data.bin").read_bytes() == b"mine" and (root / synthetic.MARKER).is_file()
 
 
 # --------------------------------------------------------------------------------------------- Gesture set

@@ -2,9 +2,10 @@
 
 A trial ``userNN_<lighting>.aedat`` with ``userNN_<lighting>_labels.csv`` gives one sample per label row: the
 events with ``start <= t < end``. Trial files are large, so each is parsed once and its samples are cached as
-compressed ``.npz`` files (written atomically), in a folder keyed by the trial's size, modification time and
-label file, so a changed source is parsed again. Label windows holding no event (outside the recording) are
-skipped, counted in ``DVSGesture.skipped`` and reported in one warning.
+compressed ``.npz`` files, in a folder keyed by the trial's size, modification time and label file, so a
+changed source is parsed again. A trial's folder is written under a private name and renamed into place whole.
+Label windows holding no event (outside the recording) are skipped, counted in ``DVSGesture.skipped`` and
+reported in one warning.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CLASSES = (
 TRIAL_LISTS = {"train": "trials_to_train.txt", "test": "trials_to_test.txt"}
 CACHE_FORMAT = 1  # bump when the cached layout changes, so old caches are rebuilt
 INDEX_FILE = "index.json"
+SOURCE_FILE = "source.txt"  # the absolute path the cache was made from
 
 
 @dataclass(frozen=True)
@@ -59,18 +61,6 @@ class GestureSample:
 def labels_path(aedat_path: Path) -> Path:
     """``userNN_x.aedat`` -> ``userNN_x_labels.csv``, the real set's naming."""
     return aedat_path.with_name(aedat_path.stem + "_labels.csv")
-
-
-def _atomic_write(path: Path, write: Callable[[object], None]) -> None:
-    """Writes through a temporary file in the same folder and renames it, so readers never see half a file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def default_cache_dir(root: Path) -> Path:
@@ -114,31 +104,65 @@ def cache_trial(aedat_path: str | os.PathLike, cache_dir: str | os.PathLike) -> 
 
 
 def _parse_trial(aedat_path: Path, label_file: Path, folder: Path) -> None:
-    """Writes the sample files of one trial, then its index (one entry per label row)."""
-    for stale in folder.parent.glob(f"{aedat_path.stem}-*"):
-        # caches of an older version of this trial (a trial name never contains "-")
-        if stale.is_dir() and stale.name.rsplit("-", 1)[0] == aedat_path.stem:
-            shutil.rmtree(stale)
-    folder.mkdir(parents=True, exist_ok=True)
-    events = check_events(read_aedat(aedat_path), f"{aedat_path} events", SENSOR_SIZE)
-    labels = read_labels(label_file)
-    recording = f"[{events['t'].min()}, {events['t'].max()}]" if len(events) else "empty"
-    index = []
-    for row, (label, start, end) in enumerate(labels.tolist()):
-        if label >= len(CLASSES):
-            raise ValueError(f"{label_file}: row {row + 1} has class {label + 1}, beyond the {len(CLASSES)} classes")
-        sample = events[(events["t"] >= start) & (events["t"] < end)]
-        entry = dict(row=row, label=label, start_us=start, end_us=end, events=len(sample), file=None)
-        if len(sample):
-            entry["file"] = f"sample_{row:03d}.npz"
-            _atomic_write(
-                folder / entry["file"], lambda file, events=sample: np.savez_compressed(file, events=events)
-            )
-        else:
-            entry["skipped"] = f"no events in [{start}, {end}) us; the recording spans {recording} us"
-        index.append(entry)
-    # written last: its presence means every sample file of this trial is complete
-    _atomic_write(folder / INDEX_FILE, lambda file: file.write(json.dumps(index, indent=1).encode()))
+    """Writes the sample files of one trial and its index (one entry per label row) into a private folder, then
+    renames that into place as ``folder``: another process caching the same trial at the same time (two jobs on
+    a fresh download) never sees or removes half of it, and an interrupted parse leaves no folder that looks
+    complete. Then removes the caches of older versions of this same source file."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    try:
+        events = check_events(read_aedat(aedat_path), f"{aedat_path} events", SENSOR_SIZE)
+        labels = read_labels(label_file)
+        recording = f"[{events['t'].min()}, {events['t'].max()}]" if len(events) else "empty"
+        index = []
+        for row, (label, start, end) in enumerate(labels.tolist()):
+            if label >= len(CLASSES):
+                raise ValueError(
+                    f"{label_file}: row {row + 1} has class {label + 1}, beyond the {len(CLASSES)} classes"
+                )
+            sample = events[(events["t"] >= start) & (events["t"] < end)]
+            entry = dict(row=row, label=label, start_us=start, end_us=end, events=len(sample), file=None)
+            if len(sample):
+                entry["file"] = f"sample_{row:03d}.npz"
+                np.savez_compressed(partial / entry["file"], events=sample)
+            else:
+                entry["skipped"] = f"no events in [{start}, {end}) us; the recording spans {recording} us"
+            index.append(entry)
+        (partial / INDEX_FILE).write_text(json.dumps(index, indent=1))
+        (partial / SOURCE_FILE).write_text(str(aedat_path.resolve()))
+        _move_into_place(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _remove_older_versions(aedat_path, folder)
+
+
+def _move_into_place(partial: Path, folder: Path) -> None:
+    try:
+        os.rename(partial, folder)
+    except OSError:
+        if not (folder / INDEX_FILE).is_file():
+            # a folder without an index is no cache of ours (renamed folders always hold one): replace it
+            shutil.rmtree(folder, ignore_errors=True)
+            os.rename(partial, folder)
+        else:  # another process finished the same trial first: its cache is the same, keep it
+            shutil.rmtree(partial)
+
+
+def _remove_older_versions(aedat_path: Path, folder: Path) -> None:
+    """Removes sibling caches made from the same source path under another key (the file or its labels changed).
+    Caches of other sources with the same trial name (another data set sharing ``cache_dir``) are kept."""
+    source = str(aedat_path.resolve())
+    for other in folder.parent.glob(f"{aedat_path.stem}-*"):
+        # a trial name never contains "-", so the part before the last "-" is the trial
+        if other == folder or other.name.rsplit("-", 1)[0] != aedat_path.stem:
+            continue
+        try:
+            same_source = (other / SOURCE_FILE).read_text() == source
+        except OSError:  # no source recorded: made by an earlier snn_cuda, or not ours
+            same_source = False
+        if same_source:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 class DVSGesture(torch.utils.data.Dataset):
@@ -171,8 +195,15 @@ class DVSGesture(torch.utils.data.Dataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(root)
+        trial_list = root / TRIAL_LISTS["test" if split == "test" else "train"]
+        if not trial_list.is_file():
+            raise FileNotFoundError(
+                f"DVS Gesture root {root}: no {trial_list.name} (expected the DvsGesture folder of the real set, "
+                "with the trial lists, userNN_<lighting>.aedat and userNN_<lighting>_labels.csv, or the folder "
+                "synthetic_gesture() returns)"
+            )
         cache_dir = default_cache_dir(root) if cache_dir is None else Path(cache_dir)
-        trials = read_trial_list(root / TRIAL_LISTS["test" if split == "test" else "train"])
+        trials = read_trial_list(trial_list)
         samples: list[GestureSample] = []
         self.skipped: list[str] = []
         for trial in tqdm(trials, desc=f"DVS Gesture {split}: caching trials", disable=not progress, leave=False):

@@ -23,9 +23,10 @@ rate, threshold), jittered per sample; each user a body position and size. Rando
 it was simulated in, and the same options give the same bytes.
 
 Both functions generate into a cache folder (``root``, or ``$SNN_CUDA_DATA`` / ``~/.cache/snn_cuda`` plus a name
-keyed by the options) and return it; ``COMPLETE.json`` is written last, and a folder holding it with the same
-options is returned without generating again. A folder left by an interrupted generation is made again; a
-non-empty folder that is not a synthetic set is refused, never deleted.
+keyed by the options) and return it. A set is generated under a private name beside ``root`` and renamed into
+place whole, with ``COMPLETE.json`` (options and statistics) in it: a folder holding it with the same options is
+returned without generating again, and an interrupted generation leaves no such folder. A non-empty folder that
+is not a synthetic set is refused, never deleted.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,7 +52,7 @@ from .paths import data_root
 
 GENERATOR_VERSION = 1  # part of the cache key: bump when generation changes
 MARKER = "COMPLETE.json"
-IN_PROGRESS = "GENERATING"  # present while a generation runs: an interrupted folder is made again
+IN_PROGRESS = "GENERATING"  # left by an interrupted generation of snn_cuda <= 0.1 (it generated in place)
 
 SACCADES = ((3.5, 7.0), (3.5, -7.0), (-7.0, 0.0))  # (dx, dy) pixels, one per 105 ms
 SACCADE_US = 105_000
@@ -74,29 +76,43 @@ TRIAL_LEAD_US = 100_000
 def _cached_generation(
     name: str, root: str | os.PathLike | None, options: dict, generate: Callable[[Path], dict], force: bool
 ) -> Path:
-    """Runs ``generate(folder)`` unless ``folder`` holds a marker with the same options; writes the marker
-    (options and the statistics ``generate`` returns) last."""
+    """Returns the set's folder, running ``generate`` (into a private folder renamed into place after it) unless
+    the folder holds a marker with the same options; the marker records the options and the statistics
+    ``generate`` returns."""
     options = dict(options, generator_version=GENERATOR_VERSION)
     if root is None:
         key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
         root = data_root() / f"{name}-{key}"
     folder = Path(root)
-    marker, in_progress = folder / MARKER, folder / IN_PROGRESS
-    if marker.is_file() and not force:
+    marker = folder / MARKER
+    if marker.is_file() and not (folder / IN_PROGRESS).exists() and not force:
         recorded = json.loads(marker.read_text())["options"]
         if recorded != json.loads(json.dumps(options)):
             raise ValueError(f"{folder} holds a {name} set made with other options {recorded}; pass force=True")
         return folder
     if folder.is_dir() and any(folder.iterdir()):
-        # only ever delete what a generation made: a finished set (force) or an interrupted one
-        if not (marker.is_file() or in_progress.is_file()):
+        # only ever delete what a generation made: a finished set (force) or one an earlier version left
+        # interrupted (it generated in place, marked by IN_PROGRESS)
+        if not (marker.is_file() or (folder / IN_PROGRESS).is_file()):
             raise ValueError(f"root {folder} is not empty and holds no synthetic set; give an empty or new folder")
         shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    in_progress.touch()
-    statistics = generate(folder)
-    marker.write_text(json.dumps({"options": options, "statistics": statistics}, indent=1))
-    in_progress.unlink()
+    # Generated under a private name beside the target and renamed into place whole, so an interrupted run
+    # leaves no folder that looks complete, and two runs generating the same set at once do not delete each
+    # other's work: the later one finds the set in place, keeps it and drops its own identical copy.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    try:
+        statistics = generate(partial)
+        (partial / MARKER).write_text(json.dumps({"options": options, "statistics": statistics}, indent=1))
+        try:
+            os.rename(partial, folder)  # replaces an empty folder, fails on a non-empty one
+        except OSError:
+            if not marker.is_file():
+                raise
+            shutil.rmtree(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return folder
 
 
