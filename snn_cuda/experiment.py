@@ -96,7 +96,8 @@ def run_from_command_line(main: Callable[[list[str]], object]) -> None:
     except KeyboardInterrupt:
         sys.exit("\ninterrupted: every finished epoch is checkpointed under --out; the same command with --resume "
                  "continues from there")  # fmt: skip
-    except (ValueError, TypeError, KeyError, FileNotFoundError, CheckpointError) as exc:
+    except (ValueError, TypeError, KeyError, OSError, CheckpointError) as exc:  # OSError: a missing, unreadable
+        # or misplaced file or folder (FileNotFoundError, NotADirectoryError, PermissionError, ...)
         if os.environ.get("SNN_CUDA_TRACEBACK") == "1":
             raise
         sys.exit(f"error: {exc if not isinstance(exc, KeyError) else f'missing key {exc}'} "
@@ -109,6 +110,11 @@ def materialize(dataset, *, desc: str, progress: bool = True) -> torch.utils.dat
     items = [dataset[i] for i in tqdm(range(len(dataset)), desc=desc, disable=not progress, leave=False)]
     if not items:
         raise ValueError(f"{desc}: the dataset is empty")
+    other = next((index for index, (inputs, _) in enumerate(items) if inputs.shape != items[0][0].shape), None)
+    if other is not None:
+        raise ValueError(f"{desc}: items 0 and {other} have shapes {list(items[0][0].shape)} and "
+                         f"{list(items[other][0].shape)}; batches need one shape (a framing by dt_ms needs frames "
+                         "to fix the number of frames)")  # fmt: skip
     inputs, labels = zip(*items, strict=True)
     return torch.utils.data.TensorDataset(torch.stack(inputs), torch.as_tensor(labels))
 

@@ -207,6 +207,11 @@ def test_gesture_label_beyond_the_classes_names_the_file(tmp_path, rng):
     data.write_trial_list(tmp_path / "trials_to_test.txt", ["user09_led.aedat"])
     with pytest.raises(FileNotFoundError, match="user09_led"):
         data.DVSGesture(tmp_path, "test", progress=False)
+    (tmp_path / "trials_to_test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="no trials_to_test.txt .expected the DvsGesture folder"):
+        data.DVSGesture(tmp_path, "test", progress=False)
+    with pytest.raises(FileNotFoundError, match="no trials_to_train.txt"):
+        data.DVSGesture(tmp_path / "user01_led.aedat", "train", progress=False)  # a file given as the root
 
 
 def test_mnist_default_digits_encodings_and_splits(gen):

@@ -187,6 +187,9 @@ def test_labels_hand_written_out_of_order_rows(tmp_path):
     assert labels["end"].tolist() == [900, 400, 990]
     data.write_labels(tmp_path / "copy.csv", labels)
     np.testing.assert_array_equal(data.read_labels(tmp_path / "copy.csv"), labels)
+    # saved again by a spreadsheet editor: a UTF-8 byte-order mark in front
+    (tmp_path / "edited.csv").write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    np.testing.assert_array_equal(data.read_labels(tmp_path / "edited.csv"), labels)
 
 
 @pytest.mark.parametrize(
@@ -196,11 +199,12 @@ def test_labels_hand_written_out_of_order_rows(tmp_path):
         ("class,startTime_usec,endTime_usec\n1,0\n", ":2: expected three integers"),
         ("class,startTime_usec,endTime_usec\n1,0,5\n0,5,9\n", ":3: need class >= 1"),
         ("class,startTime_usec,endTime_usec\n2,9,9\n", ":2: need class >= 1 and endTime > startTime"),
+        (b"\x89PNG\r\n\x1a\n", "not a text file"),
     ],
 )
 def test_bad_label_files_name_file_and_line(tmp_path, text, message):
     path = tmp_path / "bad_labels.csv"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ValueError, match=message) as error:
         data.read_labels(path)
     assert str(path) in str(error.value)
@@ -245,5 +249,11 @@ def test_idx_bad_magic_and_wrong_size_name_the_file(tmp_path):
     (tmp_path / "short").write_bytes(idx_bytes(np.zeros((4, 2), dtype=np.uint8), 0x08)[:-1])
     with pytest.raises(ValueError, match="short: 19 bytes"):
         data.read_idx(tmp_path / "short")
+    (tmp_path / "header_only").write_bytes(bytes([0, 0, 0x08, 3, 0, 0]))
+    with pytest.raises(ValueError, match="header_only: 6 bytes, shorter than its header of 3 sizes"):
+        data.read_idx(tmp_path / "header_only")
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((4, 2), dtype=np.uint8), 0x08))[:-6])
+    with pytest.raises(ValueError, match=r"cut\.gz: not a complete gzip file"):
+        data.read_idx(tmp_path / "cut.gz")
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         data.load_mnist(tmp_path, "train")

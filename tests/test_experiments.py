@@ -20,6 +20,7 @@ from snn_cuda.experiment import (
     ConfigError,
     load_config,
     markdown_table,
+    materialize,
     refuse_torchrun,
     run_from_command_line,
     write_table,
@@ -242,6 +243,23 @@ def test_interrupt_says_how_to_continue():
 
     with pytest.raises(SystemExit, match="the same command with --resume continues"):
         run_from_command_line(interrupted)
+
+
+def test_file_system_errors_end_with_one_line(monkeypatch):
+    monkeypatch.delenv("SNN_CUDA_TRACEBACK", raising=False)
+
+    def misplaced(argv):  # a data file given where its folder belongs
+        raise NotADirectoryError(20, "Not a directory", "/data/user01_led.aedat/trials_to_train.txt")
+
+    with pytest.raises(SystemExit, match=r"error: .*Not a directory.*user01_led\.aedat/trials_to_train"):
+        run_from_command_line(misplaced)
+
+
+def test_materialize_refuses_items_of_different_shapes():
+    items = [(torch.zeros(4, 2), 0), (torch.zeros(4, 2), 1), (torch.zeros(3, 2), 2)]
+    message = r"framing train: items 0 and 2 have shapes \[4, 2\] and \[3, 2\].*needs frames"
+    with pytest.raises(ValueError, match=message):
+        materialize(items, desc="framing train", progress=False)
 
 
 def test_single_process_drivers_refuse_torchrun(monkeypatch):

@@ -175,11 +175,19 @@ def write_aedat(
     Path(path).write_bytes(header + b"".join(packets))
 
 
+def _read_text(path: str | os.PathLike) -> str:
+    """A text file of the set: ASCII, or UTF-8 with a byte-order mark as spreadsheet editors save it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
+
+
 def read_labels(path: str | os.PathLike) -> np.ndarray:
     """Reads a Gesture ``<trial>_labels.csv`` (header ``class,startTime_usec,endTime_usec``, 1-based classes).
     Returns ``labels: [R]`` of :data:`LABEL_DTYPE` in file order with 0-based ``label``. Raises ValueError naming
     the file and line for a wrong header, a malformed row, a class below 1 or a window with end <= start."""
-    lines = [line.strip() for line in Path(path).read_text(encoding="ascii").splitlines()]
+    lines = [line.strip() for line in _read_text(path).splitlines()]
     lines = [(number, line) for number, line in enumerate(lines, start=1) if line]
     if not lines or tuple(field.strip() for field in lines[0][1].split(",")) != LABELS_HEADER:
         raise ValueError(f"{path}: the first line must be {','.join(LABELS_HEADER)}")
@@ -203,7 +211,7 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
 
 def read_trial_list(path: str | os.PathLike) -> list[str]:
     """Reads ``trials_to_train.txt`` / ``trials_to_test.txt``: one trial file name a line (blank lines ignored)."""
-    names = [line.strip() for line in Path(path).read_text(encoding="ascii").splitlines() if line.strip()]
+    names = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
     if not names:
         raise ValueError(f"{path}: the trial list is empty")
     return names

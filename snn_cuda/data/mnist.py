@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,10 +26,17 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Reads an IDX file (``.gz`` too): magic ``0 0 type ndim``, ``ndim`` big-endian uint32 sizes, data.
     Raises ValueError naming the file for a bad magic number or a size mismatch."""
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # a truncated or broken download
+            raise ValueError(f"{path}: not a complete gzip file ({exc}); download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         raise ValueError(f"{path}: not an IDX file (magic bytes {raw[:4].hex()})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: {len(raw)} bytes, shorter than its header of {ndim} sizes")
     shape = tuple(int(size) for size in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(IDX_TYPES[raw[2]])
     expected = 4 + 4 * ndim + int(np.prod(shape)) * dtype.itemsize
