@@ -34,7 +34,9 @@ def check_float(value: object, name: str, *, low: float | None = None, high: flo
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value):
+    # a comparison rather than math.isfinite: under torch.compile a number can be symbolic (a SymFloat, once
+    # dynamo makes it dynamic), which comparisons take (as guards) and math.isfinite does not; NaN fails both
+    if not -math.inf < value < math.inf:
         raise ValueError(f"{name} must be finite, got {value}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")

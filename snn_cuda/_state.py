@@ -13,6 +13,7 @@ def carried_state(state: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     training it on from where it stopped works.
     """
     state = state.to(dtype)
-    if state.is_inference() and not torch.is_inference_mode_enabled():
+    # torch.compile cannot trace is_inference(); a compiled module's state comes from a compiled call
+    if not torch.compiler.is_compiling() and state.is_inference() and not torch.is_inference_mode_enabled():
         state = state.clone()
     return state

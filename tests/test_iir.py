@@ -4,6 +4,7 @@ the IIRSynapse module and snn-iir layer built on it."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import warnings
@@ -299,6 +300,24 @@ def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_
     torch.testing.assert_close(compiled_out, eager_out)
     for a, b in zip(eager_grads, compiled_grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_takes_time_constants_that_change_and_carries_preserved_states(gen, device):
+    """Time constants that change between calls become symbolic numbers under dynamo: dual_exp's checks and
+    arithmetic take them. A synapse with preserved states carries them across compiled calls as eagerly."""
+    backend = KERNEL_BACKEND[device]
+    x = torch.randn(6, 4, 8, generator=gen).to(device)
+    compiled = torch.compile(lambda x, tau_m: snn_cuda.iir_filter(x, *synapse.dual_exp(tau_m, 1.0), backend=backend),
+                             backend="aot_eager", fullgraph=True)  # fmt: skip
+    for tau_m in (4.0, 5.0, 6.0):
+        expected = snn_cuda.iir_filter(x, *synapse.dual_exp(tau_m, 1.0), backend=backend)
+        torch.testing.assert_close(compiled(x, tau_m), expected, rtol=0, atol=0)
+    eager = snn_cuda.IIRSynapse((8,), synapse.dual_exp(4, 1), initial_state="preserved", backend=backend).to(device)
+    compiled_synapse = torch.compile(copy.deepcopy(eager), backend="aot_eager", fullgraph=True)
+    for _ in range(3):
+        x = torch.randn(5, 4, 8, generator=gen).to(device)
+        torch.testing.assert_close(compiled_synapse(x), eager(x), rtol=0, atol=0)
 
 
 def test_no_grad_call_matches_and_first_order_needs_no_a2_gradient(gen):

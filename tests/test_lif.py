@@ -3,6 +3,7 @@ registration checks (opcheck, torch.compile) and argument errors."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -363,6 +364,32 @@ def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_
     assert torch.equal(eager_out, compiled_out)
     for a, b in zip(eager_grads, compiled_grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_takes_numbers_that_change_between_calls(gen, device):
+    """Dynamo makes a number argument that changes between calls symbolic (a SymFloat) from the second call on:
+    the argument checks take it, still refuse a bad value, and the results equal eager ones."""
+    backend = KERNEL_BACKEND[device]
+    x = torch.randn(6, 4, 8, generator=gen).to(device)
+    compiled = torch.compile(lambda x, alpha, theta: snn_cuda.lif(x, alpha=alpha, theta=theta, backend=backend),
+                             backend="aot_eager", fullgraph=True)  # fmt: skip
+    for alpha, theta in ((0.9, 0.3), (0.8, 0.4), (0.7, 0.5)):
+        assert torch.equal(compiled(x, alpha, theta), snn_cuda.lif(x, alpha=alpha, theta=theta, backend=backend))
+    with pytest.raises(Exception, match=r"alpha must lie in \[0.0, 1.0\], got 1.5"):
+        compiled(x, 1.5, 0.5)
+    with pytest.raises(Exception, match="theta must be finite, got nan"):
+        compiled(x, 0.5, float("nan"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_of_a_stateful_module_carries_the_state(gen, device):
+    eager = snn_cuda.LIF((8,), alpha=0.8, theta=0.6, stateful=True, backend=KERNEL_BACKEND[device])
+    compiled = torch.compile(copy.deepcopy(eager), backend="aot_eager", fullgraph=True)  # its own state
+    for _ in range(3):
+        x = torch.rand(5, 4, 8, generator=gen).to(device)
+        assert torch.equal(compiled(x), eager(x))
+    assert torch.equal(compiled._orig_mod.v, eager.v)
 
 
 def test_module_state_is_carried_and_reset(gen):
