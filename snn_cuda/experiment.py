@@ -14,6 +14,7 @@ import csv
 import math
 import os
 import platform
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,16 @@ class ConfigError(ValueError):
 CONFIG_KEYS = ("title", "data", "dataset", "datasets", "training", "models", "smoke")
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, except that a number in exponent notation without a dot (``lr: 1e-3``, as
+    papers write it) is a float, as in YAML 1.2, not the string "1e-3"."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
 def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple[str, ...] = ("training", "models"),
                 ) -> dict:  # fmt: skip
     """Reads a YAML experiment config; with ``smoke`` its ``smoke`` section is merged over it (a run of seconds).
@@ -63,7 +74,7 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.load(path.read_text(), Loader=_ConfigLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(config, dict):

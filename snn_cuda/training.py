@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
+import numbers
 import os
 import random
 import tempfile
@@ -36,6 +38,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from . import distributed
+from ._checks import check_bool, is_integer
 from .models import SequenceModel, apply_readout, build_model
 
 LOSSES = ("mse", "ce", "sequence_mse")
@@ -72,6 +75,26 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # Types first: a YAML value of the wrong type ("1e-3" read as a string, say) would otherwise fail deep in
+        # the optimizer or the data loader, without naming the setting.
+        for name in ("epochs", "batch_size", "seed", "lr_step_epochs", "max_batches"):
+            value, optional = getattr(self, name), name in ("lr_step_epochs", "max_batches")
+            if not (is_integer(value) or (optional and value is None)):
+                raise TypeError(f"training {name} must be an integer{' or None' if optional else ''}, got {value!r} "
+                                f"({type(value).__name__})")  # fmt: skip
+            if value is not None and value < (0 if name == "seed" else 1):
+                raise ValueError(f"{name} must be at least {0 if name == 'seed' else 1}, got {value}")
+        for name in ("lr", "lr_gamma", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"training {name} must be a number, got {value!r} ({type(value).__name__})")
+            if not (value > 0 if name != "weight_decay" else value >= 0) or not math.isfinite(value):
+                raise ValueError(f"{name} must be {'positive' if name != 'weight_decay' else 'at least 0'} and "
+                                 f"finite, got {value}")  # fmt: skip
+        for name in ("loss", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"training {name} must be a string, got {getattr(self, name)!r}")
+        check_bool(self.progress, "training progress")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.amp is not None and self.amp not in AMP_DTYPES:
@@ -81,9 +104,6 @@ class TrainConfig:
         # LSTM refused bfloat16. The spiking ops themselves take bfloat16 CPU tensors.
         if self.amp is not None and torch.device(self.device).type != "cuda":
             raise ValueError(f"amp={self.amp!r} needs a CUDA device, got device={self.device!r}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -177,6 +197,14 @@ def _set_rng_state(states: list[dict] | dict) -> None:
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     random.setstate(state["python"])
+
+
+def _changed_entries(saved: object, current: object, prefix: str = "") -> list[str]:
+    """``"key.sub: old -> new"`` for each entry of two nested dicts that differs (the whole value if not dicts)."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [entry for key in sorted(set(saved) | set(current), key=str)
+                for entry in _changed_entries(saved.get(key), current.get(key), f"{prefix}{key}.")]  # fmt: skip
+    return [] if saved == current else [f"{prefix.rstrip('.')}: {saved!r} -> {current!r}"]
 
 
 class Trainer:
@@ -338,8 +366,9 @@ class Trainer:
         self.epoch, self.history, self.best = checkpoint["epoch"], checkpoint["history"], checkpoint["best"]
 
     def _check_resumable(self, path: Path, checkpoint: dict) -> None:
-        """A run continues only with the model and the training settings it was saved with; only the number of
-        epochs may grow (and the device, the backend and the progress display change)."""
+        """A run continues only with the model, the training settings and the metadata (an experiment's data
+        settings) it was saved with; only the number of epochs may grow (and the device, the backend and the
+        progress display change)."""
         free = {"epochs", "device", "progress"}
         saved, current = checkpoint["train_config"], dataclasses.asdict(self.config)
         changed = [f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in current
@@ -349,6 +378,8 @@ class Trainer:
         changed += [f"model {key}: {saved_model.get(key)!r} -> {current_model.get(key)!r}"
                     for key in sorted(set(saved_model) | set(current_model))
                     if saved_model.get(key) != current_model.get(key)]  # fmt: skip
+        # the metadata an experiment stores: its data settings (framing, T, encoding, ...) above all
+        changed += _changed_entries(checkpoint.get("metadata", {}), self.metadata)
         if changed:
             raise CheckpointError(
                 f"cannot resume from {path}: the run was saved with other settings ({'; '.join(changed)}); resume "

@@ -218,6 +218,14 @@ def test_config_file_errors_name_the_problem(tmp_path, text, match):
         load_config(path)
 
 
+def test_config_reads_exponent_notation_as_a_float(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("training: {lr: 1e-3, lr_gamma: 5E-1, weight_decay: 1.0e-4}\nmodels: {name: '2e3'}\n")
+    config = load_config(path)
+    assert config["training"] == {"lr": 1e-3, "lr_gamma": 0.5, "weight_decay": 1e-4}
+    assert config["models"] == {"name": "2e3"}  # quoted: still a string
+
+
 def test_drivers_end_bad_input_with_one_line(tmp_path):
     """From the command line a bad setting ends the run with one line naming it, no traceback; a run refused
     before training leaves a finished run's config.yaml as it was."""

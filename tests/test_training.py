@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,10 +48,11 @@ def classification_set(gen: torch.Generator, *, samples: int = 16, T: int = 6, d
     return torch.utils.data.TensorDataset(x, labels)
 
 
-def train(model_config: dict, config: TrainConfig, data, out_dir, *, backend: str = "cpp", resume: bool = False):
+def train(model_config: dict, config: TrainConfig, data, out_dir, *, backend: str = "cpp", resume: bool = False,
+          metadata: dict | None = None):  # fmt: skip
     torch.manual_seed(config.seed)
     model = build_model(model_config, backend=backend)
-    trainer = Trainer(model, config, out_dir, name="m")
+    trainer = Trainer(model, config, out_dir, name="m", metadata=metadata)
     trainer.fit(data, data, resume=resume)
     return trainer
 
@@ -143,21 +145,28 @@ def test_extending_a_finished_run_keeps_a_constant_rate(gen, tmp_path):
     "model_change, config_change, match",
     [
         ({}, dict(lr=1e-2), r"other settings \(lr: 0.003 -> 0.01\)"),
+        ({}, "data", r"other settings \(data.framing.frames: 4 -> 8; data.samples: None -> 20\)"),
         ({}, dict(lr_step_epochs=1), "lr_step_epochs: None -> 1"),
         (dict(spec="FC16-D0.3-FC4"), {}, "model spec: 'FC24-D0.3-FC4' -> 'FC16-D0.3-FC4'"),
         ({}, dict(epochs=1), "it has trained 2 epochs, more than epochs = 1"),
     ],
 )
 def test_resuming_with_other_settings_is_refused(gen, tmp_path, model_change, config_change, match):
+    """Model, training and data settings (the experiment's metadata) must be those the run was saved with."""
     model_config = dict(arch="iir", input_shape=[2, 4, 4], spec="FC24-D0.3-FC4")
     config = dict(epochs=2, batch_size=4, lr=3e-3, loss="ce", seed=3, progress=False)
-    train(model_config, TrainConfig(**config), classification_set(gen), tmp_path)
+    metadata = {"data": {"framing": {"frames": 4, "mode": "or"}}}
+    train(model_config, TrainConfig(**config), classification_set(gen), tmp_path, metadata=metadata)
+    if config_change == "data":
+        config_change, metadata_change = {}, {"data": {"framing": {"frames": 8, "mode": "or"}, "samples": 20}}
+    else:
+        metadata_change = metadata
     with pytest.raises(CheckpointError, match=match):
         train(model_config | model_change, TrainConfig(**config | config_change), classification_set(gen), tmp_path,
-              resume=True)  # fmt: skip
+              resume=True, metadata=metadata_change)  # fmt: skip
     # the device, the backend and the progress display may change
     train(model_config, TrainConfig(**config | dict(progress=True)), classification_set(gen), tmp_path, resume=True,
-          backend="torch")  # fmt: skip
+          backend="torch", metadata=metadata)  # fmt: skip
 
 
 def test_checkpoints_metrics_and_test_of_the_best_dev_epoch(gen, tmp_path):
@@ -213,6 +222,18 @@ def test_config_errors_name_the_setting():
         TrainConfig(amp="bf16", device="cpu")
     with pytest.raises(ValueError, match="epochs must be at least 1"):
         TrainConfig(epochs=0)
+    for values, error, match in [
+        ({"lr": "1e-3"}, TypeError, r"training lr must be a number, got '1e-3' \(str\)"),
+        ({"lr": 0.0}, ValueError, "lr must be positive and finite, got 0.0"),
+        ({"weight_decay": -1e-4}, ValueError, "weight_decay must be at least 0"),
+        ({"epochs": 2.5}, TypeError, "training epochs must be an integer, got 2.5"),
+        ({"max_batches": "2"}, TypeError, "training max_batches must be an integer or None"),
+        ({"lr_step_epochs": 0}, ValueError, "lr_step_epochs must be at least 1"),
+        ({"progress": "yes"}, TypeError, "training progress must be True or False"),
+    ]:
+        with pytest.raises(error, match=match):
+            TrainConfig.from_dict(values)
+    assert TrainConfig(lr=1, epochs=np.int64(3)).lr == 1  # numpy integers and Python ints are numbers too
 
 
 def test_losses_by_hand():
