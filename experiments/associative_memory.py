@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
         return recall_of_checkpoint(args.test, args)
     config = load_config(args.config, smoke=args.smoke, sections=("data", "training", "models"))
     data = config["data"]
-    training, names, out = start_run(config, args)
+    training, names, out, record_config = start_run(config, args)
     if training.loss != "sequence_mse":
         raise SystemExit(f"{args.config}: the associative memory trains with loss sequence_mse, not {training.loss}")
     results = {}
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
               f"dev {len(sets['dev'])}; {training.epochs} epochs, batch {training.batch_size}")  # fmt: skip
         metadata = {"data": data, "seed": training.seed}
         row, history = train_and_measure(name, model_config, training, sets, out, resume=args.resume,
-                                         backend=args.backend, metadata=metadata)  # fmt: skip
+                                         backend=args.backend, metadata=metadata, on_start=record_config)  # fmt: skip
         model = model_from_checkpoint(out / name / "best.pt", backend=args.backend)
         rows = recall_table(model, patterns, targets, data, training.seed, device=args.device,
                             batch_size=training.batch_size)  # fmt: skip

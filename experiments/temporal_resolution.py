@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]] | dict:
     dataset = args.dataset or config["dataset"]
     data = {**config["datasets"][dataset], "dataset": dataset}
     dts = data["sweep"]["dt_ms"]
-    training, names, out = start_run({**config, "dataset": dataset}, args)
+    training, names, out, record_config = start_run({**config, "dataset": dataset}, args)
     source = args.data_root or f"the embedded synthetic {dataset} set"
     print(
         f"{dataset} from {source}; frame widths {dts} ms, {data['sweep']['fixed']} fixed; {training.epochs} "
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]] | dict:
             run = run_name(name, train_dt)
             frames = resolutions[train_dt]["framing"]["frames"]
             row, _ = train_and_measure(run, model_config, training, sets[train_dt], out, resume=args.resume,
-                                       backend=args.backend, metadata={"data": resolutions[train_dt]})  # fmt: skip
+                                       backend=args.backend, metadata={"data": resolutions[train_dt]},
+                                       on_start=record_config)  # fmt: skip
             sweep_rows.append(
                 {**row, "model": name, "dt_ms": train_dt, "frames": frames, "span_ms": frames * train_dt}
             )

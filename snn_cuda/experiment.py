@@ -144,17 +144,18 @@ def materialize_splits(make_dataset: Callable[[str], torch.utils.data.Dataset], 
 
 def train_and_measure(
     name: str, model_config: dict, training: TrainConfig, data: dict, out_dir: Path, *, resume: bool = False,
-    backend: str = "auto", metadata: dict | None = None,
+    backend: str = "auto", metadata: dict | None = None, on_start: Callable[[], None] | None = None,
 ) -> tuple[dict, list[dict]]:  # fmt: skip
     """Trains one model (``data``: "train", "dev", "test" datasets), tests its best dev checkpoint, and measures
-    its cost on a test batch. Returns the result row and the per-epoch history."""
+    its cost on a test batch. Returns the result row and the per-epoch history. ``on_start``: see
+    :meth:`Trainer.fit`."""
     torch.manual_seed(training.seed)  # the same initialisation whether or not other models ran before
     model = build_model(model_config, backend=backend)
     trainer = Trainer(model, training, out_dir / name, name=name, metadata=metadata)
     device = trainer.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    history = trainer.fit(data["train"], data["dev"], resume=resume)
+    history = trainer.fit(data["train"], data["dev"], resume=resume, on_start=on_start)
     # Summed over the epochs, so a resumed run counts the epochs of its earlier sessions too (histories saved
     # before epoch_seconds existed give NaN).
     train_seconds = sum(row.get("epoch_seconds", float("nan")) for row in history)
@@ -265,7 +266,8 @@ def driver_parser(doc: str, default_config: Path, *, name: str, data_help: str) 
     parser.add_argument("--data-root", default=None, help=data_help)
     parser.add_argument("--out", default=f"results/{name}", help="output folder")
     parser.add_argument("--smoke", action="store_true", help="merge the config's smoke section: a run of seconds")
-    parser.add_argument("--models", nargs="+", default=None, help="train only these models of the config")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="train only these models of the config (the results table then holds only them)")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     parser.add_argument("--backend", default="auto", choices=("auto", "cpp", "cuda", "torch"))
@@ -332,10 +334,12 @@ def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsF
     return result
 
 
-def start_run(config: dict, args: argparse.Namespace) -> tuple[TrainConfig, list[str], Path]:
-    """The training settings and model names of a run, and its output folder ``args.out``, created, with the
-    config as run (command-line overrides included) in ``config.yaml`` (written by rank 0 under torchrun)."""
-    # Checked before config.yaml is written, so a run refused here leaves a finished run's record in --out intact.
+def start_run(config: dict, args: argparse.Namespace) -> tuple[TrainConfig, list[str], Path, Callable[[], None]]:
+    """The training settings and model names of a run, its output folder ``args.out`` (created), and
+    ``record_config``, which writes the config as run (command-line overrides included) to ``config.yaml`` (rank 0
+    under torchrun; the first call only). Drivers pass it to :func:`train_and_measure`, which calls it once the
+    data is ready and the first model's checkpoint (on --resume) was accepted: a run refused before that (a bad
+    setting, data folder or checkpoint) leaves a finished run's record in --out as it was."""
     training = training_config(config, args)
     names = selected_models(config, args)
     if args.backend == "cuda" and torch.device(args.device).type != "cuda":
@@ -344,9 +348,15 @@ def start_run(config: dict, args: argparse.Namespace) -> tuple[TrainConfig, list
         raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if distributed.is_main_process():
-        (out / "config.yaml").write_text(yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False))
-    return training, names, out
+    text = yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False)
+    written = []
+
+    def record_config() -> None:
+        if not written and distributed.is_main_process():
+            (out / "config.yaml").write_text(text)
+        written.append(True)
+
+    return training, names, out, record_config
 
 
 def training_note(training: TrainConfig, args: argparse.Namespace) -> str:
@@ -373,7 +383,7 @@ def run_comparison(
     the plots into ``args.out``. ``datasets`` makes the "train", "dev" and "test" sets of a data config (read
     once per distinct config: models with their own ``data`` section get their own sets), ``input_shape`` gives
     the per-frame shape they yield; ``notes`` describe the data. Under torchrun rank 0 writes."""
-    training, names, out = start_run(config, args)
+    training, names, out, record_config = start_run(config, args)
     distributed.print_once(f"{training.epochs} epochs, batch {training.batch_size}, lr {training.lr}, loss "
                            f"{training.loss}, device {training.device}")  # fmt: skip
     sets_by_data: dict[str, dict] = {}
@@ -392,8 +402,8 @@ def run_comparison(
             distributed.print_once(f"data {data}: {size}; inputs {list(sets['train'][0][0].shape)}")
         sets = sets_by_data[key]
         row, history = train_and_measure(name, {**model_config, "input_shape": input_shape(data)}, training, sets,
-                                         out, resume=args.resume, backend=args.backend,
-                                         metadata={"data": data})  # fmt: skip
+                                         out, resume=args.resume, backend=args.backend, metadata={"data": data},
+                                         on_start=record_config)  # fmt: skip
         distributed.print_once(f"{name}: test accuracy {row['test_accuracy']:.4f} (best dev epoch "
                                f"{row['best_epoch']}), {row['train_seconds']:.0f} s")  # fmt: skip
         rows.append(row)

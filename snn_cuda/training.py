@@ -408,17 +408,25 @@ class Trainer:
             return dev["loss"] < self.best["loss"]
         return (dev["accuracy"], -dev["loss"]) > (self.best["accuracy"], -self.best["loss"])
 
-    def fit(self, train_set, dev_set=None, *, resume: bool = False,
+    def fit(self, train_set, dev_set=None, *, resume: bool = False, on_start: Callable[[], None] | None = None,
             on_epoch: Callable[[dict], None] | None = None) -> list[dict]:  # fmt: skip
         """Trains up to ``config.epochs`` epochs; returns the per-epoch history. With ``resume``, continues from
-        ``out_dir/last.pt`` when it exists. Without ``dev_set`` the last epoch counts as the best."""
+        ``out_dir/last.pt`` when it exists (and says so, or that there is none). Without ``dev_set`` the last
+        epoch counts as the best. ``on_start()`` runs before the first epoch, once a resumed checkpoint has been
+        accepted; ``on_epoch(row)`` after each."""
         last = self.out_dir / LAST_CHECKPOINT
         if resume and last.exists():
             self._restore(last)
+            distributed.print_once(f"{self.name}: resuming from {last} after epoch {self.epoch} of "
+                                   f"{self.config.epochs}")  # fmt: skip
         else:
+            if resume:
+                distributed.print_once(f"{self.name}: no checkpoint {last} to resume from; training from the start")
             # one random stream per rank (independent dropout masks for the samples of different shards); rank 0's
             # is that of a single process
             seed_everything(self.config.seed + distributed.rank())
+        if on_start is not None:
+            on_start()
         while self.epoch < self.config.epochs:
             start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]

@@ -10,7 +10,7 @@ import torch
 from test_experiments import ROOT, load_script, read_rows
 
 from snn_cuda.experiment import RESULT_COLUMNS, load_config
-from snn_cuda.training import load_checkpoint, model_from_checkpoint
+from snn_cuda.training import CheckpointError, load_checkpoint, model_from_checkpoint
 
 NMNIST_MODELS = ["snn_lif", "snn_iir", "rnn_mainstream", "rnn_rate", "lstm_mainstream", "lstm_rate"]
 MNIST_MODELS = [f"{net}_{encoding}_{state}" for net in ("mlp", "cnn") for encoding in ("copy", "poisson")
@@ -135,11 +135,21 @@ def learning_curve(metrics: Path) -> list[dict]:
             for row in read_rows(metrics)]  # fmt: skip
 
 
-def test_mnist_resume_continues_an_interrupted_run(mnist, mnist_run, tmp_path):
+def test_mnist_resume_continues_an_interrupted_run(mnist, mnist_run, tmp_path, capsys):
     rows, out = mnist_run
     name = "mlp_poisson_preserved"  # fresh Poisson draws and carried states: both must resume where they were
     options = ["--smoke", *CPU, "--out", str(tmp_path), "--models", name]
     mnist.main([*options, "--epochs", "1"])
+    capsys.readouterr()
     resumed = mnist.main([*options, "--resume"])
+    assert f"{name}: resuming from {tmp_path / name / 'last.pt'} after epoch 1 of 2" in capsys.readouterr().out
     assert resumed[0]["test_accuracy"] == next(row for row in rows if row["model"] == name)["test_accuracy"]
     assert learning_curve(tmp_path / name / "metrics.csv") == learning_curve(out / name / "metrics.csv")
+    # A refused resume leaves the run's config.yaml as it was; one into an empty folder says it starts afresh.
+    record = (tmp_path / "config.yaml").read_text()
+    assert load_config(tmp_path / "config.yaml")["training"]["epochs"] == 2
+    with pytest.raises(CheckpointError, match=r"other settings \(seed: 2 -> 5\)"):
+        mnist.main([*options, "--resume", "--seed", "5"])
+    assert (tmp_path / "config.yaml").read_text() == record
+    mnist.main(["--smoke", *CPU, "--out", str(tmp_path / "typo"), "--models", name, "--epochs", "1", "--resume"])
+    assert f"no checkpoint {tmp_path / 'typo' / name / 'last.pt'} to resume from" in capsys.readouterr().out
