@@ -6,7 +6,8 @@ and other operations, counted with forward hooks on one batch, so measured spike
   accumulate per connection: AC = dense count x mean input value (the measured spike rate), as He et al. count.
   Everywhere else (RNN activations, snn-iir's filtered currents) they are MACs.
 - IIR synapse: 3 MACs per filtered element (2 for first order). LIF neuron: 1 multiply + 1 compare.
-- RNN layer: ``(N_in + N) N`` MACs + N tanh; LSTM: ``4 (N_in + N) N`` MACs + 3N sigmoid + 2N tanh + 3N products.
+- RNN layer: ``(N_in + N) N`` MACs + N tanh; LSTM: ``4 (N_in + N) N`` MACs + 3N sigmoid + 2N tanh + 3N products;
+  convolutional ones: their two convolutions' MACs and the same nonlinearities per hidden element.
 - Pooling: average pooling of events is k^2 accumulates per output times the input rate; max pooling k^2 compares.
 
 All counts are per sample and per time step (totals over the batch divided by T x B).
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from .models import SequenceModel, count_parameters
+from .models.recurrent import ConvRecurrent
 from .neuron import LIF
 from .synapse import IIRSynapse
 
@@ -86,6 +88,11 @@ def measure_cost(model: SequenceModel, x: torch.Tensor) -> Cost:
         cost.macs += macs
         cost.other_ops += other
 
+    def conv_recurrent(module: ConvRecurrent, inputs: tuple, output: torch.Tensor) -> None:
+        # its convolutions are counted by their own hooks (the hidden one once per step); the nonlinearities as
+        # for nn.RNN / nn.LSTM, per hidden element
+        cost.other_ops += (8.0 if module.cell == "lstm" else 1.0) * output.numel()
+
     def neuron(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         cost.other_ops += 2.0 * output.numel()
 
@@ -100,6 +107,8 @@ def measure_cost(model: SequenceModel, x: torch.Tensor) -> Cost:
             handles.append(module.register_forward_hook(pool))
         elif isinstance(module, (nn.RNN, nn.LSTM)):
             handles.append(module.register_forward_hook(recurrent))
+        elif isinstance(module, ConvRecurrent):
+            handles.append(module.register_forward_hook(conv_recurrent))
         elif isinstance(module, LIF):
             handles.append(module.register_forward_hook(neuron))
         elif isinstance(module, IIRSynapse):

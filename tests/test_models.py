@@ -205,6 +205,17 @@ def test_cost_of_rnn_lstm_and_iir_follows_models_md():
     assert cost.other_ops == 2 * (H + C)
 
 
+def test_cost_of_convolutional_rnn_and_lstm_counts_their_nonlinearities():
+    x = torch.ones(3, 2, 2, 6, 6)
+    hidden = 4 * 6 * 6  # 4 channels of 6x6: "4C3p1" keeps the size
+    for cell, gates, other in (("rnn", 1, hidden), ("lstm", 4, 8 * hidden)):
+        model = build_model(dict(arch="rnn", cell=cell, input_shape=[2, 6, 6], spec="4C3p1-FC3"))
+        cost = measure_cost(model, x)
+        # input convolution (3x3 over 2 channels) and hidden convolution (3x3 over 4) per gate and hidden element
+        assert cost.macs == gates * hidden * (2 * 9 + 4 * 9) + hidden * 3
+        assert cost.acs == 0 and cost.other_ops == other
+
+
 def test_saved_for_backward_grows_with_T():
     model = build_model(dict(arch="snn", input_shape=[16], spec="FC32-FC4"), backend="cpp")
     small, large = (saved_for_backward_bytes(model, torch.rand(T, 2, 16)) for T in (4, 8))
