@@ -199,6 +199,12 @@ def _set_rng_state(states: list[dict] | dict) -> None:
     random.setstate(state["python"])
 
 
+def _metrics_text(metrics: dict) -> str:
+    """``loss 0.1234 acc 0.567`` (no accuracy for a regression loss, whose accuracy is NaN)."""
+    accuracy = metrics["accuracy"]
+    return f"loss {metrics['loss']:.4f}" + ("" if math.isnan(accuracy) else f" acc {accuracy:.3f}")
+
+
 def _changed_entries(saved: object, current: object, prefix: str = "") -> list[str]:
     """``"key.sub: old -> new"`` for each entry of two nested dicts that differs (the whole value if not dicts)."""
     if isinstance(saved, dict) and isinstance(current, dict):
@@ -275,6 +281,9 @@ class Trainer:
             sampler.set_epoch(shuffle_epoch)
         return torch.utils.data.DataLoader(dataset, sampler=sampler, **options)
 
+    def _show_progress(self) -> bool:
+        return self.config.progress and self.is_main_process
+
     def _autocast(self):
         if self.config.amp is None:
             return torch.autocast(self.device.type, enabled=False)
@@ -287,13 +296,14 @@ class Trainer:
         loader = self._loader(dataset, shuffle_epoch=self.epoch if train else None)
         total_loss, correct, seen, seconds, size = 0.0, 0, 0, 0.0, 0
         batches = len(loader) if self.config.max_batches is None else min(len(loader), self.config.max_batches)
-        bar = tqdm(loader, total=batches, desc=desc, disable=not (self.config.progress and self.is_main_process),
-                   leave=False)  # fmt: skip
+        # Advanced by hand after each batch (not by iterating the loader through it), so the count includes the
+        # batch whose metrics the postfix shows, and the bar ends at N/N.
+        bar = tqdm(total=batches, desc=desc, disable=not self._show_progress(), leave=False)
         # Layers with preserved initial states carry them across the batches of one pass, never across passes
         # or into a batch of another size.
         self.model.reset_state()
-        with torch.set_grad_enabled(train):
-            for index, batch in enumerate(bar):
+        with torch.set_grad_enabled(train), bar:
+            for index, batch in enumerate(loader):
                 if index == batches:
                     break
                 x, target = time_major(batch, self.device)
@@ -321,7 +331,8 @@ class Trainer:
                 if scores is not None:
                     correct += (scores.argmax(-1) == target).sum().item()
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
-                                samples_s=f"{seen / max(seconds, 1e-9):.0f}")  # fmt: skip
+                                samples_s=f"{seen / max(seconds, 1e-9):.0f}", refresh=False)  # fmt: skip
+                bar.update()
         total_loss, correct, seen = distributed.sum_over_ranks([total_loss, correct, seen])
         seconds = distributed.max_over_ranks(seconds)  # the ranks run side by side: the slowest sets the pace
         if seen == 0:
@@ -440,6 +451,11 @@ class Trainer:
             row = {"epoch": self.epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
                    **{f"dev_{k}": v for k, v in dev.items()}, "epoch_seconds": seconds}  # fmt: skip
             self.history.append(row)
+            if self._show_progress():  # the bars vanish when done: one line per epoch stays
+                passes = {"train": train, **({"dev": dev} if dev_set is not None else {})}
+                tqdm.write(f"{self.name} epoch {self.epoch}/{self.config.epochs}: "
+                           + ", ".join(f"{split} {_metrics_text(metrics)}" for split, metrics in passes.items())
+                           + f", {seconds:.1f} s")  # fmt: skip
             improved = self._improved(dev)  # the same on every rank: the metrics are global
             if improved:
                 self.best = {"epoch": self.epoch, "loss": dev["loss"], "accuracy": dev["accuracy"]}

@@ -4,12 +4,13 @@ reproduces an uninterrupted run, checkpoints are atomic and a corrupt one is nam
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from snn_cuda import iir_filter, normalised_dual_exp
+from snn_cuda import iir_filter, normalised_dual_exp, training
 from snn_cuda.models import build_model
 from snn_cuda.training import (
     BEST_CHECKPOINT,
@@ -246,3 +247,24 @@ def test_losses_by_hand():
     assert loss.item() == pytest.approx(-torch.log_softmax(torch.tensor([2.0, 1.0, 0.0]), 0)[1].item())
     loss, scores = compute_loss(outputs, outputs * 0.5, "none", "sequence_mse")
     assert scores is None and loss.item() == pytest.approx((outputs * 0.5).pow(2).mean().item())
+
+
+def test_progress_leaves_one_line_per_epoch_and_counts_every_batch(gen, tmp_path, capsys, monkeypatch):
+    counted = []
+    real_update = training.tqdm.update
+
+    def update(bar, n=1):  # the bar's count after each batch, as its display would show it
+        result = real_update(bar, n)
+        counted.append((bar.desc, bar.n, bar.total))
+        return result
+
+    monkeypatch.setattr(training.tqdm, "update", update)
+    model_config, loss, _ = FAMILIES["he_fc_snn"]
+    data = classification_set(gen)  # 16 samples: 2 batches of 8
+    train(model_config, TrainConfig(epochs=2, batch_size=8, loss=loss, progress=True), data, tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if " epoch " in line]
+    assert [line.split(":")[0] for line in lines] == ["m epoch 1/2", "m epoch 2/2"]
+    assert all(re.search(r"train loss \d\.\d{4} acc \d\.\d{3}, dev loss \d\.\d{4} acc \d\.\d{3}, \d+\.\d s$", line)
+               for line in lines)  # fmt: skip
+    assert counted[:2] == [("m epoch 1/2", 1, 2), ("m epoch 1/2", 2, 2)]  # ends at 2/2
+    assert ("m dev", 2, 2) in counted
