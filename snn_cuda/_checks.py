@@ -57,18 +57,16 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def check_fits(value: float, name: str, x: torch.Tensor, *, positive: bool = False) -> float:
-    """A number the recurrence of x computes with: finite in x's compute dtype (``compute_dtype``), so every backend
-    sees the same value; a positive one (a surrogate's width) at least the smallest normal number there, not
-    rounded to 0 or turned into an overflowing 1/p."""
+    """A number the recurrence of x computes with: finite in ``compute_dtype(x.dtype)`` (in which the reference
+    takes it, and the LIF kernels compute), so every backend sees the same value; a positive one (a surrogate's
+    width) at least the smallest normal number there, not rounded to 0 or turned into an overflowing 1/p."""
     dtype = compute_dtype(x.dtype)
     finfo = torch.finfo(dtype)
+    where = f"in which every backend takes numbers for x of dtype {x.dtype}"
     if abs(value) > finfo.max:
-        raise ValueError(f"{name} = {value} overflows {dtype}, in which x of dtype {x.dtype} is computed")
+        raise ValueError(f"{name} = {value} overflows {dtype}, {where}")
     if positive and value < finfo.tiny:
-        raise ValueError(
-            f"{name} = {value} is below {finfo.tiny}, the smallest normal {dtype}, in which x of dtype {x.dtype} "
-            "is computed"
-        )
+        raise ValueError(f"{name} = {value} is below {finfo.tiny}, the smallest normal {dtype}, {where}")
     return value
 
 
