@@ -303,6 +303,16 @@ def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_first_order_infinite_state_as_the_readme_documents(device):
+    """Outside the spec: a2 = 0 (a number) never touches p[t-2] in the kernels; the reference's 0 * inf is NaN."""
+    x = torch.tensor([[math.inf], [1.0], [1.0]], dtype=torch.float64, device=device)
+    for backend, last in ((KERNEL_BACKEND[device], math.inf), ("torch", math.nan)):
+        p = snn_cuda.iir_filter(x, 0.5, 0.0, 1.0, backend=backend).cpu()
+        torch.testing.assert_close(p, torch.tensor([[math.inf], [math.inf], [last]], dtype=torch.float64),
+                                   equal_nan=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_torch_compile_takes_time_constants_that_change_and_carries_preserved_states(gen, device):
     """Time constants that change between calls become symbolic numbers under dynamo: dual_exp's checks and
     arithmetic take them. A synapse with preserved states carries them across compiled calls as eagerly."""

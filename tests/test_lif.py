@@ -195,6 +195,16 @@ def test_threshold_ties_do_not_fire(device):
         assert spikes.tolist() == [[0.0, 1.0, 0.0, 0.0]], backend
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_non_finite_values_as_the_readme_documents(device):
+    """Outside the spec: the kernels' hard reset branches; the reference's (1 - s) h at h = inf is NaN (README)."""
+    backend = KERNEL_BACKEND[device]
+    x = torch.tensor([[math.inf], [0.1]], dtype=torch.float64, device=device)
+    for name, expected in ((backend, 0.1), ("torch", math.nan)):
+        _, (v_last, _) = snn_cuda.lif(x, alpha=0.5, reset="hard", return_state=True, backend=name)
+        torch.testing.assert_close(v_last.cpu(), torch.tensor([expected], dtype=torch.float64), equal_nan=True)
+
+
 def test_he_et_al_neuron_by_hand():
     """He et al.: u = 0.3 u (1 - o) + x, fire if u > 0.3, rectangular surrogate w = 0.5 (g = 2 for |u| < 0.25)."""
     x = torch.tensor([0.2, 0.2, 0.5], dtype=torch.float64).view(3, 1)
