@@ -4,6 +4,7 @@ and the render command."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -139,9 +140,14 @@ def test_generation_is_renamed_into_place_whole(tmp_path):
         (folder / "data.bin").write_bytes(b"late")
         return {"files": 1}
 
-    root = synthetic._cached_generation("demo", tmp_path / "set", {"n": 1}, other_run_finishes_first, force=False)
+    old_umask = os.umask(0o022)
+    try:
+        root = synthetic._cached_generation("demo", tmp_path / "set", {"n": 1}, other_run_finishes_first, force=False)
+    finally:
+        os.umask(old_umask)
     assert root == tmp_path / "set" and list(tmp_path.iterdir()) == [root]
     assert (root / "data.bin").read_bytes() == b"mine" and (root / synthetic.MARKER).is_file()
+    assert root.stat().st_mode & 0o777 == 0o755  # the umask's permissions: data sets are often shared
 
 
 # --------------------------------------------------------------------------------------------- Gesture set

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from tqdm import tqdm
 from .aedat import read_aedat, read_labels, read_trial_list
 from .events import check_events
 from .framing import Framing
-from .paths import data_root
+from .paths import data_root, move_into_place, private_folder_beside
 from .splits import SPLITS, split_indices
 
 SENSOR_SIZE = (128, 128)  # (H, W)
@@ -108,8 +107,7 @@ def _parse_trial(aedat_path: Path, label_file: Path, folder: Path) -> None:
     renames that into place as ``folder``: another process caching the same trial at the same time (two jobs on
     a fresh download) never sees or removes half of it, and an interrupted parse leaves no folder that looks
     complete. Then removes the caches of older versions of this same source file."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    partial = private_folder_beside(folder)
     try:
         events = check_events(read_aedat(aedat_path), f"{aedat_path} events", SENSOR_SIZE)
         labels = read_labels(label_file)
@@ -130,23 +128,20 @@ def _parse_trial(aedat_path: Path, label_file: Path, folder: Path) -> None:
             index.append(entry)
         (partial / INDEX_FILE).write_text(json.dumps(index, indent=1))
         (partial / SOURCE_FILE).write_text(str(aedat_path.resolve()))
-        _move_into_place(partial, folder)
+        try:
+            move_into_place(partial, folder, _has_index)
+        except OSError:
+            # a folder without an index: snn_cuda <= 0.1 parsed in place, and this one was cut short
+            shutil.rmtree(folder)
+            move_into_place(partial, folder, _has_index)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     _remove_older_versions(aedat_path, folder)
 
 
-def _move_into_place(partial: Path, folder: Path) -> None:
-    try:
-        os.rename(partial, folder)
-    except OSError:
-        if not (folder / INDEX_FILE).is_file():
-            # a folder without an index is no cache of ours (renamed folders always hold one): replace it
-            shutil.rmtree(folder, ignore_errors=True)
-            os.rename(partial, folder)
-        else:  # another process finished the same trial first: its cache is the same, keep it
-            shutil.rmtree(partial)
+def _has_index(folder: Path) -> bool:
+    return (folder / INDEX_FILE).is_file()
 
 
 def _remove_older_versions(aedat_path: Path, folder: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 DATA_ENV = "SNN_CUDA_DATA"
@@ -11,3 +14,29 @@ DATA_ENV = "SNN_CUDA_DATA"
 def data_root() -> Path:
     """Where generated data sets and caches live by default: ``$SNN_CUDA_DATA``, else ``~/.cache/snn_cuda``."""
     return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "snn_cuda")
+
+
+def private_folder_beside(target: Path) -> Path:
+    """A new empty folder next to ``target``, named after it and unique to this call, in which to build what
+    :func:`move_into_place` then renames to ``target``. Made with the umask's permissions, as ``target`` would be
+    (not the owner-only ones of ``tempfile.mkdtemp``: caches and data sets are often shared)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        partial = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+        try:
+            partial.mkdir()
+            return partial
+        except FileExistsError:
+            continue
+
+
+def move_into_place(partial: Path, target: Path, is_complete: Callable[[Path], bool]) -> None:
+    """Renames the folder ``partial`` to ``target`` (replacing an empty folder there). If another process put a
+    complete ``target`` there first, keeps that one (the same content) and removes ``partial``; anything else
+    already at ``target`` is an error, never deleted."""
+    try:
+        os.rename(partial, target)
+    except OSError:
+        if not is_complete(target):
+            raise
+        shutil.rmtree(partial)

@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,7 +47,7 @@ from . import gesture, nmnist
 from .aedat import LABEL_DTYPE, polarity_packets, write_aedat, write_labels, write_trial_list
 from .emulator import EventCameraEmulator, contrast_thresholds, log_intensity, noise_events
 from .events import EVENT_DTYPE
-from .paths import data_root
+from .paths import data_root, move_into_place, private_folder_beside
 
 GENERATOR_VERSION = 1  # part of the cache key: bump when generation changes
 MARKER = "COMPLETE.json"
@@ -99,17 +98,11 @@ def _cached_generation(
     # Generated under a private name beside the target and renamed into place whole, so an interrupted run
     # leaves no folder that looks complete, and two runs generating the same set at once do not delete each
     # other's work: the later one finds the set in place, keeps it and drops its own identical copy.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    partial = private_folder_beside(folder)
     try:
         statistics = generate(partial)
         (partial / MARKER).write_text(json.dumps({"options": options, "statistics": statistics}, indent=1))
-        try:
-            os.rename(partial, folder)  # replaces an empty folder, fails on a non-empty one
-        except OSError:
-            if not marker.is_file():
-                raise
-            shutil.rmtree(partial)
+        move_into_place(partial, folder, lambda found: (found / MARKER).is_file())
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
