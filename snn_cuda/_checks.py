@@ -109,12 +109,14 @@ def check_state(value: torch.Tensor | None, name: str, x: torch.Tensor) -> torch
     return value
 
 
-def check_shape(value: object, name: str) -> tuple[int, ...]:
-    """A module's parameter shape: a tuple (or list, or torch.Size) of positive ints (numpy's included)."""
-    if not isinstance(value, (tuple, list, torch.Size)) or not all(
-        is_integer(d) and d > 0 for d in value
-    ):
-        raise TypeError(f"{name} must be a tuple of positive ints, such as (F,) or (C, 1, 1), got {value!r}")
+def check_shape(value: object, name: str, *, example: str = "(F,) or (C, 1, 1)", dims: int | None = None,
+                ) -> tuple[int, ...]:  # fmt: skip
+    """A shape: a tuple (or list, or torch.Size) of positive ints (numpy's included), of ``dims`` entries if given;
+    ``example`` shows one in the error."""
+    if (not isinstance(value, (tuple, list, torch.Size)) or not all(is_integer(d) and d > 0 for d in value)
+            or (dims is not None and len(value) != dims)):  # fmt: skip
+        count = f"{dims} " if dims is not None else ""
+        raise TypeError(f"{name} must be a tuple of {count}positive ints, such as {example}, got {value!r}")
     return tuple(int(d) for d in value)
 
 

@@ -17,3 +17,14 @@ def carried_state(state: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if not torch.compiler.is_compiling() and state.is_inference() and not torch.is_inference_mode_enabled():
         state = state.clone()
     return state
+
+
+def apply_to_state(state, fn):
+    """``fn`` (what ``Module._apply`` applies to parameters and buffers: a device move, a dtype cast) applied to
+    a carried state: None, a tensor, or a tuple of them. The state is not a buffer, which would make it part of
+    ``buffers()`` (and DDP would broadcast rank 0's state, computed from its own samples, to every rank)."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(fn(tensor) for tensor in state)
+    return fn(state)

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_choice
+from ._checks import check_choice, check_shape, is_integer
 from .neuron import LIF
 from .synapse import INITIAL_STATES, Coefficients, IIRSynapse, _positive, dual_exp
 
@@ -88,6 +88,9 @@ class IIRLinear(IIRLayer):
         backend: str = "auto",
     ) -> None:
         coefficients = dual_exp(tau_m, tau_s) if coefficients is None else coefficients
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not is_integer(value) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         super().__init__(
             IIRSynapse((in_features,), coefficients, initial_state=initial_state, backend=backend),
             nn.Linear(in_features, out_features),
@@ -118,6 +121,7 @@ class IIRConv2d(IIRLayer):
         backend: str = "auto",
     ) -> None:
         coefficients = dual_exp(tau_m, tau_s) if coefficients is None else coefficients
+        input_size = check_shape(input_size, "input_size", example="(28, 28), the input frames' (H, W)", dims=2)
         super().__init__(
             IIRSynapse((in_channels, *input_size), coefficients, initial_state=initial_state, backend=backend),
             nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_float, check_shape
-from ._state import carried_state
+from ._checks import check_bool, check_choice, check_float, check_shape
+from ._state import apply_to_state, carried_state
 from .ops import lif
 from .ops._backend import BACKENDS
 from .reference.lif import check_lif_options
@@ -64,19 +64,25 @@ class LIF(nn.Module):
             reset=reset, v_reset=v_reset, gamma=gamma, rho=rho, surrogate=surrogate, surrogate_param=surrogate_param
         )
         check_choice(backend, "backend", BACKENDS)
-        _parameter_or_buffer(self, "alpha", alpha, shape, learn_alpha)
-        _parameter_or_buffer(self, "theta", theta, shape, learn_theta)
+        _parameter_or_buffer(self, "alpha", alpha, shape, check_bool(learn_alpha, "learn_alpha"))
+        _parameter_or_buffer(self, "theta", theta, shape, check_bool(learn_theta, "learn_theta"))
         self.options = dict(
             reset=reset, v_reset=v_reset, gamma=gamma, rho=rho, detach_reset=detach_reset, surrogate=surrogate,
             surrogate_param=surrogate_param, backend=backend,
         )  # fmt: skip
-        self.stateful = stateful
+        self.stateful = check_bool(stateful, "stateful")
         self.v: torch.Tensor | None = None
         self.r: torch.Tensor | None = None
 
     def reset_state(self) -> None:
         """Forget the carried state: the next call starts from v = r = 0."""
         self.v = self.r = None
+
+    def _apply(self, fn, recurse=True):
+        # .to(device), .double(), ... move and cast the carried state too
+        super()._apply(fn, recurse)
+        self.v, self.r = apply_to_state(self.v, fn), apply_to_state(self.r, fn)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:

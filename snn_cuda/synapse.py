@@ -11,8 +11,8 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_float, check_shape
-from ._state import carried_state
+from ._checks import check_bool, check_choice, check_float, check_shape
+from ._state import apply_to_state, carried_state
 from .ops import iir_filter
 from .ops._backend import BACKENDS
 
@@ -96,6 +96,7 @@ class IIRSynapse(nn.Module):
             )
         a1, a2, b = (check_float(v, name) for v, name in zip(coefficients, ("a1", "a2", "b"), strict=True))
         check_choice(backend, "backend", BACKENDS)
+        learnable = check_bool(learnable, "learnable")
         self.first_order = a2 == 0.0
         for name, value in (("a1", a1), ("a2", a2), ("b", b)):
             if name == "a2" and self.first_order:
@@ -112,6 +113,12 @@ class IIRSynapse(nn.Module):
     def reset_state(self) -> None:
         """Forget the carried state: the next call starts from p = 0."""
         self.state = None
+
+    def _apply(self, fn, recurse=True):
+        # .to(device), .double(), ... move and cast the carried state too
+        super()._apply(fn, recurse)
+        self.state = apply_to_state(self.state, fn)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p1 = p2 = None

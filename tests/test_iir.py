@@ -406,11 +406,28 @@ def test_bad_input_names_the_argument(kwargs, error, match):
         (lambda: snn_cuda.IIRLinear(4, 2, tau_m=-1.0, tau_s=1.0, coefficients=snn_cuda.first_order(2.0)),
          ValueError, "tau_m must be positive"),
         (lambda: snn_cuda.IIRLinear(4, 2, tau_m=4.0, tau_s=1.0, coefficients=()), ValueError, "coefficients must"),
+        (lambda: snn_cuda.IIRLinear(0, 2, tau_m=4.0, tau_s=1.0), ValueError, "in_features must be a positive int"),
+        (lambda: snn_cuda.IIRConv2d(1, 2, 3, input_size=28, tau_m=4.0, tau_s=1.0), TypeError,
+         r"input_size must be a tuple of 2 positive ints, such as \(28, 28\)"),
+        (lambda: snn_cuda.IIRConv2d(1, 2, 3, input_size=(28,), tau_m=4.0, tau_s=1.0), TypeError, "input_size must"),
+        (lambda: snn_cuda.IIRSynapse((3,), (0.5, 0.1, 1.0), learnable="no"), TypeError, "learnable must be True"),
     ],
 )  # fmt: skip
 def test_modules_check_their_options_when_built(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_preserved_state_follows_to_and_dtype_casts(gen):
+    synapse_ = snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), initial_state="preserved", backend="cpp")
+    x = torch.rand(6, 3, 5, generator=gen)
+    synapse_(x[:3])
+    synapse_.double()
+    assert synapse_.state[0].dtype == synapse_.state[1].dtype == torch.float64
+    whole = snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), initial_state="preserved", backend="cpp")
+    torch.testing.assert_close(synapse_(x[3:].double()), whole(x)[3:].double())
+    synapse_.to("meta")
+    assert {state.device.type for state in synapse_.state} == {"meta"}
 
 
 def test_double_backward_of_the_kernel_is_refused():

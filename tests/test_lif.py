@@ -402,6 +402,18 @@ def test_torch_compile_of_a_stateful_module_carries_the_state(gen, device):
     assert torch.equal(compiled._orig_mod.v, eager.v)
 
 
+def test_module_state_follows_to_and_dtype_casts(gen):
+    layer = snn_cuda.LIF((5,), alpha=0.8, theta=0.6, gamma=0.7, stateful=True, backend="cpp")
+    x = torch.rand(6, 3, 5, generator=gen)
+    layer(x[:3])
+    layer.double()
+    assert layer.v.dtype == layer.r.dtype == torch.float64
+    whole = snn_cuda.LIF((5,), alpha=0.8, theta=0.6, gamma=0.7, stateful=True, backend="cpp")
+    torch.testing.assert_close(layer(x[3:].double()), whole(x)[3:].double())
+    layer.to("meta")  # a device move (meta stands in for another device here)
+    assert layer.v.device.type == layer.r.device.type == "meta"
+
+
 def test_module_state_is_carried_and_reset(gen):
     layer = snn_cuda.LIF((5,), alpha=0.8, theta=0.6, gamma=0.7, stateful=True, backend="cpp")
     x = torch.rand(10, 3, 5, generator=gen)
@@ -548,6 +560,8 @@ def test_bad_input_names_the_argument(kwargs, error, match):
         (dict(gamma=float("nan")), ValueError, "gamma must be finite"),
         (dict(v_reset="0"), TypeError, "v_reset must be a number"),
         (dict(backend="gpu"), ValueError, "backend must be one of"),
+        (dict(learn_alpha="False"), TypeError, "learn_alpha must be True or False, got str"),
+        (dict(stateful=1), TypeError, "stateful must be True or False, got int"),
     ],
 )
 def test_module_checks_its_options_when_built(kwargs, error, match):

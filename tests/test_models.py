@@ -80,6 +80,12 @@ def test_config_errors_name_the_key():
         build_model(dict(arch="snn", input_shape=[4], spec="FC2", readout="max"))
     with pytest.raises(ValueError, match="cell must be one of"):
         build_model(dict(arch="rnn", input_shape=[4], spec="FC2", cell="gru"))
+    with pytest.raises(ValueError, match="needs input_shape"):
+        build_model(dict(arch="snn", spec="FC2"))
+    with pytest.raises(TypeError, match=r"input_shape must be a tuple of positive ints, such as \[784\]"):
+        build_model(dict(arch="snn", spec="FC2", input_shape=784))
+    with pytest.raises(ValueError, match="a dropout cannot follow a pooling"):
+        build_model(dict(arch="iir", spec="MP2-D0.5-FC10", input_shape=[1, 4, 4]))
 
 
 def test_config_round_trip_rebuilds_the_same_architecture():

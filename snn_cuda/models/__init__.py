@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 
+from .._checks import check_shape
 from .base import READOUTS, SequenceModel, apply_readout
 from .iir import iir_net
 from .recurrent import ConvRecurrent, StackedRecurrent, recurrent_net
@@ -69,7 +70,10 @@ def build_model(config: str | Mapping, **overrides) -> SequenceModel:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"config for arch {arch!r} has unknown keys {unknown}; accepted: {sorted(accepted)}")
-    options["input_shape"] = tuple(options.get("input_shape", ()))
+    if "input_shape" not in options:
+        raise ValueError(f"config for arch {arch!r} needs input_shape, the shape of one frame (such as [784] or "
+                         "[2, 128, 128])")  # fmt: skip
+    options["input_shape"] = check_shape(options["input_shape"], "input_shape", example="[784] or [2, 128, 128]")
     return builder(**options)
 
 

@@ -48,6 +48,9 @@ def iir_net(
     shape, layers, pools = tuple(input_shape), [], []
     for layer in parse_spec(spec):
         if isinstance(layer, Dropout):
+            if pools:  # the pooling runs inside the next layer, after its filter: the dropout cannot follow it
+                raise ValueError(f"spec {spec!r}: in an iir net a dropout cannot follow a pooling (which runs after "
+                                 "the next layer's filter); put it before the pooling")  # fmt: skip
             layers.append(nn.Dropout(layer.p))
         elif isinstance(layer, Pool):
             pools.append(layer.module())
