@@ -103,17 +103,23 @@ class Implementation:
 SNN_CUDA = Implementation("snn_cuda", "snn_cuda")
 
 
-def implementations(setting: str, peers: list[str], device: torch.device) -> list[Implementation]:
+def implementations(setting: str, peers: list[str], device: torch.device,
+                    dtype: torch.dtype = torch.float32) -> list[Implementation]:  # fmt: skip
     """The peer implementations to run for ``setting``. SpikingJelly's LIFNode once per CUDA kernel on CUDA (on
     CPU it is always its torch loop); in the synapse setting its CUBALIFNode (a torch loop on every device) and
-    its SynapseFilter + LIFNode (LIFNode on SpikingJelly's own choice of kernel)."""
+    its SynapseFilter + LIFNode (LIFNode on SpikingJelly's own choice of kernel). Its kernels are chosen by name
+    for float32 input only (it refuses a named kernel for other dtypes), so for other dtypes one row,
+    ``spikingjelly-auto``, times what it picks itself, rather than one row per name all timing that."""
     chosen = []
     for library in peers:
         if library == "spikingjelly" and setting == "synapse":
             chosen += [Implementation("spikingjelly-cubalif", library),
                        Implementation("spikingjelly-synapsefilter", "spikingjelly-synapsefilter", "auto")]
         elif library == "spikingjelly":
-            kernels = SPIKINGJELLY_CUDA_IMPLEMENTATIONS if device.type == "cuda" else ("torch",)
+            if device.type != "cuda":
+                kernels = ("torch",)
+            else:
+                kernels = SPIKINGJELLY_CUDA_IMPLEMENTATIONS if dtype == torch.float32 else ("auto",)
             chosen += [Implementation(f"spikingjelly-{kernel}", library, kernel) for kernel in kernels]
         else:
             chosen.append(Implementation(library, library))
@@ -334,7 +340,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         else:
             notes.append(f"{peer}: skipped: {reason}")
             print(notes[-1])
-    if len(present) < len(args.peers) and args.out == RESULTS:
+    if len(present) < len(args.peers) and args.out.resolve() == RESULTS.resolve():
         # The committed peers_<device>.* hold the full comparison: a partial one goes elsewhere, on purpose.
         missing = sorted(set(args.peers) - set(present))
         raise SystemExit(f"peers.py: {missing} not installed (make peers); a partial comparison is not written "
@@ -343,7 +349,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     chosen: dict[str, list[Implementation]] = {}
     for setting in args.settings:
         chosen[setting] = []
-        for impl in implementations(setting, present, device):
+        for impl in implementations(setting, present, device, dtype):
             equation = table[setting][impl.library]
             try:
                 neuron = impl.neuron(equation)
