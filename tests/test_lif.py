@@ -756,3 +756,28 @@ def test_info_lists_the_loaded_kernels():
     done = subprocess.run([sys.executable, "-m", "snn_cuda.info"], capture_output=True, text=True, check=True)
     assert "compiled extension: loaded" in done.stdout
     assert "snn_cuda::lif_fwd: cpu" in done.stdout
+
+
+def test_cpu_backward_scratch_is_at_most_the_threads_share_of_x():
+    """The CPU backward recomputes h into a scratch block per thread: [T, its neurons] at most. It used to be
+    [T, 64] whatever the thread's range, 256 MB at T = 10^6 for a 4 MB input of one neuron (peak RSS measured in
+    a fresh process, one thread)."""
+    script = """
+import resource, torch, snn_cuda
+torch.set_num_threads(1)
+warm = torch.rand(1000, 1, requires_grad=True)  # pages in the code and autograd machinery the backward touches
+snn_cuda.lif(warm, backend="cpp").sum().backward()
+x = torch.rand(1_000_000, 1, requires_grad=True)
+spikes = snn_cuda.lif(x, backend="cpp")
+grad = torch.ones_like(spikes)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+spikes.backward(grad)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)  # KiB -> MiB
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    growth_mib = float(done.stdout.split()[-1])
+    print(f"peak RSS growth during the backward: {growth_mib:.1f} MiB (x is 3.8 MiB)")
+    # grad_x and the scratch take about 8 MiB, plus about 32 MiB the first large backward of a process pages in
+    # whatever T is (40 MiB at T = 10^6, 63 at 4 x 10^6); 280 MiB before
+    assert growth_mib < 128

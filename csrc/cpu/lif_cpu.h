@@ -144,7 +144,10 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
   // Without a saved h, each block first runs the forward again into this scratch block (see recompute_block).
   const bool recompute = a.h == nullptr;
   const bool stream = stream_output<scalar_t>(a.T * N);
-  const int64_t block = recompute ? recompute_block<scalar_t>(a.T) : kBlock;
+  // No longer than this thread's range: with few neurons per thread (small N, or N not a multiple of 64 in the
+  // last range) a block of recompute_block's 64+ neurons would allocate [T, 64] per thread for [T, 1] of work,
+  // 64x the input at N = 1. So the scratch never exceeds the thread's share of x.
+  const int64_t block = recompute ? std::min(recompute_block<scalar_t>(a.T), n_end - n_begin) : kBlock;
   std::vector<scalar_t> scratch(recompute ? a.T * block : 0);
   const int64_t h_stride = recompute ? block : N;
   for (int64_t b = n_begin; b < n_end; b += block) {
