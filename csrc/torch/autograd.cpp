@@ -58,7 +58,8 @@ Tuple to_tuple(const variable_list& list, std::index_sequence<I...>) {
 
 // Whether a call records a graph: grad mode on and some tensor argument requiring grad. Other calls (inference,
 // and the backward ops in a plain backward pass) go straight below the Autograd key, with no Function at all;
-// that is also what lets vmap, which refuses C++ Functions, run the ops without gradients.
+// that is also what lets vmap, which refuses C++ Functions, run the ops without gradients. snn_cuda/ops/lif.py
+// makes the same test to choose store_h (an argument of the op, since its fake kernel sizes h by it).
 bool records_graph(std::initializer_list<OptTensor> tensors) {
   if (!c10::GradMode::is_enabled()) return false;
   for (const OptTensor& t : tensors) {

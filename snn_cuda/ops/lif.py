@@ -67,7 +67,9 @@ def lif(
     alpha_t = _backend.as_parameter(c.alpha, shape, acc, x.device)
     theta_t = _backend.as_parameter(c.theta, shape, acc, x.device)
     # What the backward reads: on the CPU it recomputes h from x (a fresh [T, N] tensor costs more in page faults
-    # and memory traffic than running the recurrence again in cache); the CUDA kernel reads h saved here.
+    # and memory traffic than running the recurrence again in cache); the CUDA kernel reads h saved here. The
+    # graph test is the one records_graph (csrc/torch/autograd.cpp) makes again below the dispatcher: store_h must
+    # be an argument, since the fake kernel sizes h by it.
     store_h = (
         x.device.type != "cpu"
         and torch.is_grad_enabled()
