@@ -602,14 +602,23 @@ def test_double_backward_of_the_kernel_is_refused(reset, gamma):
 
 
 def test_torch_func_transforms(gen):
-    """As the README says: torch.func.grad runs the reference (its surrogate spike is a setup_context Function),
-    vmap every backend; the compiled ops' vmap goes through PyTorch's per-sample fallback, hence the warning."""
+    """As the README says: torch.func.grad and jvp run the reference (its surrogate spike is a setup_context
+    Function), which "auto" takes under them and an explicit compiled backend refuses naming it; vmap runs every
+    backend, the compiled ops through PyTorch's per-sample fallback, hence the warning."""
     x = torch.rand(6, 3, 4, generator=gen, dtype=torch.float64) * 2
     options = dict(alpha=0.8, theta=0.6, gamma=0.5, surrogate="sigmoid")
-    grad = torch.func.grad(lambda x: (snn_cuda.lif(x, backend="torch", **options) * x).sum())(x)
     x_ = x.clone().requires_grad_()
     (snn_cuda.lif(x_, backend="cpp", **options) * x_).sum().backward()
-    torch.testing.assert_close(grad, x_.grad)
+    for backend in ("torch", "auto"):
+        grad = torch.func.grad(lambda x, b=backend: (snn_cuda.lif(x, backend=b, **options) * x).sum())(x)
+        torch.testing.assert_close(grad, x_.grad)
+    with pytest.raises(RuntimeError, match="backend='cpp' cannot run snn_cuda.lif under torch.func's Grad"):
+        torch.func.grad(lambda x: snn_cuda.lif(x, backend="cpp", **options).sum())(x)
+    tangent = torch.rand(6, 3, 4, generator=gen, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="under torch.func's Jvp transform"):
+        torch.func.jvp(lambda x: snn_cuda.iir_filter(x, 0.5, 0.1, 1.0, backend="cpp"), (x,), (tangent,))
+    _, jvp_auto = torch.func.jvp(lambda x: snn_cuda.iir_filter(x, 0.5, 0.1, 1.0), (x,), (tangent,))
+    torch.testing.assert_close(jvp_auto, snn_cuda.iir_filter(tangent, 0.5, 0.1, 1.0))  # a linear filter
     expected = snn_cuda.lif(x, backend="cpp", **options)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*performance drop.*")

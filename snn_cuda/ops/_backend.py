@@ -8,6 +8,12 @@ import torch
 
 from .. import _ext
 
+try:  # private, so guarded: without it the transforms fail with PyTorch's own message
+    from torch._C._functorch import TransformType
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters as _all_functorch_interpreters
+except ImportError:
+    _all_functorch_interpreters = None
+
 BACKENDS = ("auto", "cpp", "cuda", "torch")
 
 # Storage dtypes each compiled backend implements (half and bfloat16 are computed in float32). The CPU kernels'
@@ -32,6 +38,18 @@ def _unavailable_reason(op: str, device_type: str, dtype: torch.dtype) -> str | 
     return None
 
 
+def _differentiating_transform() -> str | None:
+    """The name of a torch.func transform that differentiates ("Grad": grad, vjp, jacrev; "Jvp": jvp, jacfwd)
+    active around this call, if any: those refuse autograd formulas written in C++, as the compiled ops' are.
+    (vmap alone runs them, through PyTorch's per-sample fallback.)"""
+    if _all_functorch_interpreters is None or torch.compiler.is_compiling():
+        return None
+    for interpreter in _all_functorch_interpreters():
+        if interpreter.key() in (TransformType.Grad, TransformType.Jvp):
+            return interpreter.key().name
+    return None
+
+
 def select(op: str, backend: str, x: torch.Tensor) -> str:
     """Returns "kernel" or "torch" for running ``op`` on ``x``; raises if an explicit backend cannot run it."""
     if backend not in BACKENDS:
@@ -39,6 +57,14 @@ def select(op: str, backend: str, x: torch.Tensor) -> str:
     if backend == "torch":
         return "torch"
     device_type = x.device.type
+    transform = _differentiating_transform()
+    if transform is not None:
+        if backend != "auto":
+            raise RuntimeError(
+                f"backend={backend!r} cannot run {PUBLIC_NAME[op]} under torch.func's {transform} transform, which "
+                "refuses the compiled ops' C++ autograd formula; use backend='torch' (or 'auto', which takes it)"
+            )
+        return "torch"
     if backend == "auto":
         if _ext.reference_forced():
             return "torch"
