@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,12 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
 KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}
 
 HAS_CUDA_KERNELS = torch.cuda.is_available() and snn_cuda._ext.has_kernel("lif_fwd", "cuda")
+# scripts/run_on_gpu.sh sets this: on the GPU machine a missing CUDA kernel is an error, not a reason to skip.
+if os.environ.get("SNN_CUDA_REQUIRE_CUDA") == "1" and not HAS_CUDA_KERNELS:
+    raise RuntimeError(
+        "SNN_CUDA_REQUIRE_CUDA=1 but the CUDA kernels are not available: torch.cuda.is_available() = "
+        f"{torch.cuda.is_available()}, extension: {snn_cuda._ext.load_error() or 'loaded, without CUDA kernels'}"
+    )
 
 CUDA_MARKS = [
     pytest.mark.cuda,
