@@ -131,6 +131,8 @@ def _parse_trial(aedat_path: Path, label_file: Path, folder: Path) -> None:
         try:
             move_into_place(partial, folder, _has_index)
         except OSError:
+            if not folder.is_dir():
+                raise
             # a folder without an index: snn_cuda <= 0.1 parsed in place, and this one was cut short
             shutil.rmtree(folder)
             move_into_place(partial, folder, _has_index)
