@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
     data = config["data"]
     training, names, out, record_config = start_run(config, args)
     if training.loss != "sequence_mse":
-        raise SystemExit(f"{args.config}: the associative memory trains with loss sequence_mse, not {training.loss}")
+        raise ValueError(f"{args.config}: the associative memory trains with loss sequence_mse, not {training.loss}")
     results = {}
     for name in names:
         model_config = model_config_of(config, name, data)

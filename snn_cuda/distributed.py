@@ -31,6 +31,14 @@ def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def is_launch_rank_zero() -> bool:
+    """Rank 0 of a torchrun launch, whether or not its process group is set up yet (an error in the arguments
+    comes before that), or a process started on its own."""
+    if is_initialized():
+        return rank() == 0
+    return not launched_by_torchrun() or os.environ["RANK"] == "0"
+
+
 def rank() -> int:
     return dist.get_rank() if is_initialized() else 0
 

@@ -111,6 +111,8 @@ def run_from_command_line(main: Callable[[list[str]], object]) -> None:
         # or misplaced file or folder (FileNotFoundError, NotADirectoryError, PermissionError, ...)
         if os.environ.get("SNN_CUDA_TRACEBACK") == "1":
             raise
+        if not distributed.is_launch_rank_zero():  # under torchrun every rank fails alike: rank 0 says it once
+            sys.exit(1)
         sys.exit(f"error: {exc if not isinstance(exc, KeyError) else f'missing key {exc}'} "
                  "(SNN_CUDA_TRACEBACK=1 shows the traceback)")  # fmt: skip
 
@@ -307,10 +309,10 @@ def selected_models(config: dict, args: argparse.Namespace) -> list[str]:
     names = args.models or list(config["models"])
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise SystemExit(f"--models: {repeated} listed more than once")
+        raise ValueError(f"--models: {repeated} listed more than once")
     unknown = sorted(set(names) - set(config["models"]))
     if unknown:
-        raise SystemExit(f"--models: {unknown} are not in {args.config} (it has {list(config['models'])})")
+        raise ValueError(f"--models: {unknown} are not in {args.config} (it has {list(config['models'])})")
     return names
 
 

@@ -53,7 +53,7 @@ def set_cpu_cache_limit(nbytes: int) -> None:
     limit are freed at once."""
     _check_nbytes(nbytes, "0 turns the cache off")
     if _C is not None:
-        _C.cpu_cache_set_limit(nbytes)
+        _C.cpu_cache_set_limit(min(nbytes, _NEVER))  # beyond size_t: no limit but memory itself
 
 
 def empty_cpu_cache() -> None:

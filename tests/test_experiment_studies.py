@@ -177,7 +177,7 @@ def test_associative_memory_needs_matching_output_size_and_loss(memory, tmp_path
         memory.model_config_of({"models": {"net": {"spec": "FC8-FC5"}}}, "net", data)
     bad = tmp_path / "bad.yaml"
     bad.write_text((CONFIGS / "associative_memory_quick.yaml").read_text().replace("loss: sequence_mse", "loss: mse"))
-    with pytest.raises(SystemExit, match="loss sequence_mse"):
+    with pytest.raises(ValueError, match="trains with loss sequence_mse, not mse"):
         memory.main(["--config", str(bad), "--smoke", "--quiet", "--out", str(tmp_path / "out")])
 
 

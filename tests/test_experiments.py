@@ -90,7 +90,7 @@ def test_gesture_smoke_writes_the_comparison(gesture, data_dir, tmp_path, monkey
 
 
 def test_gesture_argument_errors(gesture, tmp_path, capsys):
-    with pytest.raises(SystemExit, match=r"--models: \['gru'\]"):
+    with pytest.raises(ValueError, match=r"--models: \['gru'\]"):
         gesture.main(["--smoke", "--quiet", "--out", str(tmp_path), "--models", "gru"])
     with pytest.raises(FileNotFoundError, match="config file .*missing.yaml does not exist"):
         gesture.main(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
@@ -265,6 +265,22 @@ def test_file_system_errors_end_with_one_line(monkeypatch):
         run_from_command_line(misplaced)
 
 
+def test_under_torchrun_only_rank_zero_prints_the_error(monkeypatch):
+    monkeypatch.delenv("SNN_CUDA_TRACEBACK", raising=False)
+
+    def bad_setting(argv):
+        raise ValueError("epochs must be at least 1, got -1")
+
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "localhost", "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as ended:
+        run_from_command_line(bad_setting)
+    assert ended.value.code == 1  # a status, no message: rank 0 prints it
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(SystemExit, match="error: epochs must be at least 1, got -1"):
+        run_from_command_line(bad_setting)
+
+
 def test_materialize_refuses_items_of_different_shapes():
     items = [(torch.zeros(4, 2), 0), (torch.zeros(4, 2), 1), (torch.zeros(3, 2), 2)]
     message = r"framing train: items 0 and 2 have shapes \[4, 2\] and \[3, 2\].*needs frames"
@@ -284,7 +300,7 @@ def test_results_record_the_software_and_refuse_repeated_models(gesture, tmp_pat
     write_table([{"model": "a", "params": 1}], ("model", "params"), tmp_path, title="t", notes=["n"])
     markdown = (tmp_path / "results.md").read_text()
     assert f"- snn_cuda {snn_cuda.__version__}, torch {torch.__version__}, Python" in markdown
-    with pytest.raises(SystemExit, match=r"--models: \['snn_lif'\] listed more than once"):
+    with pytest.raises(ValueError, match=r"--models: \['snn_lif'\] listed more than once"):
         gesture.main(["--smoke", "--out", str(tmp_path / "run"), "--models", "snn_lif", "rnn_rate", "snn_lif"])
 
 

@@ -149,6 +149,7 @@ STREAM_THRESHOLD = ("SNN_CUDA_CPU_STREAM_MB", "snn_cuda.cpu_streaming_threshold(
         (CACHE_LIMIT, "16", 16 << 20),
         (CACHE_LIMIT, "abc", None),
         (CACHE_LIMIT, "-5", None),
+        (CACHE_LIMIT, "99999999999999", 2**63 - 1),  # beyond size_t: as large as the cache can be
         (STREAM_THRESHOLD, "0", 0),
         (STREAM_THRESHOLD, "64", 64 << 20),
         (STREAM_THRESHOLD, "", 32 << 20),  # empty: the default
