@@ -303,6 +303,20 @@ def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_state_outputs_take_part_in_autograd_as_in_the_reference(device):
+    """At T = 1 p_before_last is p1, or zeros that depend on nothing without it: no grad_fn then."""
+    p1 = torch.rand(2, device=device, requires_grad=True)
+    for T, initial in ((1, None), (1, p1), (3, None)):
+        x = torch.rand(T, 2, device=device, requires_grad=True)
+        flags = []
+        for backend in (KERNEL_BACKEND[device], "torch"):
+            _, (p_last, p_before_last) = snn_cuda.iir_filter(x, 0.5, 0.1, 1.0, p1=initial, return_state=True,
+                                                             backend=backend)  # fmt: skip
+            flags.append((p_last.requires_grad, p_before_last.requires_grad))
+        assert flags[0] == flags[1] == (True, T > 1 or initial is not None), (T, initial is not None)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_first_order_infinite_state_as_the_readme_documents(device):
     """Outside the spec: a2 = 0 (a number) never touches p[t-2] in the kernels; the reference's 0 * inf is NaN."""
     x = torch.tensor([[math.inf], [1.0], [1.0]], dtype=torch.float64, device=device)

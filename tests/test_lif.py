@@ -790,3 +790,15 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)  # K
     # grad_x and the scratch take about 8 MiB, plus about 32 MiB the first large backward of a process pages in
     # whatever T is (40 MiB at T = 10^6, 63 at 4 x 10^6); 280 MiB before
     assert growth_mib < 128
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_outputs_take_part_in_autograd_as_in_the_reference(device):
+    """Without the trace r_last is zeros that depend on nothing: no grad_fn, in the kernels as in the reference."""
+    x = torch.rand(3, 2, device=device, requires_grad=True)
+    for gamma in (None, 0.5):
+        flags = []
+        for backend in (KERNEL_BACKEND[device], "torch"):
+            _, (v_last, r_last) = snn_cuda.lif(x, gamma=gamma, return_state=True, backend=backend)
+            flags.append((v_last.requires_grad, r_last.requires_grad))
+        assert flags[0] == flags[1] == (True, gamma is not None), gamma

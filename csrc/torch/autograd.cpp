@@ -107,6 +107,13 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
     ctx->saved_data["surrogate_param"] = surrogate_param;
     ctx->saved_data["has_v0"] = v0.has_value();
     ctx->saved_data["has_r0"] = r0.has_value();
+    // h is an internal output (the backward ignores a gradient for it), and without the trace r_last is zeros
+    // that depend on nothing (r0 is refused then): neither takes part in autograd, as in the reference.
+    if (gamma.has_value()) {
+      ctx->mark_non_differentiable({out[3]});
+    } else {
+      ctx->mark_non_differentiable({out[2], out[3]});
+    }
     // Outputs nobody differentiated get no gradient, not zeros: a [T, N] zero gradient for h (CUDA) would
     // otherwise be filled on every backward. The kernel reads absent grad_v_last / grad_r_last as zeros.
     ctx->set_materialize_grads(false);
@@ -173,6 +180,8 @@ struct IirFunction : torch::autograd::Function<IirFunction> {
     ctx->saved_data["has_a2"] = a2.has_value();
     ctx->saved_data["has_p1"] = p1.has_value();
     ctx->saved_data["has_p2"] = p2.has_value();
+    // At T = 1 p_before_last is p1, or zeros that depend on nothing without it (as in the reference).
+    if (x.size(0) == 1 && !p1.has_value()) ctx->mark_non_differentiable({out[2]});
     return out;
   }
 
