@@ -31,14 +31,6 @@ def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def is_launch_rank_zero() -> bool:
-    """Rank 0 of a torchrun launch, whether or not its process group is set up yet (an error in the arguments
-    comes before that), or a process started on its own."""
-    if is_initialized():
-        return rank() == 0
-    return not launched_by_torchrun() or os.environ["RANK"] == "0"
-
-
 def rank() -> int:
     return dist.get_rank() if is_initialized() else 0
 
@@ -53,8 +45,11 @@ def local_rank() -> int:
 
 
 def is_main_process() -> bool:
-    """Rank 0: the one process that prints progress and writes results and checkpoints."""
-    return rank() == 0
+    """Rank 0: the one process that prints progress and errors and writes results and checkpoints. Under torchrun
+    that is RANK 0 also before the process group is set up (an error in the arguments comes before that)."""
+    if is_initialized():
+        return rank() == 0
+    return not launched_by_torchrun() or os.environ["RANK"] == "0"
 
 
 def setup(device: str | torch.device = "cpu") -> bool:

@@ -111,7 +111,7 @@ def run_from_command_line(main: Callable[[list[str]], object]) -> None:
         # or misplaced file or folder (FileNotFoundError, NotADirectoryError, PermissionError, ...)
         if os.environ.get("SNN_CUDA_TRACEBACK") == "1":
             raise
-        if not distributed.is_launch_rank_zero():  # under torchrun every rank fails alike: rank 0 says it once
+        if not distributed.is_main_process():  # under torchrun every rank fails alike: rank 0 says it once
             sys.exit(1)
         sys.exit(f"error: {exc if not isinstance(exc, KeyError) else f'missing key {exc}'} "
                  "(SNN_CUDA_TRACEBACK=1 shows the traceback)")  # fmt: skip

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .aedat import read_aedat, read_labels, read_trial_list
 from .events import check_events
 from .framing import Framing
-from .paths import data_root, move_into_place, private_folder_beside
+from .paths import build_folder, data_root
 from .splits import SPLITS, split_indices
 
 SENSOR_SIZE = (128, 128)  # (H, W)
@@ -103,43 +103,35 @@ def cache_trial(aedat_path: str | os.PathLike, cache_dir: str | os.PathLike) -> 
 
 
 def _parse_trial(aedat_path: Path, label_file: Path, folder: Path) -> None:
-    """Writes the sample files of one trial and its index (one entry per label row) into a private folder, then
-    renames that into place as ``folder``: another process caching the same trial at the same time (two jobs on
-    a fresh download) never sees or removes half of it, and an interrupted parse leaves no folder that looks
-    complete. Then removes the caches of older versions of this same source file."""
-    partial = private_folder_beside(folder)
-    try:
-        events = check_events(read_aedat(aedat_path), f"{aedat_path} events", SENSOR_SIZE)
-        labels = read_labels(label_file)
-        recording = f"[{events['t'].min()}, {events['t'].max()}]" if len(events) else "empty"
-        index = []
-        for row, (label, start, end) in enumerate(labels.tolist()):
-            if label >= len(CLASSES):
-                raise ValueError(
-                    f"{label_file}: row {row + 1} has class {label + 1}, beyond the {len(CLASSES)} classes"
-                )
-            sample = events[(events["t"] >= start) & (events["t"] < end)]
-            entry = dict(row=row, label=label, start_us=start, end_us=end, events=len(sample), file=None)
-            if len(sample):
-                entry["file"] = f"sample_{row:03d}.npz"
-                np.savez_compressed(partial / entry["file"], events=sample)
-            else:
-                entry["skipped"] = f"no events in [{start}, {end}) us; the recording spans {recording} us"
-            index.append(entry)
-        (partial / INDEX_FILE).write_text(json.dumps(index, indent=1))
-        (partial / SOURCE_FILE).write_text(str(aedat_path.resolve()))
-        try:
-            move_into_place(partial, folder, _has_index)
-        except OSError:
-            if not folder.is_dir():
-                raise
-            # a folder without an index: snn_cuda <= 0.1 parsed in place, and this one was cut short
-            shutil.rmtree(folder)
-            move_into_place(partial, folder, _has_index)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    """Writes the sample files of one trial and its index (one entry per label row) into ``folder`` through
+    :func:`build_folder` (another process caching the same trial at once never sees or removes half of it), then
+    removes the caches of older versions of this same source file."""
+    if folder.is_dir() and not _has_index(folder):
+        # snn_cuda <= 0.1 parsed in place, and this parse was cut short. A folder renamed into place holds its
+        # index from the start, so this is never another process's work.
+        shutil.rmtree(folder, ignore_errors=True)
+    build_folder(folder, lambda partial: _write_trial(aedat_path, label_file, partial), _has_index)
     _remove_older_versions(aedat_path, folder)
+
+
+def _write_trial(aedat_path: Path, label_file: Path, folder: Path) -> None:
+    events = check_events(read_aedat(aedat_path), f"{aedat_path} events", SENSOR_SIZE)
+    labels = read_labels(label_file)
+    recording = f"[{events['t'].min()}, {events['t'].max()}]" if len(events) else "empty"
+    index = []
+    for row, (label, start, end) in enumerate(labels.tolist()):
+        if label >= len(CLASSES):
+            raise ValueError(f"{label_file}: row {row + 1} has class {label + 1}, beyond the {len(CLASSES)} classes")
+        sample = events[(events["t"] >= start) & (events["t"] < end)]
+        entry = dict(row=row, label=label, start_us=start, end_us=end, events=len(sample), file=None)
+        if len(sample):
+            entry["file"] = f"sample_{row:03d}.npz"
+            np.savez_compressed(folder / entry["file"], events=sample)
+        else:
+            entry["skipped"] = f"no events in [{start}, {end}) us; the recording spans {recording} us"
+        index.append(entry)
+    (folder / INDEX_FILE).write_text(json.dumps(index, indent=1))
+    (folder / SOURCE_FILE).write_text(str(aedat_path.resolve()))
 
 
 def _has_index(folder: Path) -> bool:

@@ -16,10 +16,23 @@ def data_root() -> Path:
     return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "snn_cuda")
 
 
-def private_folder_beside(target: Path) -> Path:
-    """A new empty folder next to ``target``, named after it and unique to this call, in which to build what
-    :func:`move_into_place` then renames to ``target``. Made with the umask's permissions, as ``target`` would be
-    (not the owner-only ones of ``tempfile.mkdtemp``: caches and data sets are often shared)."""
+def build_folder(target: Path, build: Callable[[Path], None], is_complete: Callable[[Path], bool]) -> None:
+    """Runs ``build(folder)`` in a private folder beside ``target`` and renames it to ``target`` whole
+    (:func:`move_into_place`), so an interrupted build leaves nothing that looks complete and two processes
+    building the same target never remove each other's work. The private folder is removed if either fails."""
+    partial = _private_folder_beside(target)
+    try:
+        build(partial)
+        move_into_place(partial, target, is_complete)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _private_folder_beside(target: Path) -> Path:
+    """A new empty folder next to ``target``, named after it and unique to this call. Made with the umask's
+    permissions, as ``target`` would be (not the owner-only ones of ``tempfile.mkdtemp``: caches and data sets are
+    often shared)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
         partial = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"

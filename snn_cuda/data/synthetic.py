@@ -47,7 +47,7 @@ from . import gesture, nmnist
 from .aedat import LABEL_DTYPE, polarity_packets, write_aedat, write_labels, write_trial_list
 from .emulator import EventCameraEmulator, contrast_thresholds, log_intensity, noise_events
 from .events import EVENT_DTYPE
-from .paths import data_root, move_into_place, private_folder_beside
+from .paths import build_folder, data_root
 
 GENERATOR_VERSION = 1  # part of the cache key: bump when generation changes
 MARKER = "COMPLETE.json"
@@ -95,17 +95,12 @@ def _cached_generation(
         if not (marker.is_file() or (folder / IN_PROGRESS).is_file()):
             raise ValueError(f"root {folder} is not empty and holds no synthetic set; give an empty or new folder")
         shutil.rmtree(folder)
-    # Generated under a private name beside the target and renamed into place whole, so an interrupted run
-    # leaves no folder that looks complete, and two runs generating the same set at once do not delete each
-    # other's work: the later one finds the set in place, keeps it and drops its own identical copy.
-    partial = private_folder_beside(folder)
-    try:
+    def build(partial: Path) -> None:
         statistics = generate(partial)
         (partial / MARKER).write_text(json.dumps({"options": options, "statistics": statistics}, indent=1))
-        move_into_place(partial, folder, lambda found: (found / MARKER).is_file())
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+
+    # Two runs generating the same set at once: the later one keeps the set in place, drops its identical copy.
+    build_folder(folder, build, lambda found: (found / MARKER).is_file())
     return folder
 
 
