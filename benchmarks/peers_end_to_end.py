@@ -195,6 +195,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         except NotExpressible as error:
             notes.append(f"{library}: skipped: {error}")
             print(notes[-1])
+    skipped = [library for library in args.libraries if library not in models]
+    if skipped and args.out.resolve() == RESULTS.resolve():
+        # As in peers.py: the committed peers_end_to_end_<device>.* hold the full comparison.
+        raise SystemExit(f"peers_end_to_end.py: {skipped} skipped (above); a partial comparison is not written over "
+                         f"{RESULTS}: pass --out, or --libraries with the ones that run")  # fmt: skip
     check_x, check_target = time_major(next(iter(loader(train, min(args.batch_size, 4), args.seed))), device)
     for summary in check_same_network(models, check_x, check_target):
         notes.append(summary)

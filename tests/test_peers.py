@@ -98,12 +98,17 @@ def test_benchmark_smoke_without_peers(tmp_path):
     assert {row["setting"] for row in rows} == {"neuron", "synapse"}
 
 
-def test_end_to_end_smoke(tmp_path, monkeypatch):
-    """One epoch of the He SCNN on the smoke data: every installed peer trains to the same loss as snn_cuda."""
-    monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path / "data"))
+def load_end_to_end():
     spec = importlib.util.spec_from_file_location("peers_end_to_end", ROOT / "benchmarks" / "peers_end_to_end.py")
     end_to_end = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(end_to_end)
+    return end_to_end
+
+
+def test_end_to_end_smoke(tmp_path, monkeypatch):
+    """One epoch of the He SCNN on the smoke data: every installed peer trains to the same loss as snn_cuda."""
+    monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path / "data"))
+    end_to_end = load_end_to_end()
     rows = end_to_end.main(["--smoke", "--quiet", "--max-samples", "8", "--out", str(tmp_path)])
     expected = ["snn_cuda"] + [name for name in end_to_end.LIBRARIES[1:] if peer_neurons.unavailable(name) is None]
     assert [row["library"] for row in rows] == expected
@@ -118,3 +123,17 @@ def test_a_partial_comparison_is_not_written_over_the_committed_one(monkeypatch)
     monkeypatch.setattr(peers, "unavailable", lambda peer: f"No module named {peer!r}")
     with pytest.raises(SystemExit, match=r"'snntorch', 'spikingjelly'\] not installed .* not written over"):
         peers.main(["--settings", "neuron", "--T", "3"])
+
+
+def test_a_partial_end_to_end_comparison_is_not_written_over_the_committed_one(tmp_path, monkeypatch):
+    """The same for peers_end_to_end.py: a skipped library stops it before training, without --out only."""
+    monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path / "data"))
+    end_to_end = load_end_to_end()
+    results = end_to_end.RESULTS
+    monkeypatch.setattr(end_to_end, "RESULTS", tmp_path / "committed")  # so a failing guard writes nothing real
+    monkeypatch.setattr(end_to_end, "unavailable", lambda name: f"No module named {name!r}" if name == "snntorch"
+                        else None)  # fmt: skip
+    monkeypatch.setattr(end_to_end, "train_epoch", lambda *args: pytest.fail("trained despite the guard"))
+    with pytest.raises(SystemExit, match=r"\['snntorch'\] skipped .* not written over"):
+        end_to_end.main(["--smoke", "--quiet", "--max-samples", "2"])
+    assert not (tmp_path / "committed").exists() and results.is_dir()
