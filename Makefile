@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Pinned: a range would let pip fetch a multi-GB CUDA build of torch. Override for other platforms.
 TORCH ?= torch==2.13.0
+# Where pip's index serves the CUDA build for a plain `torch==X` (PyPI on Linux does), point this at a CPU wheel
+# index, e.g. make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 CMAKE_BUILD ?= build/cmake
 
 .PHONY: setup run test ctest lint bench peers peer-wheels bench-peers bench-peers-e2e clean
@@ -13,7 +16,7 @@ CMAKE_BUILD ?= build/cmake
 $(VENV)/.installed: setup.py pyproject.toml $(wildcard csrc/*/*.h csrc/*/*.cpp csrc/*/*.cu)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(PY) -m pip install --quiet "setuptools>=69" wheel ninja pybind11
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[test]"
 	$(PY) -m snn_cuda.info

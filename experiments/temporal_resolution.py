@@ -7,7 +7,7 @@ resolutions: a model trained at one dt meets test samples framed at another).
     python experiments/temporal_resolution.py --data-root DVSGesture/ --config \\
         experiments/configs/temporal_resolution_he2020.yaml --device cuda
     python experiments/temporal_resolution.py --smoke            # a run of seconds
-    python experiments/temporal_resolution.py --test results/temporal_resolution/snn_lif_dt25/best.pt
+    python experiments/temporal_resolution.py --test results/temporal_resolution/snn_lif_dt75/best.pt
 
 The sweep (the dataset's ``sweep`` section of the config) keeps either the number of frames T (``fixed:
 frames``, He et al.'s choice: the covered span T x dt follows dt) or the covered span (``fixed: span``: T =
