@@ -51,6 +51,8 @@ LOW_PRECISION = [
 SUM_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.float64: (1e-9, 1e-9),
     torch.float32: (2e-3, 1e-3),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (5e-2, 5e-2),
 }
 
 

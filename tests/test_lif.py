@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,11 +20,11 @@ from conftest import (
     DEVICES,
     KERNEL_BACKEND,
     LOW_PRECISION,
-    TOLERANCES,
     BatchFirst,
     assert_close,
     eager_and_compiled_step,
 )
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import snn_cuda
 from snn_cuda import surrogate as surrogates
@@ -33,14 +34,18 @@ RESETS = ("hard", "soft", "none")
 
 
 def make_case(gen, T, state_shape, dtype, *, per_element, trace, with_state):
-    """Random inputs well spread around the threshold; parameters per element or scalar."""
+    """Random inputs well spread around the threshold; parameters per element (True), 0-dim tensors (False) or
+    Python numbers ("number": the kernels' path without parameter gradients)."""
     x = (torch.rand((T, *state_shape), generator=gen, dtype=torch.float64) * 1.6 - 0.3).to(dtype)
-    if per_element:
+    if per_element is True:
         alpha = torch.rand(state_shape[-1:], generator=gen, dtype=torch.float64) * 0.9 + 0.05
         theta = torch.rand(state_shape[-1:], generator=gen, dtype=torch.float64) * 0.6 + 0.7
-    else:
+    elif per_element is False:
         alpha = torch.tensor(0.6, dtype=torch.float64)
         theta = torch.tensor(0.9, dtype=torch.float64)
+    else:
+        assert per_element == "number"
+        alpha, theta = 0.6, 0.9
     v0 = (torch.rand(state_shape, generator=gen, dtype=torch.float64) - 0.5).to(dtype) if with_state else None
     r0 = None
     if with_state and trace:
@@ -57,14 +62,15 @@ def run_both(device, x, alpha, theta, v0, r0, *, reference_dtype=None, **options
     for backend in (KERNEL_BACKEND[device], "torch"):
         dtype = x.dtype if backend != "torch" or reference_dtype is None else reference_dtype
         leaves = [t.detach().to(device=device, dtype=dtype if i in (0, 3, 4) else t.dtype).requires_grad_()
-                  if t is not None else None for i, t in enumerate((x, alpha, theta, v0, r0))]  # fmt: skip
+                  if isinstance(t, torch.Tensor) else t for i, t in enumerate((x, alpha, theta, v0, r0))]  # fmt: skip
         xl, al, tl, vl, rl = leaves
         spikes, (v_last, r_last) = snn_cuda.lif(
             xl, alpha=al, theta=tl, v0=vl, r0=rl, return_state=True, backend=backend, **options
         )
         w = torch.linspace(-1, 1, spikes.numel(), dtype=torch.float64, device=device).view(spikes.shape)
         loss = (spikes.double() * w).sum() + (v_last.double() ** 2).sum() + 0.5 * r_last.double().sum()
-        present = {k: t for k, t in zip(("x", "alpha", "theta", "v0", "r0"), leaves, strict=True) if t is not None}
+        present = {k: t for k, t in zip(("x", "alpha", "theta", "v0", "r0"), leaves, strict=True)
+                   if isinstance(t, torch.Tensor)}  # fmt: skip
         grads = torch.autograd.grad(loss, list(present.values()), allow_unused=True)
         named = dict(zip(present, grads, strict=True))
         results.append({"spikes": spikes, "v_last": v_last, "r_last": r_last, **named})
@@ -85,42 +91,89 @@ def compare(results, dtype, summed=()):
         assert_close(name, fused[name], ref[name], dtype, summed=name in summed)
 
 
+# Outputs and gradients that belong to one neuron ([T, *S] or [*S]); the parameters' gradients sum over neurons.
+PER_NEURON = ("x", "v0", "r0", "v_last", "r_last")
+
+
+def compare_agreeing(results, dtype, summed=(), *, max_flipped, tolerances=None):
+    """``compare`` for inputs in float32 or 16 bits, where h can round to the other side of theta than in the
+    reference: a flipped spike sends that neuron's trajectory (and its gradients) legitimately elsewhere. At most
+    ``max_flipped`` of the neurons may flip; on the others every per-neuron output and gradient is compared, and
+    the parameters' gradients (sums over all neurons) when none flipped. ``tolerances``: per name, (rtol, atol)
+    instead of the table's."""
+    fused, ref = results
+    agree = (fused["spikes"] == ref["spikes"].to(fused["spikes"].dtype)).all(dim=0)
+    flipped = 1 - agree.double().mean().item()
+    print(f"neurons with a flipped spike: {flipped:.2e}")
+    assert flipped <= max_flipped
+    assert set(fused) == set(ref)
+    for name in fused:
+        if name == "spikes" or (name not in PER_NEURON and flipped > 0):
+            continue
+        if ref[name] is None:
+            assert fused[name] is None or not fused[name].any(), f"{name}: gradient where the reference has none"
+            continue
+        actual, expected = fused[name], ref[name]
+        if name in PER_NEURON:
+            actual, expected = actual[..., agree], expected[..., agree]
+        if tolerances and name in tolerances:
+            rtol, atol = tolerances[name]
+            torch.testing.assert_close(actual.double(), expected.double(), rtol=rtol, atol=atol,
+                                       msg=lambda m, name=name: f"{name}: {m}")  # fmt: skip
+        else:
+            assert_close(name, actual, expected, dtype, summed=name in summed)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("surrogate", surrogates.NAMES)
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize("trace", [False, True])
 @pytest.mark.parametrize("reset", RESETS)
-def test_every_configuration_matches_reference(gen, device, reset, trace, detach_reset, surrogate):
-    x, alpha, theta, v0, r0 = make_case(gen, 7, (3, 5), torch.float64, per_element=True, trace=trace,
-                                        with_state=True)  # fmt: skip
-    results = run_both(
-        device, x, alpha, theta, v0, r0, reset=reset, v_reset=-0.1, gamma=0.8 if trace else None, rho=0.7,
-        detach_reset=detach_reset, surrogate=surrogate,
-    )  # fmt: skip
-    compare(results, torch.float64)
+@pytest.mark.parametrize("T", [1, 2, 7, 257])
+def test_every_configuration_matches_reference(gen, device, T, reset, trace, detach_reset, surrogate):
+    """Every reset x trace x detach x surrogate, at several lengths, with per-feature, scalar-tensor and number
+    parameters, the surrogate's default width and another (a width the op dropped would show), float64 and
+    float32."""
+    options = dict(reset=reset, v_reset=-0.1, gamma=0.8 if trace else None, rho=0.7, detach_reset=detach_reset,
+                   surrogate=surrogate)  # fmt: skip
+    # (dtype, parameters, surrogate width over its default): each parameter kind and width in each dtype
+    variants = [(torch.float64, True, None), (torch.float64, True, 1.7), (torch.float64, False, None),
+                (torch.float64, "number", 1.7), (torch.float32, True, None), (torch.float32, False, 1.7),
+                (torch.float32, "number", None), (torch.float32, "number", 1.7)]  # fmt: skip
+    for dtype, per_element, param_scale in variants:
+        surrogate_param = None if param_scale is None else surrogates.DEFAULT_PARAM[surrogate] * param_scale
+        x, alpha, theta, v0, r0 = make_case(gen, T, (3, 5), dtype, per_element=per_element, trace=trace,
+                                            with_state=True)  # fmt: skip
+        results = run_both(device, x, alpha, theta, v0, r0, surrogate_param=surrogate_param, **options)
+        if dtype == torch.float64:
+            compare(results, dtype, summed=("alpha", "theta"))
+        else:
+            compare_agreeing(results, dtype, summed=("alpha", "theta"), max_flipped=0.2)
+
+
+LENGTHS = (1, 2, 7, 64, 257)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("per_element", [False, True])
-@pytest.mark.parametrize("T", [1, 2, 7, 64, 257])
-def test_lengths_dtypes_and_parameter_shapes(gen, device, T, per_element, dtype):
-    trace = T % 2 == 1  # alternate the trace so both settings meet every length
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("T", LENGTHS)
+def test_lengths_dtypes_and_parameter_shapes(gen, device, T, trace, with_state, per_element, dtype):
+    """More neurons than the configuration test, each length with and without trace and initial state; the reset,
+    surrogate and detach cycle with those axes so every length meets each reset and several surrogates."""
+    k = LENGTHS.index(T) * 4 + trace * 2 + with_state
+    options = dict(reset=RESETS[k % 3], surrogate=surrogates.NAMES[k % 6], detach_reset=k // 3 % 2 == 1,
+                   gamma=0.9 if trace else None)  # fmt: skip
     x, alpha, theta, v0, r0 = make_case(gen, T, (2, 33), dtype, per_element=per_element, trace=trace,
-                                        with_state=T != 2)  # fmt: skip
-    results = run_both(device, x, alpha, theta, v0, r0, reset="soft", gamma=0.9 if trace else None,
-                       surrogate="atan")  # fmt: skip
-    fused, ref = results
-    # Spikes flip only where h sits within rounding of theta; with inputs in float32 the two may differ there.
-    flipped = (fused["spikes"] != ref["spikes"]).double().mean().item()
-    print(f"flipped spike fraction {flipped:.2e}")
+                                        with_state=with_state)  # fmt: skip
+    results = run_both(device, x, alpha, theta, v0, r0, **options)
     summed = ("alpha", "theta")  # sums over t, and over all elements when the parameters are scalars
     if dtype == torch.float64:
         compare(results, dtype, summed)
     else:
-        assert flipped < 1e-3
-        if flipped == 0:
-            compare(results, dtype, summed)
+        compare_agreeing(results, dtype, summed, max_flipped=0.05)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -133,19 +186,36 @@ def test_many_neurons_span_blocks_and_threads(gen, device):
 
 
 @pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
-def test_low_precision_against_float32_reference(gen, device, dtype):
-    """16-bit storage, float32 compute (half and bfloat16, CPU and CUDA)."""
-    x, alpha, theta, v0, r0 = make_case(gen, 32, (4, 256), dtype, per_element=True, trace=False, with_state=False)
-    results = run_both(device, x, alpha, theta, v0, r0, reference_dtype=torch.float32, reset="hard")
-    fused, ref = results
-    flipped = (fused["spikes"].float() != ref["spikes"]).float().mean().item()
-    print(f"flipped spike fraction {flipped:.2e}")
-    assert flipped < 0.02
-    rtol, atol = TOLERANCES[dtype]
-    # Gradients of flipped trajectories differ legitimately: compare where both agree on every spike.
-    same = (fused["spikes"].float() == ref["spikes"]).all(dim=0)
-    assert same.float().mean() > 0.5
-    torch.testing.assert_close(fused["x"].float()[:, same], ref["x"].float()[:, same], rtol=rtol, atol=atol * 10)
+@pytest.mark.parametrize("surrogate", surrogates.NAMES)
+@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("reset", RESETS)
+def test_low_precision_matches_reference(gen, device, dtype, reset, trace, surrogate):
+    """16-bit storage, float32 compute (half and bfloat16, CPU and CUDA): the reference computes so too and
+    decides the spike on h rounded to 16 bits as the kernels do, so the spikes and final states are equal. The
+    kernels' backward also reads h as stored (for v_reset - h and the v[t-1] of the alpha gradient), where the
+    reference differentiates its float32 h: each gradient is within 16 roundings to 16 bits of its largest value,
+    and 99 % of its elements within 3 (over 50 seeds of every case: at most 5.1, and over 3 for at most
+    0.4 % of the elements)."""
+    x, alpha, theta, v0, r0 = make_case(gen, 32, (4, 256), dtype, per_element=True, trace=trace, with_state=True)
+    fused, ref = run_both(device, x, alpha, theta, v0, r0, reset=reset, gamma=0.8 if trace else None,
+                          surrogate=surrogate)  # fmt: skip
+    assert torch.equal(fused["spikes"], ref["spikes"])
+    for name in ("v_last", "r_last"):
+        assert_close(name, fused[name], ref[name], dtype)
+    for name in ("x", "alpha", "theta", "v0", "r0") if trace else ("x", "alpha", "theta", "v0"):
+        assert_within_roundings(name, fused[name], ref[name], dtype)
+
+
+def assert_within_roundings(name, actual, expected, dtype):
+    """Every element within 16 roundings to ``dtype`` of the largest finite |expected|, 99 % of them within 3.
+    Equal elements count as exact, infinities included (a float16 gradient can overflow in both)."""
+    actual, expected = actual.double(), expected.double()
+    unit = torch.finfo(dtype).eps * expected[expected.isfinite()].abs().max().item()
+    assert unit > 0, name
+    error = torch.where(actual == expected, 0.0, (actual - expected).abs() / unit).nan_to_num(nan=math.inf)
+    print(f"{name}: max error {error.max().item():.2f} roundings, over 3 for {(error > 3).double().mean():.2%}")
+    assert error.max() <= 16, name
+    assert (error > 3).double().mean() <= 0.01, name
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -185,14 +255,34 @@ def test_parameters_reach_the_kernels_over_the_shortest_trailing_shape(values, e
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_threshold_ties_do_not_fire(device):
-    """h == theta exactly gives no spike (strict '>'), one ulp above does, in every backend."""
-    theta = 0.75
-    above = math.nextafter(theta, 2.0)
-    x = torch.tensor([[theta, above, 0.0, theta]], dtype=torch.float64, device=device)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("theta_kind", ["number", "tensor"])
+def test_threshold_ties_do_not_fire(device, dtype, reset, theta_kind):
+    """h == theta exactly gives no spike (strict '>'), one ulp (of x's dtype) above does, in every backend, for a
+    number theta and a per-element tensor (alpha = 0: h[t] = x[t] exactly, in every dtype)."""
+    value = 0.75  # in [0.5, 1): one ulp is eps / 2
+    above = value + torch.finfo(dtype).eps / 2
+    x = torch.tensor([[value, above], [0.0, value], [above, above]], dtype=dtype, device=device)
+    theta = value if theta_kind == "number" else torch.full((2,), value, dtype=torch.float64, device=device)
     for backend in (KERNEL_BACKEND[device], "torch"):
-        spikes = snn_cuda.lif(x, alpha=0.0, theta=theta, reset="hard", backend=backend)
-        assert spikes.tolist() == [[0.0, 1.0, 0.0, 0.0]], backend
+        spikes = snn_cuda.lif(x, alpha=0.0, theta=theta, reset=reset, backend=backend)
+        assert spikes.tolist() == [[0.0, 1.0], [0.0, 0.0], [1.0, 1.0]], backend
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_rectangular_window_is_open(device):
+    """rectangular(w): 1/w where |u| < w/2, 0 at |u| = w/2 exactly (models.md), in every backend."""
+    theta, width = 0.5, 0.5
+    edge = theta + width / 2
+    inside = [math.nextafter(edge, 0.0), math.nextafter(theta - width / 2, 1.0)]
+    x = torch.tensor([edge, theta - width / 2, *inside], dtype=torch.float64, device=device)[:, None]
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        xl = x.clone().requires_grad_()
+        # alpha = 0 and no reset: each step's gradient is its own surrogate, 1/w or 0
+        snn_cuda.lif(xl, alpha=0.0, theta=theta, reset="none", surrogate="rectangular", surrogate_param=width,
+                     backend=backend).sum().backward()  # fmt: skip
+        assert xl.grad.flatten().tolist() == [0.0, 0.0, 1 / width, 1 / width], backend
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -444,11 +534,17 @@ def test_module_state_kept_under_inference_mode_trains_on(gen, backend):
 
 
 def test_module_learns_per_feature_parameters(gen):
-    layer = snn_cuda.LIF((5,), learn_alpha=True, learn_theta=True, backend="cpp")
-    x = torch.rand(8, 3, 5, generator=gen) * 2
-    layer(x).sum().backward()
-    assert layer.alpha.grad.shape == (5,) and layer.theta.grad.shape == (5,)
-    assert layer.theta.grad.abs().sum() > 0
+    """Per-feature learnable alpha and theta get the gradients of the same module on the reference."""
+    x = torch.rand(8, 3, 5, generator=gen, dtype=torch.float64) * 2
+    grads = []
+    for backend in ("cpp", "torch"):
+        layer = snn_cuda.LIF((5,), learn_alpha=True, learn_theta=True, backend=backend).double()
+        layer(x).sum().backward()
+        assert layer.alpha.grad.shape == (5,) and layer.theta.grad.shape == (5,)
+        grads.append((layer.alpha.grad, layer.theta.grad))
+    assert grads[0][1].abs().sum() > 0 and grads[0][0].abs().sum() > 0
+    for name, fused, ref in zip(("alpha", "theta"), *grads, strict=True):
+        assert_close(name, fused, ref, torch.float64, summed=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -483,11 +579,34 @@ def test_autocast_runs_the_16_bit_kernels(gen, dtype):
         torch.testing.assert_close(g, plain, rtol=0, atol=0)
 
 
-def test_no_grad_call_stores_nothing_and_matches():
-    x = torch.rand(9, 4, 7) * 2
-    with torch.no_grad():
-        fast = snn_cuda.lif(x, backend="cpp")
-    assert torch.equal(fast, snn_cuda.lif(x, backend="torch"))
+class RecordLifForward(TorchDispatchMode):
+    """Records the h output of every snn_cuda::lif_fwd call (empty when the op saves nothing for a backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.h_sizes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.ops.snn_cuda.lif_fwd.default:
+            self.h_sizes.append(out[3].numel())
+        return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_no_grad_call_stores_nothing_and_matches(device):
+    """Under no_grad the op keeps no graph and writes no h for a backward, even for inputs that require grad."""
+    x = (torch.rand(9, 4, 7, device=device) * 2).requires_grad_()
+    alpha = torch.full((7,), 0.5, device=device, requires_grad=True)
+    with torch.no_grad(), RecordLifForward() as record:
+        fast = snn_cuda.lif(x, alpha=alpha, backend=KERNEL_BACKEND[device])
+    assert record.h_sizes == [0]
+    assert fast.grad_fn is None and not fast.requires_grad
+    assert torch.equal(fast, snn_cuda.lif(x.detach(), alpha=alpha.detach(), backend="torch"))
+    if device == "cuda":  # the CUDA kernel's backward reads h: with grad enabled it is written
+        with RecordLifForward() as record:
+            snn_cuda.lif(x, alpha=alpha, backend="cuda")
+        assert record.h_sizes == [x.numel()]
 
 
 def test_auto_backend_and_forced_reference(monkeypatch):
@@ -528,6 +647,9 @@ def test_auto_backend_and_forced_reference(monkeypatch):
         (dict(v0=torch.zeros(4, 5)), ValueError, "v0 must have shape"),
         (dict(v0=torch.zeros(2, 4, dtype=torch.float64)), TypeError, "v0 has dtype"),
         (dict(r0=torch.zeros(2, 4)), ValueError, "r0 is given but gamma is None"),
+        (dict(r0=torch.zeros(4, 2), gamma=0.5), ValueError, "r0 must have shape"),
+        (dict(r0=torch.zeros(2, 4, dtype=torch.float64), gamma=0.5), TypeError, "r0 has dtype"),
+        (dict(theta=torch.ones(4, dtype=torch.int64)), TypeError, "theta must be a floating-point tensor"),
         (dict(backend="gpu"), ValueError, "backend must be one of"),
         (dict(backend="cuda"), ValueError, "backend='cuda' runs on cuda tensors"),
         # Numbers that are finite as Python floats but not in float32, where x is computed: 0 or inf there.
@@ -686,25 +808,48 @@ print(torch.backends.cpu.get_cpu_capability())
 """
 
 
-def test_instruction_set_builds_agree_bitwise(tmp_path):
+# The processor flags each build needs (csrc/cpu/isa.h, best_supported_isa): the kernels run a build the processor
+# lacks as the widest one it has, while torch still reports the capability asked for.
+ISA_FLAGS = {"avx2": {"f16c", "avx2"}, "avx512": {"f16c", "avx512f", "avx512vl", "avx512bw", "avx512dq"}}
+
+
+def cpu_flags() -> set[str]:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+
+
+def isa_outputs(capability: str, folder: Path) -> list[torch.Tensor]:
+    path = folder / f"{capability}.pt"
+    env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
+    done = subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(path)], env=env, capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    used = done.stdout.strip().splitlines()[-1]
+    assert used == capability.upper(), f"ATEN_CPU_CAPABILITY={capability} ran {used}"
+    return torch.load(path)
+
+
+@pytest.fixture(scope="module")
+def baseline_isa_outputs(tmp_path_factory):
+    return isa_outputs("default", tmp_path_factory.mktemp("isa"))
+
+
+@pytest.mark.parametrize("capability", sorted(ISA_FLAGS))
+def test_instruction_set_builds_agree_bitwise(capability, baseline_isa_outputs, tmp_path):
     """The CPU kernels are compiled per instruction set (baseline, AVX2, AVX-512; ATEN_CPU_CAPABILITY picks, as
-    for PyTorch itself): every build this processor runs gives bitwise identical spikes, states and gradients, in
-    float32, float64, float16 and bfloat16, of the LIF op in every configuration and of the IIR op (whose kernels
-    run at most AVX2)."""
-    results = {}
-    for capability in ("default", "avx2", "avx512"):
-        path = tmp_path / f"{capability}.pt"
-        env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
-        done = subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(path)], env=env, capture_output=True,
-                              text=True, check=True)  # fmt: skip
-        used = done.stdout.strip().splitlines()[-1]
-        print(f"ATEN_CPU_CAPABILITY={capability}: ran {used}")
-        results[used] = torch.load(path)
-    assert "DEFAULT" in results
-    reference = results["DEFAULT"]
-    for used, outputs in results.items():
-        for a, b in zip(outputs, reference, strict=True):
-            assert torch.equal(a, b), f"{used} differs from the baseline build"
+    for PyTorch itself): each build this processor runs gives bitwise the baseline build's spikes, states and
+    gradients, in float32, float64, float16 and bfloat16, of the LIF op in every configuration and of the IIR op
+    (whose kernels run at most AVX2). A build the processor cannot run is skipped, naming the missing flags."""
+    flags = cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags: cannot tell which builds this processor runs")
+    missing = ISA_FLAGS[capability] - flags
+    if missing:
+        pytest.skip(f"this processor lacks {', '.join(sorted(missing))}: the {capability} build cannot run here")
+    for a, b in zip(isa_outputs(capability, tmp_path), baseline_isa_outputs, strict=True):
+        assert torch.equal(a, b), f"the {capability} build differs from the baseline build"
 
 
 def test_import_without_the_extension_falls_back_with_one_warning():

@@ -33,7 +33,8 @@ def lif(
 
     Args:
         x: input current ``[T, *S]``, time-major.
-        alpha: membrane decay, a float in [0, 1] or a tensor broadcasting against ``S`` (learnable).
+        alpha: membrane decay, a float in [0, 1] or a tensor broadcasting against ``S`` (learnable; a tensor's
+            values are not range-checked, which would wait for the device).
         theta: firing threshold, a float or a tensor broadcasting against ``S`` (learnable).
         reset: "hard" (to ``v_reset``), "soft" (subtract ``theta``) or "none".
         v_reset: the hard-reset potential.

@@ -114,15 +114,21 @@ def lif(
         detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
         return_state=return_state,
     )  # fmt: skip
-    alpha_, theta_ = (p.to(x.dtype) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
-    v = c.v0 if c.v0 is not None else x.new_zeros(x.shape[1:])
-    r = c.r0 if c.r0 is not None else x.new_zeros(x.shape[1:])
+    # 16-bit storage is computed in float32, the state kept in float32 between steps, and the spike decided (and
+    # its surrogate taken) on h rounded to the storage dtype, as the kernels store h for their backward (README).
+    storage = x.dtype
+    compute = torch.float32 if storage in (torch.float16, torch.bfloat16) else storage
+    alpha_, theta_ = (p.to(compute) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
+    v = c.v0.to(compute) if c.v0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
+    r = c.r0.to(compute) if c.r0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     spikes = []
     # x.unbind(0), not x[t]: autograd turns each x[t] into a zero-filled [T, *S] gradient, which makes the
     # backward quadratic in T; unbind's backward is one stack.
-    for x_t in x.unbind(0):
+    for x_t in x.to(compute).unbind(0):
         h = alpha_ * v + x_t - r
-        s = surrogates.spike(h - theta_, c.surrogate, c.surrogate_param)
+        # The rounding's value, with the gradient of h itself (h + (rounded - h) is exactly the rounded h).
+        h_fire = h if compute == storage else h + (h.to(storage).to(compute) - h).detach()
+        s = surrogates.spike(h_fire - theta_, c.surrogate, c.surrogate_param)
         s_reset = s.detach() if c.detach_reset else s
         if c.reset == "hard":
             v = (1 - s_reset) * h + s_reset * c.v_reset
@@ -133,5 +139,5 @@ def lif(
         if c.gamma is not None:
             r = c.gamma * r + c.rho * s_reset
         spikes.append(s)
-    out = torch.stack(spikes)
-    return (out, (v, r)) if return_state else out
+    out = torch.stack(spikes).to(storage)
+    return (out, (v.to(storage), r.to(storage))) if return_state else out
