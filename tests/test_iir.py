@@ -29,7 +29,10 @@ from snn_cuda.ops import _backend
 
 # x: [T, B, C, H, W]; each coefficient layout broadcasts against the trailing shape (B, C, H, W).
 STATE_SHAPE = (2, 3, 4, 5)
-COEFFICIENT_SHAPES = {"scalar": None, "per_feature": (5,), "per_channel": (3, 1, 1), "per_element": (3, 4, 5)}
+# "scalar": Python numbers (no gradient); "scalar_tensor": 0-dim tensors, whose gradient sums over every element;
+# "per_neuron": the whole state shape, batch included.
+COEFFICIENT_SHAPES = {"scalar": None, "scalar_tensor": (), "per_feature": (5,), "per_channel": (3, 1, 1),
+                      "per_element": (3, 4, 5), "per_neuron": STATE_SHAPE}  # fmt: skip
 LEAVES = ("x", "a1", "a2", "b", "p1", "p2")
 
 
@@ -124,11 +127,13 @@ def test_matches_reference(gen, device, dtype, T, coefficient_shape, with_state,
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_p2_without_p1_and_state_gradients_alone(gen, device):
-    """p[-2] given alone (p[-1] = 0), and a loss on the final states only (no gradient reaches p itself)."""
+    """p[-2] given alone (p[-1] = 0), p[-1] alone (p[-2] = 0), and a loss on the final states only (no gradient
+    reaches p itself)."""
     for T in (1, 2, 5):
-        x, a1, a2, b, _, p2 = make_case(gen, T, torch.float64, coefficient_shape=(5,), first_order=False,
-                                        with_state=True)  # fmt: skip
+        x, a1, a2, b, p1, p2 = make_case(gen, T, torch.float64, coefficient_shape=(5,), first_order=False,
+                                         with_state=True)  # fmt: skip
         compare(run_both(device, (x, a1, a2, b, None, p2)), torch.float64)
+        compare(run_both(device, (x, a1, a2, b, p1, None)), torch.float64)
         grads = []
         for backend in (KERNEL_BACKEND[device], "torch"):
             xl = x.to(device).requires_grad_()
