@@ -181,7 +181,7 @@ def test_associative_memory_needs_matching_output_size_and_loss(memory, tmp_path
         memory.main(["--config", str(bad), "--smoke", "--quiet", "--out", str(tmp_path / "out")])
 
 
-@pytest.mark.parametrize("name", ["associative_memory_quick.yaml", "associative_memory_iir2020.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("associative_memory_*.yaml")))
 def test_associative_memory_configs_build_their_models(memory, name):
     config = load_config(CONFIGS / name)
     assert config["training"]["loss"] == "sequence_mse"
@@ -289,7 +289,7 @@ def test_temporal_resolution_on_nmnist(resolution, synthetic_data, tmp_path):
     assert checkpoint["model_config"]["input_shape"] == [2, side, side]
 
 
-@pytest.mark.parametrize("name", ["temporal_resolution_quick.yaml", "temporal_resolution_he2020.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("temporal_resolution_*.yaml")))
 def test_temporal_resolution_configs_build_their_models(resolution, name):
     config = load_config(CONFIGS / name)
     for dataset, data in config["datasets"].items():
