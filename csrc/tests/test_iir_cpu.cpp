@@ -173,11 +173,14 @@ void check_against_naive(const Problem& q, snn::cpu::CpuIsa isa) {
 
 void test_kernels_against_naive_loop_and_derivatives() {
   std::mt19937 rng(2024);
+  int cases = 0;
   for (int64_t T : {1, 2, 3, 7, 40}) {
     for (bool second_order : {false, true}) {
       for (bool with_state : {false, true}) {
-        // Coefficients per element, and repeating with a period that blocks and ranges cut across.
-        const int64_t P = with_state ? 0 : 600;
+        // Coefficients per element, one for all, and repeating with a period that blocks and ranges cut across;
+        // cycling with the 20 cases, each order x state pair meets each layout.
+        const int64_t periods[] = {0, 1, 600};
+        const int64_t P = periods[cases++ % 3];
         const Problem q = random_problem(rng, T, snn::cpu::kBlock + 45, second_order, with_state, P);
         // N = kBlock + 45 misaligns most rows for the streaming stores.
         for_each_store_mode([&](bool) {
@@ -251,8 +254,12 @@ void test_float_storage_keeps_precision_over_long_sequences() {
   relative(single.p, exact.p, half_ulp, "float p");
   relative(single.grad_x, exact.grad_x, half_ulp, "float grad x");
   relative(single.grad_p1, exact.grad_p1, half_ulp, "float grad p1");
+  relative(single.grad_p2, exact.grad_p2, half_ulp, "float grad p2");
+  relative(single.p_last, exact.p_last, half_ulp, "float p_last");
+  relative(single.p_before_last, exact.p_before_last, half_ulp, "float p_before_last");
   // Coefficient gradients sum over t in double from float-rounded p and x: within a few float roundings.
   relative(single.grad_a1, exact.grad_a1, 1e-6, "float grad a1");
+  relative(single.grad_a2, exact.grad_a2, 1e-6, "float grad a2");
   relative(single.grad_b, exact.grad_b, 1e-6, "float grad b");
   std::printf("float storage, T = 1000, slow poles: worst relative error %.2e\n", worst);
 }
