@@ -20,11 +20,14 @@
 #   suite   the whole pytest suite (CPU tests too), for a machine with time to spare
 #
 # With the device tool (15 minutes of device time per task, 10 per command, a warm machine kept for 30 s after a
-# call): run `build test ctest sanitize` in one command and `bench` in the next, at once, so the build is still
-# there, then `layers` and `peers` if time is left (no run has timed the stages yet: stages.txt records them).
+# call): run `build test ctest` in one command and `sanitize bench` in the next, at once, so the builds are still
+# there, then `layers` and `peers` if time is left. Timed on the 2-core build machine (torch 2.11.0+cu130, no GPU;
+# the CUDA tests skip there): the extension's build is bound by its 16-bit CPU kernels (260-290 s a translation
+# unit, whatever the cores; the .cu files take 12 s), the GPU tests' CMake build likewise (413 s with 2 jobs), so
+# `build` runs the two side by side; no GPU run has timed the test stages yet (stages.txt records them).
 # OUTDIR holds more than the 8 files that come back, so pack it, and bound the script below the command's limit
 # so the packing still runs if a stage hangs (each stage also stops after STAGE_TIMEOUT seconds, default 420):
-#   timeout 540 scripts/run_on_gpu.sh /tmp/gpu build test ctest sanitize; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
+#   timeout 540 scripts/run_on_gpu.sh /tmp/gpu build test ctest; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
 # The GPU image has pytest, ninja, CMake, matplotlib and PyYAML but none of the peer libraries: for `peers`, make
 # their wheels here first (`make peer-wheels`, into .whl/, which git ignores: name .whl in the device tool's carry);
 # the stage installs them into /tmp/snn_cuda_peers.
@@ -71,12 +74,35 @@ if [ -z "${CUDA_HOME:-}" ] && [ -f /usr/local/cuda/include/cuda_runtime.h ]; the
 { nvidia-smi; nvcc --version; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; \
   git log -1 --format='commit %H %s' 2>/dev/null; } >"$out/device.txt" 2>&1
 cuda_arch=${arch/./}
-build_gpu_tests="cmake -S . -B build/gpu -DCMAKE_CUDA_ARCHITECTURES=${cuda_arch%%[^0-9]*} >/dev/null && \
-  cmake --build build/gpu -j $MAX_JOBS --target test_lif_gpu test_iir_gpu >/dev/null"
+gpu_tests_build() {  # gpu_tests_build JOBS: the command that builds the C++ GPU tests (ctest, sanitize)
+  echo "cmake -S . -B build/gpu -DCMAKE_CUDA_ARCHITECTURES=${cuda_arch%%[^0-9]*} >/dev/null && \
+    cmake --build build/gpu -j $1 --target test_lif_gpu test_iir_gpu >/dev/null"
+}
+build_gpu_tests=$(gpu_tests_build "$MAX_JOBS")
+# Both builds take about 5 minutes whatever the cores (on 2 cores: the 16-bit CPU kernels' translation units,
+# compiled by each, 260-290 s apiece), so when ctest or sanitize will run, the build stage starts the GPU tests'
+# CMake build in the background on half the cores and the extension's on the other half: they overlap.
+gpu_tests_pid=""
+wants_gpu_tests=false
+for stage in "${stages[@]}"; do [[ $stage == ctest || $stage == sanitize ]] && wants_gpu_tests=true; done
+wait_for_gpu_tests_build() {
+  [ -n "$gpu_tests_pid" ] || return 0
+  # A build that failed or ran past STAGE_TIMEOUT: the stage's own build goes on from the objects it finished.
+  wait "$gpu_tests_pid" || echo "the background build of the GPU tests did not finish (gpu_tests_build.log): building on"
+  gpu_tests_pid=""
+}
 for stage in "${stages[@]}"; do
   case $stage in
     build)
-      step build env SNN_CUDA_BUILD_CUDA=1 $PY setup.py build_ext --inplace
+      jobs=$MAX_JOBS
+      if $wants_gpu_tests; then
+        jobs=$(((MAX_JOBS + 1) / 2))
+        other=$((MAX_JOBS - jobs > 0 ? MAX_JOBS - jobs : 1))
+        timeout --kill-after=10 "${STAGE_TIMEOUT:-420}" bash -c "$(gpu_tests_build $other)" \
+          >"$out/gpu_tests_build.log" 2>&1 &
+        gpu_tests_pid=$!
+      fi
+      step build env SNN_CUDA_BUILD_CUDA=1 MAX_JOBS=$jobs $PY setup.py build_ext --inplace
       step info $PY -m snn_cuda.info
       # A library that built but does not load (or lacks its CUDA kernels) would make every CUDA test skip and
       # the test stage pass: fail here, naming why.
@@ -88,8 +114,10 @@ torch.cuda.is_available()) if missing else print('all CUDA kernels registered');
       # SNN_CUDA_REQUIRE_CUDA: the suite errors instead of skipping its CUDA cases when the kernels are absent
       step pytest_cuda env SNN_CUDA_REQUIRE_CUDA=1 $PY -m pytest -q -ra -m cuda "${parallel[@]}" tests ;;
     ctest)
+      wait_for_gpu_tests_build
       step ctest bash -c "$build_gpu_tests && ctest --test-dir build/gpu --output-on-failure -R _gpu" ;;
     sanitize)
+      wait_for_gpu_tests_build
       # Under gVisor compute-sanitizer refuses the device ("Device not supported", error 999): a skip, not a failure.
       step sanitize bash -c "$build_gpu_tests && for test in test_lif_gpu test_iir_gpu; do \
         compute-sanitizer --tool memcheck --error-exitcode 1 build/gpu/\$test 2>&1 | tee /tmp/sanitize_\$test.log; \
