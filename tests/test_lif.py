@@ -650,6 +650,11 @@ def test_auto_backend_and_forced_reference(monkeypatch):
         (dict(r0=torch.zeros(4, 2), gamma=0.5), ValueError, "r0 must have shape"),
         (dict(r0=torch.zeros(2, 4, dtype=torch.float64), gamma=0.5), TypeError, "r0 has dtype"),
         (dict(theta=torch.ones(4, dtype=torch.int64)), TypeError, "theta must be a floating-point tensor"),
+        # Another device than x's (meta stands in for a GPU on CPU-only machines: the same check).
+        (dict(alpha=torch.ones(4, device="meta")), ValueError, "alpha is on meta but x is on cpu"),
+        (dict(theta=torch.ones(4, device="meta")), ValueError, "theta is on meta but x is on cpu"),
+        (dict(v0=torch.zeros(2, 4, device="meta")), ValueError, "v0 is on meta but x is on cpu"),
+        (dict(r0=torch.zeros(2, 4, device="meta"), gamma=0.5), ValueError, "r0 is on meta but x is on cpu"),
         (dict(backend="gpu"), ValueError, "backend must be one of"),
         (dict(backend="cuda"), ValueError, "backend='cuda' runs on cuda tensors"),
         # Numbers that are finite as Python floats but not in float32, where x is computed: 0 or inf there.
