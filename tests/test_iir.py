@@ -148,10 +148,15 @@ def test_p2_without_p1_and_state_gradients_alone(gen, device):
 
 
 @pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
-def test_low_precision(gen, device, dtype):
+@pytest.mark.parametrize("coefficient_shape", ["per_feature", "per_neuron"])
+@pytest.mark.parametrize("T", [1, 7, 64, 300])
+def test_low_precision(gen, device, dtype, T, coefficient_shape):
     """16-bit storage (half and bfloat16, CPU and CUDA), float32 compute, against the reference on the same
-    rounded inputs."""
-    case = make_case(gen, 64, dtype, coefficient_shape=(5,), first_order=False, with_state=True)
+    rounded inputs. (Not a 0-dim coefficient: its gradient sums every element's q p, with p read as stored in 16
+    bits, and cancels to a fraction of its terms' size, so no tolerance relative to it would be both safe and
+    tight; float32 and float64 test it.)"""
+    case = make_case(gen, T, dtype, coefficient_shape=COEFFICIENT_SHAPES[coefficient_shape], first_order=False,
+                     with_state=True)  # fmt: skip
     fused, ref = run_both(device, case)
     for name in fused:
         # Coefficient gradients are sums over T and the batch: compare them relative to their size.
@@ -222,10 +227,11 @@ def test_poles_near_one_stay_precise_in_float32(gen, device):
 
 
 def test_gradcheck():
-    """The op is linear in x, p1, p2 and polynomial in the coefficients: gradcheck every input, both orders."""
+    """The op is linear in x, p1, p2 and polynomial in the coefficients: gradcheck every input, both orders, with
+    coefficients per feature, 0-dim and per neuron."""
     gen = torch.Generator().manual_seed(0)
-    for first_order in (False, True):
-        x, a1, a2, b, p1, p2 = make_case(gen, 6, torch.float64, coefficient_shape=(5,), first_order=first_order,
+    for first_order, shape in itertools.product((False, True), ((5,), (), (2, 5))):
+        x, a1, a2, b, p1, p2 = make_case(gen, 6, torch.float64, coefficient_shape=shape, first_order=first_order,
                                          with_state=True, state_shape=(2, 5))  # fmt: skip
         leaves = [t.requires_grad_() for t in (x, a1, b, p1, p2)] + ([] if first_order else [a2.requires_grad_()])
 
