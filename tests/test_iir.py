@@ -578,7 +578,9 @@ def test_snn_iir_layers_shapes_and_gradients(gen):
     for layer, x, out_shape in (
         (linear, torch.rand(10, 3, 12, generator=gen) * 4, (10, 3, 6)),
         (conv, torch.rand(5, 2, 2, 8, 8, generator=gen) * 4, (5, 2, 4, 8, 8)),
-        (pooled, torch.rand(5, 2, 2, 8, 8, generator=gen) * 4, (5, 2, 4, 4, 4)),
+        # Max-pooled inputs drive harder: at * 4 a few seeds in a thousand fired every spike (mean 0.73-0.99 over
+        # 200 seeds); at * 1.5 the mean stays within 0.25-0.62.
+        (pooled, torch.rand(5, 2, 2, 8, 8, generator=gen) * 1.5, (5, 2, 4, 4, 4)),
     ):
         spikes = excitatory_weights(layer, gen)(x)
         assert spikes.shape == out_shape
