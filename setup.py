@@ -43,9 +43,10 @@ def _want_cuda() -> bool:
     return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
 
 
-# The torch ops and the torch-free CPU kernels (csrc/cpu/kernels_<dtype>.cpp: one translation unit per dtype, so
-# the build compiles them in parallel).
-CPU_SOURCES = [s for s in _sources("csrc/torch/*.cpp") if not s.endswith("_cuda_ops.cpp")] + _sources("csrc/cpu/*.cpp")
+# The torch ops and the torch-free CPU kernels (csrc/cpu/instances/: units of similar compile time, which the build
+# compiles in parallel; cpu/lif_cpu.h says how they are split).
+CPU_SOURCES = [s for s in _sources("csrc/torch/*.cpp") if not s.endswith("_cuda_ops.cpp")]
+CPU_SOURCES += _sources("csrc/cpu/instances/*.cpp")
 CUDA_GLUE_SOURCES = _sources("csrc/torch/*_cuda_ops.cpp")
 CUDA_KERNEL_SOURCES = _sources("csrc/cuda/*.cu")
 # C++20: the torch 2.13 headers use C++20 features (they warn under C++17).

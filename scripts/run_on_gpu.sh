@@ -21,10 +21,10 @@
 #
 # With the device tool (15 minutes of device time per task, 10 per command, a warm machine kept for 30 s after a
 # call): run `build test ctest` in one command and `sanitize bench` in the next, at once, so the builds are still
-# there, then `layers` and `peers` if time is left. Timed on the 2-core build machine (torch 2.11.0+cu130, no GPU;
-# the CUDA tests skip there): the extension's build is bound by its 16-bit CPU kernels (260-290 s a translation
-# unit, whatever the cores; the .cu files take 12 s), the GPU tests' CMake build likewise (413 s with 2 jobs), so
-# `build` runs the two side by side; no GPU run has timed the test stages yet (stages.txt records them).
+# there, then `layers` and `peers` if time is left. Both the extension and the GPU tests' CMake build compile the
+# CPU kernels, about 9 CPU-minutes on the 2-core build machine in units of at most 80 s (csrc/cpu/instances; each
+# .cu file takes 12 s), so `build` runs the two side by side; no GPU run has timed the stages yet (stages.txt
+# records them).
 # OUTDIR holds more than the 8 files that come back, so pack it, and bound the script below the command's limit
 # so the packing still runs if a stage hangs (each stage also stops after STAGE_TIMEOUT seconds, default 420):
 #   timeout 540 scripts/run_on_gpu.sh /tmp/gpu build test ctest; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
@@ -79,8 +79,7 @@ gpu_tests_build() {  # gpu_tests_build JOBS: the command that builds the C++ GPU
     cmake --build build/gpu -j $1 --target test_lif_gpu test_iir_gpu >/dev/null"
 }
 build_gpu_tests=$(gpu_tests_build "$MAX_JOBS")
-# Both builds take about 5 minutes whatever the cores (on 2 cores: the 16-bit CPU kernels' translation units,
-# compiled by each, 260-290 s apiece), so when ctest or sanitize will run, the build stage starts the GPU tests'
+# Both builds compile the CPU kernels, so when ctest or sanitize will run, the build stage starts the GPU tests'
 # CMake build in the background on half the cores and the extension's on the other half: they overlap.
 gpu_tests_pid=""
 wants_gpu_tests=false

@@ -218,7 +218,7 @@ void iir_backward_range(const IirBackwardArgs<scalar_t, acc_t>& a, int64_t n_beg
   });
 }
 
-// Compiled once per storage type in kernels_<dtype>.cpp, as the LIF kernels (lif_cpu.h).
+// Compiled once per storage type in cpu/instances/<dtype>_iir.cpp, as the LIF kernels (lif_cpu.h says why).
 #define SNN_IIR_CPU_KERNELS(prefix, scalar_t, acc_t)                                                             \
   prefix void iir_forward_range<scalar_t, acc_t>(const IirForwardArgs<scalar_t, acc_t>&, int64_t, int64_t,      \
                                                  CpuIsa);                                                        \

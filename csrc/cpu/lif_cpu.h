@@ -276,39 +276,54 @@ void lif_forward_range(const LifForwardArgs<scalar_t, acc_t>& a, int64_t n_begin
   });
 }
 
-// Backward over neurons [n_begin, n_end), compiled for `isa`; alpha and theta gradients are written when
-// grad_alpha is non-null. With a.h null, h is recomputed from x, v0 and r0.
-template <typename scalar_t, typename acc_t>
-void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
-                        CpuIsa isa = best_supported_isa()) {
-  dispatch_reset(a.config.reset, [&](auto reset) {
-    dispatch_bool(a.config.trace, [&](auto trace) {
-      dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
-        dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
-          run_with_isa(isa, [&](auto isa_built) SNN_ALWAYS_INLINE {
-            lif_backward_block_range<decltype(isa_built)::value, scalar_t, acc_t, decltype(reset)::value,
-                                     decltype(trace)::value, decltype(surrogate)::value,
-                                     decltype(param_grads)::value>(a, n_begin, n_end);
-          });
+// Backward over neurons [n_begin, n_end) for one reset mode, compiled for `isa`. lif_backward_range below picks
+// the mode; this level exists so that each mode's kernels can be compiled in a translation unit of their own.
+template <typename scalar_t, typename acc_t, ResetMode kReset>
+void lif_backward_range_for_reset(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
+                                  CpuIsa isa) {
+  dispatch_bool(a.config.trace, [&](auto trace) {
+    dispatch_surrogate(a.config.surrogate, [&](auto surrogate) {
+      dispatch_bool(a.grad_alpha != nullptr, [&](auto param_grads) {
+        run_with_isa(isa, [&](auto isa_built) SNN_ALWAYS_INLINE {
+          lif_backward_block_range<decltype(isa_built)::value, scalar_t, acc_t, kReset, decltype(trace)::value,
+                                   decltype(surrogate)::value, decltype(param_grads)::value>(a, n_begin, n_end);
         });
       });
     });
   });
 }
 
+// Backward over neurons [n_begin, n_end), compiled for `isa`; alpha and theta gradients are written when
+// grad_alpha is non-null. With a.h null, h is recomputed from x, v0 and r0.
+template <typename scalar_t, typename acc_t>
+void lif_backward_range(const LifBackwardArgs<scalar_t, acc_t>& a, int64_t n_begin, int64_t n_end,
+                        CpuIsa isa = best_supported_isa()) {
+  dispatch_reset(a.config.reset, [&](auto reset) {
+    lif_backward_range_for_reset<scalar_t, acc_t, decltype(reset)::value>(a, n_begin, n_end, isa);
+  });
+}
+
 // The kernels for the storage / compute pairs the torch ops and the tests use are compiled once, in
-// kernels_<dtype>.cpp (one translation unit per storage type, which builds compile in parallel), rather than in
-// every file that calls them: instantiated for every configuration and instruction set, they are most of the
-// build time. Other pairs instantiate where they are called, as usual.
-#define SNN_LIF_CPU_KERNELS(prefix, scalar_t, acc_t)                                                             \
+// cpu/instances/ (rather than in every file that calls them): instantiated for every configuration and instruction
+// set, they are most of the build time. A build compiles its translation units in parallel, each on one core, so
+// none should dwarf the others: per storage type, the LIF forward, the IIR kernels, and the LIF backward once per
+// reset mode (the backward's six surrogates make it the bulk: as one unit, float16's took 250 s to compile on the
+// build machine, split by reset mode 80 s each). Other storage / compute pairs instantiate where they are called.
+#define SNN_LIF_CPU_FORWARD_KERNELS(prefix, scalar_t, acc_t)                                                     \
   prefix void lif_forward_range<scalar_t, acc_t>(const LifForwardArgs<scalar_t, acc_t>&, int64_t, int64_t,      \
-                                                 CpuIsa);                                                        \
-  prefix void lif_backward_range<scalar_t, acc_t>(const LifBackwardArgs<scalar_t, acc_t>&, int64_t, int64_t,    \
-                                                  CpuIsa);
-SNN_LIF_CPU_KERNELS(extern template, float, LifCompute<float>)
-SNN_LIF_CPU_KERNELS(extern template, double, LifCompute<double>)
-SNN_LIF_CPU_KERNELS(extern template, bfloat16, LifCompute<bfloat16>)
-SNN_LIF_CPU_KERNELS(extern template, float16, LifCompute<float16>)
+                                                 CpuIsa);
+#define SNN_LIF_CPU_BACKWARD_KERNELS(prefix, scalar_t, acc_t, reset)                                             \
+  prefix void lif_backward_range_for_reset<scalar_t, acc_t, ResetMode::reset>(                                  \
+      const LifBackwardArgs<scalar_t, acc_t>&, int64_t, int64_t, CpuIsa);
+#define SNN_LIF_CPU_EXTERN_KERNELS(scalar_t, acc_t)                                                              \
+  SNN_LIF_CPU_FORWARD_KERNELS(extern template, scalar_t, acc_t)                                                  \
+  SNN_LIF_CPU_BACKWARD_KERNELS(extern template, scalar_t, acc_t, hard)                                           \
+  SNN_LIF_CPU_BACKWARD_KERNELS(extern template, scalar_t, acc_t, soft)                                           \
+  SNN_LIF_CPU_BACKWARD_KERNELS(extern template, scalar_t, acc_t, none)
+SNN_LIF_CPU_EXTERN_KERNELS(float, LifCompute<float>)
+SNN_LIF_CPU_EXTERN_KERNELS(double, LifCompute<double>)
+SNN_LIF_CPU_EXTERN_KERNELS(bfloat16, LifCompute<bfloat16>)
+SNN_LIF_CPU_EXTERN_KERNELS(float16, LifCompute<float16>)
 
 }  // namespace cpu
 }  // namespace snn

@@ -1,0 +1,5 @@
+// bfloat16 storage: the IIR filter kernels (cpu/lif_cpu.h says why the kernels are split into these units).
+#include "../iir_cpu.h"
+namespace snn::cpu {
+SNN_IIR_CPU_KERNELS(template, bfloat16, IirCompute<bfloat16>)
+}  // namespace snn::cpu

@@ -1,0 +1,5 @@
+// float16 storage: the LIF backward, reset "none" (cpu/lif_cpu.h says why the kernels are split into these units).
+#include "../lif_cpu.h"
+namespace snn::cpu {
+SNN_LIF_CPU_BACKWARD_KERNELS(template, float16, LifCompute<float16>, none)
+}  // namespace snn::cpu

@@ -1,0 +1,5 @@
+// float32 storage: the LIF backward, reset "hard" (cpu/lif_cpu.h says why the kernels are split into these units).
+#include "../lif_cpu.h"
+namespace snn::cpu {
+SNN_LIF_CPU_BACKWARD_KERNELS(template, float, LifCompute<float>, hard)
+}  // namespace snn::cpu
