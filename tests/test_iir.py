@@ -19,6 +19,7 @@ from conftest import (
     TOLERANCES,
     BatchFirst,
     assert_close,
+    assert_within_roundings,
     eager_and_compiled_step,
 )
 from torch import nn
@@ -165,6 +166,31 @@ def test_low_precision(gen, device, dtype, T, coefficient_shape):
         diff = (fused[name].float() - ref[name].float()).abs().max().item()
         print(f"{name}: max |diff| = {diff:.3e} (scale {scale:.3e})")
         torch.testing.assert_close(fused[name].float(), ref[name].float(), rtol=rtol, atol=atol * scale)
+
+
+@pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
+@pytest.mark.parametrize("T", [1, 2, 7, 300])
+def test_low_precision_reference_computes_as_the_kernels(gen, device, dtype, T):
+    """The reference run on 16-bit inputs computes in float32 with the state kept in float32, as the kernels do:
+    the same sums in the same order, so p and both final states are equal. The gradients differ by a few 16-bit
+    roundings (the kernels' backward reads p as stored)."""
+    x, a1, a2, b, p1, p2 = make_case(gen, T, dtype, coefficient_shape=STATE_SHAPE, first_order=False,
+                                     with_state=True)  # fmt: skip
+    weights = torch.randn(x.shape, generator=gen).to(device)
+    results = []
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        leaves = [v.to(device).requires_grad_() for v in (x, a1, a2, b, p1, p2)]
+        p, (p_last, p_before_last) = snn_cuda.iir_filter(*leaves[:4], p1=leaves[4], p2=leaves[5],
+                                                         return_state=True, backend=backend)  # fmt: skip
+        assert p.dtype == p_last.dtype == p_before_last.dtype == dtype
+        loss = (p.float() * weights).sum() + p_last.float().sum() - 0.5 * p_before_last.float().sum()
+        results.append(((p, p_last, p_before_last), torch.autograd.grad(loss, leaves)))
+    (fused_out, fused_grads), (ref_out, ref_grads) = results
+    for name, fused, ref in zip(("p", "p_last", "p_before_last"), fused_out, ref_out, strict=True):
+        assert torch.equal(fused, ref), f"{name}: {(fused != ref).sum().item()} elements differ"
+    for name, fused, ref in zip(LEAVES, fused_grads, ref_grads, strict=True):
+        assert fused.dtype == ref.dtype, name
+        assert_within_roundings(f"grad {name}", fused, ref, dtype)
 
 
 @pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)

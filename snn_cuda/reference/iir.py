@@ -63,15 +63,19 @@ def iir_filter(
     ``p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]`` with ``p[-1] = p1``, ``p[-2] = p2`` (zeros when None).
     """
     c = check_iir_args(x, a1, a2, b, p1, p2, return_state)
-    a1_, a2_, b_ = (v.to(x.dtype) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
-    p_prev = c.p1 if c.p1 is not None else x.new_zeros(x.shape[1:])
-    p_prev2 = c.p2 if c.p2 is not None else x.new_zeros(x.shape[1:])
+    # 16-bit storage is computed in float32 with the state kept in float32 between steps, as the kernels do (README).
+    storage = x.dtype
+    compute = torch.float32 if storage in (torch.float16, torch.bfloat16) else storage
+    a1_, a2_, b_ = (v.to(compute) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
+    p_prev = c.p1.to(compute) if c.p1 is not None else x.new_zeros(x.shape[1:], dtype=compute)
+    p_prev2 = c.p2.to(compute) if c.p2 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     outputs = []
-    for x_t in x.unbind(0):  # not x[t], whose backward is quadratic in T (see reference/lif.py)
+    for x_t in x.to(compute).unbind(0):  # not x[t], whose backward is quadratic in T (see reference/lif.py)
         p = a1_ * p_prev + a2_ * p_prev2 + b_ * x_t
         outputs.append(p)
         p_prev2, p_prev = p_prev, p
-    out = torch.stack(outputs)
-    if p_prev2 is c.p1:  # T = 1: p_before_last is p1; a copy, as the kernels return, not the caller's tensor
-        p_prev2 = p_prev2.clone()
-    return (out, (p_prev, p_prev2)) if return_state else out
+    out = torch.stack(outputs).to(storage)
+    p_last, p_before_last = p_prev.to(storage), p_prev2.to(storage)
+    if p_before_last is c.p1:  # T = 1: p_before_last is p1; a copy, as the kernels return, not the caller's tensor
+        p_before_last = p_before_last.clone()
+    return (out, (p_last, p_before_last)) if return_state else out
