@@ -103,9 +103,18 @@ def compare(results, dtype, summed=(), *, max_flipped=0.0):
             assert fused[name] is None or not fused[name].any(), f"{name}: gradient where the reference has none"
             continue
         actual, expected = fused[name], ref[name]
+        if name in ("x", "v0", "r0"):
+            # dL/dx[t] is the adjoint dL/dh[t], a sum the backward carries from the last step to the first: its
+            # rounding error grows with the largest adjoint it passed through, and gradients can grow by orders of
+            # magnitude over hundreds of steps. So these are compared relative to the largest |dL/dx| at t and
+            # after (over the whole sequence for v0 and r0, reached after t = 0), at least 1, with the tolerance
+            # for sums. (Measured in float32 at T = 257 over 400 seeded cases: median 1e-6, max 1.1e-4 of it.)
+            adjoint = ref["x"].abs().flip(0).cummax(0).values.flip(0).clamp(min=1)
+            scale = adjoint if name == "x" else adjoint[0]
+            actual, expected = actual / scale, expected / scale
         if flipped > 0:
             actual, expected = actual[..., agree], expected[..., agree]
-        assert_close(name, actual, expected, dtype, summed=name in summed)
+        assert_close(name, actual, expected, dtype, summed=name in summed or name in ("x", "v0", "r0"))
 
 
 @pytest.mark.parametrize("device", DEVICES)
