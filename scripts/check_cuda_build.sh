@@ -7,7 +7,9 @@
 #
 #   scripts/check_cuda_build.sh [WORKDIR]       (default /tmp/snn_cuda_cuda_build; needs nvcc matching CUDA_TORCH)
 #
-# It downloads torch with its CUDA libraries (several GB, from the package index) once into WORKDIR/venv.
+# It downloads torch with its CUDA libraries (several GB, from the package index) once into WORKDIR/venv, a venv of
+# BASE_PYTHON (default python3). The GPU machines run Python 3.12: with BASE_PYTHON pointing to a 3.12 (and a
+# WORKDIR of its own) the check runs under their Python too.
 set -euo pipefail
 work=${1:-/tmp/snn_cuda_cuda_build}
 CUDA_TORCH=${CUDA_TORCH:-torch==2.11.0}
@@ -15,7 +17,7 @@ ARCH=${TORCH_CUDA_ARCH_LIST:-9.0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$work"
 if [ ! -x "$work/venv/bin/python" ]; then
-  python3 -m venv "$work/venv"
+  "${BASE_PYTHON:-python3}" -m venv "$work/venv"
   "$work/venv/bin/pip" install --quiet "$CUDA_TORCH" numpy "setuptools>=69,<82" wheel ninja pybind11 pytest tqdm \
     pyyaml matplotlib scikit-learn
 fi

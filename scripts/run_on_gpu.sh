@@ -6,7 +6,10 @@
 #   scripts/run_on_gpu.sh OUTDIR [STAGE ...]
 #
 # Stages, in the order given (default: build test ctest bench layers):
-#   build   the extension with its CUDA kernels, in place (TORCH_CUDA_ARCH_LIST defaults to the local GPU's)
+#   build   the extension with its CUDA kernels, in place (TORCH_CUDA_ARCH_LIST defaults to the local GPU's), then
+#           the checks of `loaded`
+#   loaded  that the extension in place loads and registers every CUDA kernel: after `build`, or instead of it for
+#           a library built on another machine and carried here (see below)
 #   test    the pytest cases marked cuda (every op against the reference on the GPU, opcheck, compile); the rest of
 #           the suite runs on every CPU CI and is not repeated here
 #   ctest   the C++ CUDA-vs-CPU kernel tests (test_lif_gpu, test_iir_gpu), built alone with CMake
@@ -25,6 +28,13 @@
 # CPU kernels, about 9 CPU-minutes on the 2-core build machine in units of at most 80 s (csrc/cpu/instances; each
 # .cu file takes 12 s), so `build` runs the two side by side; no GPU run has timed the stages yet (stages.txt
 # records them).
+# `build` can be done before the lease, at no device time: on the build machine, with BASE_PYTHON set to a Python
+# 3.12 (the GPU machines'; there /root/.pyenv/versions/3.12.1/bin/python3.12),
+#   scripts/check_cuda_build.sh /tmp/snn_cuda_cuda_build_py312
+# builds the extension against their torch 2.11.0+cu130 (9 minutes on 2 cores, download included). Copy its
+# tree/snn_cuda/_C.cpython-312-x86_64-linux-gnu.so (14 MB, built from the commit to test) into snn_cuda/, name it in
+# the device tool's carry, and run `loaded test ctest` (ctest then builds the GPU tests alone). If `loaded` fails
+# (a torch there that the library does not fit), run `build` after all.
 # OUTDIR holds more than the 8 files that come back, so pack it, and bound the script below the command's limit
 # so the packing still runs if a stage hangs (each stage also stops after STAGE_TIMEOUT seconds, default 420):
 #   timeout 540 scripts/run_on_gpu.sh /tmp/gpu build test ctest; rc=$?; tar -czf $OUT/gpu.tgz -C /tmp gpu; exit $rc
@@ -32,7 +42,7 @@
 # their wheels here first (`make peer-wheels`, into .whl/, which git ignores: name .whl in the device tool's carry);
 # the stage installs them into /tmp/snn_cuda_peers.
 set -uo pipefail
-out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|test|ctest|sanitize|bench|layers|peers|suite ...]}
+out=${1:?usage: scripts/run_on_gpu.sh OUTDIR [build|loaded|test|ctest|sanitize|bench|layers|peers|suite ...]}
 shift
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(build test ctest bench layers)
@@ -92,16 +102,18 @@ wait_for_gpu_tests_build() {
 }
 for stage in "${stages[@]}"; do
   case $stage in
-    build)
-      jobs=$MAX_JOBS
-      if $wants_gpu_tests; then
-        jobs=$(((MAX_JOBS + 1) / 2))
-        other=$((MAX_JOBS - jobs > 0 ? MAX_JOBS - jobs : 1))
-        timeout --kill-after=10 "${STAGE_TIMEOUT:-420}" bash -c "$(gpu_tests_build $other)" \
-          >"$out/gpu_tests_build.log" 2>&1 &
-        gpu_tests_pid=$!
+    build|loaded)
+      if [ "$stage" = build ]; then
+        jobs=$MAX_JOBS
+        if $wants_gpu_tests; then
+          jobs=$(((MAX_JOBS + 1) / 2))
+          other=$((MAX_JOBS - jobs > 0 ? MAX_JOBS - jobs : 1))
+          timeout --kill-after=10 "${STAGE_TIMEOUT:-420}" bash -c "$(gpu_tests_build $other)" \
+            >"$out/gpu_tests_build.log" 2>&1 &
+          gpu_tests_pid=$!
+        fi
+        step build env SNN_CUDA_BUILD_CUDA=1 MAX_JOBS=$jobs $PY setup.py build_ext --inplace
       fi
-      step build env SNN_CUDA_BUILD_CUDA=1 MAX_JOBS=$jobs $PY setup.py build_ext --inplace
       step info $PY -m snn_cuda.info
       # A library that built but does not load (or lacks its CUDA kernels) would make every CUDA test skip and
       # the test stage pass: fail here, naming why.
@@ -140,7 +152,7 @@ torch.cuda.is_available()) if missing else print('all CUDA kernels registered');
     suite)
       step pytest_all $PY -m pytest -q -ra "${parallel[@]}" tests ;;
     *)
-      echo "unknown stage '$stage' (build, test, ctest, sanitize, bench, layers, peers, suite)"
+      echo "unknown stage '$stage' (build, loaded, test, ctest, sanitize, bench, layers, peers, suite)"
       failed+=("$stage") ;;
   esac
 done
