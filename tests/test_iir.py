@@ -63,20 +63,22 @@ def make_case(gen, T, dtype, *, coefficient_shape, first_order, with_state, stat
     return x, a1, a2, b, p1, p2
 
 
-def run_both(device, case):
+def run_both(device, case, *, reference_dtype=torch.float64):
     """Runs kernel and reference on copies of the same leaves; returns outputs and gradients of each.
 
-    The reference runs in float64 on the kernel's (rounded) inputs: it is the exact answer the kernel's result
-    is rounded from, within the kernel dtype's tolerance. (A float32 reference would not do at T = 1000: its own
-    rounding error, accumulated through the filter's gain, exceeds the float32 tolerance.) The loss weighs p and
-    both final states with fixed random weights, so every gradient path is exercised. Python-number coefficients
-    stay numbers (no gradient); tensors become leaves that require grad.
+    By default the reference runs in float64 on the kernel's (rounded) inputs: it is the exact answer the kernel's
+    result is rounded from, within the kernel dtype's tolerance. (A float32 reference would not do at T = 1000: its
+    own rounding error, accumulated through the filter's gain, exceeds the float32 tolerance.) With
+    ``reference_dtype=None`` it runs on the very leaves the kernel gets. The loss weighs p and both final states
+    with fixed weights, so every gradient path is exercised. Python-number coefficients stay numbers (no
+    gradient); tensors become leaves that require grad.
     """
     results = []
     for backend in (KERNEL_BACKEND[device], "torch"):
+        dtype = reference_dtype if backend == "torch" else None
         leaves = [
             value.detach()
-            .to(device=device, dtype=torch.float64 if backend == "torch" else value.dtype)
+            .to(device=device, dtype=dtype or value.dtype)
             .requires_grad_()
             if isinstance(value, torch.Tensor)
             else value
@@ -174,23 +176,16 @@ def test_low_precision_reference_computes_as_the_kernels(gen, device, dtype, T):
     """The reference run on 16-bit inputs computes in float32 with the state kept in float32, as the kernels do:
     the same sums in the same order, so p and both final states are equal. The gradients differ by a few 16-bit
     roundings (the kernels' backward reads p as stored)."""
-    x, a1, a2, b, p1, p2 = make_case(gen, T, dtype, coefficient_shape=STATE_SHAPE, first_order=False,
-                                     with_state=True)  # fmt: skip
-    weights = torch.randn(x.shape, generator=gen).to(device)
-    results = []
-    for backend in (KERNEL_BACKEND[device], "torch"):
-        leaves = [v.to(device).requires_grad_() for v in (x, a1, a2, b, p1, p2)]
-        p, (p_last, p_before_last) = snn_cuda.iir_filter(*leaves[:4], p1=leaves[4], p2=leaves[5],
-                                                         return_state=True, backend=backend)  # fmt: skip
-        assert p.dtype == p_last.dtype == p_before_last.dtype == dtype
-        loss = (p.float() * weights).sum() + p_last.float().sum() - 0.5 * p_before_last.float().sum()
-        results.append(((p, p_last, p_before_last), torch.autograd.grad(loss, leaves)))
-    (fused_out, fused_grads), (ref_out, ref_grads) = results
-    for name, fused, ref in zip(("p", "p_last", "p_before_last"), fused_out, ref_out, strict=True):
-        assert torch.equal(fused, ref), f"{name}: {(fused != ref).sum().item()} elements differ"
-    for name, fused, ref in zip(LEAVES, fused_grads, ref_grads, strict=True):
-        assert fused.dtype == ref.dtype, name
-        assert_within_roundings(f"grad {name}", fused, ref, dtype)
+    case = make_case(gen, T, dtype, coefficient_shape=STATE_SHAPE, first_order=False, with_state=True)
+    fused, ref = run_both(device, case, reference_dtype=None)
+    assert set(fused) == set(ref) == {"p", "p_last", "p_before_last", *(f"grad {name}" for name in LEAVES)}
+    for name, value in fused.items():
+        assert value.dtype == ref[name].dtype, name
+        if name.startswith("grad"):
+            assert_within_roundings(name, value, ref[name], dtype)
+        else:
+            assert value.dtype == dtype, name
+            assert torch.equal(value, ref[name]), f"{name}: {(value != ref[name]).sum().item()} elements differ"
 
 
 @pytest.mark.parametrize(("device", "dtype"), LOW_PRECISION)
