@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import ParamLike, check_bool, check_param, check_sequence, check_state
+from ._precision import compute_dtype
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,9 @@ def iir_filter(
     ``p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]`` with ``p[-1] = p1``, ``p[-2] = p2`` (zeros when None).
     """
     c = check_iir_args(x, a1, a2, b, p1, p2, return_state)
-    # 16-bit storage is computed in float32 with the state kept in float32 between steps, as the kernels do (README).
+    # As the kernels compute (_precision.py): 16-bit storage in float32.
     storage = x.dtype
-    compute = torch.float32 if storage in (torch.float16, torch.bfloat16) else storage
+    compute = compute_dtype(storage)
     a1_, a2_, b_ = (v.to(compute) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
     p_prev = c.p1.to(compute) if c.p1 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     p_prev2 = c.p2.to(compute) if c.p2 is not None else x.new_zeros(x.shape[1:], dtype=compute)

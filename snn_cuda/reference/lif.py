@@ -20,6 +20,7 @@ from .._checks import (
     check_sequence,
     check_state,
 )
+from ._precision import compute_dtype
 
 RESET_MODES = ("hard", "soft", "none")
 
@@ -117,7 +118,7 @@ def lif(
     # 16-bit storage is computed in float32, the state kept in float32 between steps, and the spike decided (and
     # its surrogate taken) on h rounded to the storage dtype, as the kernels store h for their backward (README).
     storage = x.dtype
-    compute = torch.float32 if storage in (torch.float16, torch.bfloat16) else storage
+    compute = compute_dtype(storage)
     alpha_, theta_ = (p.to(compute) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
     v = c.v0.to(compute) if c.v0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     r = c.r0.to(compute) if c.r0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
