@@ -86,9 +86,9 @@ struct LifBuffers {
     const snn::LifConfig<float> config{snn::ResetMode::hard, false, false, snn::Surrogate::atan, 2.0f, 0.0f, 0.0f,
                                        1.0f};
     fwd = {T, N, N, config, x.data(), alpha.data(), theta.data(), nullptr, nullptr, spikes.data(), nullptr,
-           v_last.data(), r_last.data()};
+           v_last.data(), r_last.data(), nullptr};
     bwd = {T, N, N, config, grad_spikes.data(), nullptr, nullptr, nullptr, alpha.data(), theta.data(), nullptr,
-           grad_x.data(), grad_v0.data(), grad_r0.data(), nullptr, nullptr, x.data(), nullptr};
+           grad_x.data(), grad_v0.data(), grad_r0.data(), nullptr, nullptr, x.data(), nullptr, nullptr};
   }
   // forward: read x, write spikes; backward: read grad_spikes and x, write grad_x
   Kernels kernels(snn::cpu::CpuIsa isa) {

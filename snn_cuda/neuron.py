@@ -31,9 +31,11 @@ class LIF(nn.Module):
             (trained as they are; alpha is not clamped), otherwise they are buffers.
         stateful: carry the final state (detached: truncated BPTT) into the next call; ``reset_state()`` clears
             it. Otherwise every call starts from zero.
+        return_membrane: return ``(spikes, v)``, the membrane sequence too (see :func:`snn_cuda.lif`), for
+            instance for a readout layer of non-spiking neurons (``reset="none"`` and a threshold never reached).
         The other options are those of :func:`snn_cuda.lif`.
 
-    Input ``[T, B, *F]``, output spikes of the same shape.
+    Input ``[T, B, *F]``, output spikes of the same shape (and the membrane sequence, with ``return_membrane``).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class LIF(nn.Module):
         surrogate: str = "atan",
         surrogate_param: float | None = None,
         stateful: bool = False,
+        return_membrane: bool = False,
         backend: str = "auto",
     ) -> None:
         super().__init__()
@@ -71,6 +74,7 @@ class LIF(nn.Module):
             surrogate_param=surrogate_param, backend=backend,
         )  # fmt: skip
         self.stateful = check_bool(stateful, "stateful")
+        self.return_membrane = check_bool(return_membrane, "return_membrane")
         self.v: torch.Tensor | None = None
         self.r: torch.Tensor | None = None
 
@@ -84,7 +88,7 @@ class LIF(nn.Module):
         self.v, self.r = apply_to_state(self.v, fn), apply_to_state(self.r, fn)
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if x.dim() < 2:
             raise ValueError(f"LIF expects input of shape [T, B, ...], got shape {tuple(x.shape)}")
         v0 = r0 = None
@@ -96,13 +100,15 @@ class LIF(nn.Module):
                 )
             v0 = carried_state(self.v, x.dtype)
             r0 = carried_state(self.r, x.dtype) if self.options["gamma"] is not None else None
-        spikes, (v_last, r_last) = lif(
-            x, alpha=self.alpha, theta=self.theta, v0=v0, r0=r0, return_state=True, **self.options
-        )
+        spikes, *membrane, (v_last, r_last) = lif(
+            x, alpha=self.alpha, theta=self.theta, v0=v0, r0=r0, return_state=True,
+            return_membrane=self.return_membrane, **self.options,
+        )  # fmt: skip
         if self.stateful:
             self.v, self.r = v_last.detach(), r_last.detach()
-        return spikes
+        return (spikes, *membrane) if self.return_membrane else spikes
 
     def extra_repr(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"alpha_shape={tuple(self.alpha.shape)}, stateful={self.stateful}, {opts}"
+        membrane = ", return_membrane=True" if self.return_membrane else ""
+        return f"alpha_shape={tuple(self.alpha.shape)}, stateful={self.stateful}{membrane}, {opts}"

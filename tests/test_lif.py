@@ -54,10 +54,11 @@ def make_case(gen, T, state_shape, dtype, *, per_element, trace, with_state):
     return x, alpha, theta, v0, r0
 
 
-def run_both(device, x, alpha, theta, v0, r0, *, reference_dtype=None, **options):
+def run_both(device, x, alpha, theta, v0, r0, *, reference_dtype=None, membrane=False, **options):
     """Runs kernel and reference on copies of the same leaves; returns outputs and gradients of each.
 
-    The loss weighs spikes and final states with fixed random weights, so every gradient path is exercised.
+    The loss weighs spikes and final states (and with ``membrane`` the membrane sequence, whose output is then
+    compared as "v") with fixed weights, so every gradient path is exercised.
     """
     results = []
     for backend in (KERNEL_BACKEND[device], "torch"):
@@ -65,21 +66,26 @@ def run_both(device, x, alpha, theta, v0, r0, *, reference_dtype=None, **options
         leaves = [t.detach().to(device=device, dtype=dtype if i in (0, 3, 4) else t.dtype).requires_grad_()
                   if isinstance(t, torch.Tensor) else t for i, t in enumerate((x, alpha, theta, v0, r0))]  # fmt: skip
         xl, al, tl, vl, rl = leaves
-        spikes, (v_last, r_last) = snn_cuda.lif(
-            xl, alpha=al, theta=tl, v0=vl, r0=rl, return_state=True, backend=backend, **options
-        )
+        spikes, *v, (v_last, r_last) = snn_cuda.lif(
+            xl, alpha=al, theta=tl, v0=vl, r0=rl, return_state=True, return_membrane=membrane, backend=backend,
+            **options,
+        )  # fmt: skip
         w = torch.linspace(-1, 1, spikes.numel(), dtype=torch.float64, device=device).view(spikes.shape)
         loss = (spikes.double() * w).sum() + (v_last.double() ** 2).sum() + 0.5 * r_last.double().sum()
+        outputs = {"spikes": spikes, "v_last": v_last, "r_last": r_last}
+        if membrane:
+            outputs["v"] = v[0]
+            loss = loss + (v[0].double() * w.flip(0)).sum()
         present = {k: t for k, t in zip(("x", "alpha", "theta", "v0", "r0"), leaves, strict=True)
                    if isinstance(t, torch.Tensor)}  # fmt: skip
         grads = torch.autograd.grad(loss, list(present.values()), allow_unused=True)
         named = dict(zip(present, grads, strict=True))
-        results.append({"spikes": spikes, "v_last": v_last, "r_last": r_last, **named})
+        results.append({**outputs, **named})
     return results
 
 
 # Outputs and gradients that belong to one neuron ([T, *S] or [*S]); the parameters' gradients sum over neurons.
-PER_NEURON = ("x", "v0", "r0", "v_last", "r_last")
+PER_NEURON = ("x", "v0", "r0", "v_last", "r_last", "v")
 # The gradients the backward carries through time (compare says how they are compared).
 ADJOINTS = ("x", "v0", "r0")
 
@@ -130,18 +136,19 @@ def compare(results, dtype, summed=(), *, max_flipped=0.0):
 def test_every_configuration_matches_reference(gen, device, T, reset, trace, detach_reset, surrogate):
     """Every reset x trace x detach x surrogate, at several lengths, with per-feature, scalar-tensor and number
     parameters, the surrogate's default width and another (a width the op dropped would show), float64 and
-    float32."""
+    float32; the membrane sequence is an output (in the loss) of every other variant."""
     options = dict(reset=reset, v_reset=-0.1, gamma=0.8 if trace else None, rho=0.7, detach_reset=detach_reset,
                    surrogate=surrogate)  # fmt: skip
     # (dtype, parameters, surrogate width over its default): each parameter kind and width in each dtype
     variants = [(torch.float64, True, None), (torch.float64, True, 1.7), (torch.float64, False, None),
                 (torch.float64, "number", 1.7), (torch.float32, True, None), (torch.float32, False, 1.7),
                 (torch.float32, "number", None), (torch.float32, "number", 1.7)]  # fmt: skip
-    for dtype, per_element, param_scale in variants:
+    for k, (dtype, per_element, param_scale) in enumerate(variants):
         surrogate_param = None if param_scale is None else surrogates.DEFAULT_PARAM[surrogate] * param_scale
         x, alpha, theta, v0, r0 = make_case(gen, T, (3, 5), dtype, per_element=per_element, trace=trace,
                                             with_state=True)  # fmt: skip
-        results = run_both(device, x, alpha, theta, v0, r0, surrogate_param=surrogate_param, **options)
+        results = run_both(device, x, alpha, theta, v0, r0, surrogate_param=surrogate_param, membrane=k % 2 == 1,
+                           **options)  # fmt: skip
         compare(results, dtype, summed=("alpha", "theta"), max_flipped=0.0 if dtype == torch.float64 else 0.2)
 
 
@@ -156,13 +163,14 @@ LENGTHS = (1, 2, 7, 64, 257)
 @pytest.mark.parametrize("T", LENGTHS)
 def test_lengths_dtypes_and_parameter_shapes(gen, device, T, trace, with_state, per_element, dtype):
     """More neurons than the configuration test, each length with and without trace and initial state; the reset,
-    surrogate and detach cycle with those axes so every length meets each reset and several surrogates."""
+    surrogate and detach cycle with those axes so every length meets each reset and several surrogates, and the
+    membrane sequence is an output with per-element parameters."""
     k = LENGTHS.index(T) * 4 + trace * 2 + with_state
     options = dict(reset=RESETS[k % 3], surrogate=surrogates.NAMES[k % 6], detach_reset=k // 3 % 2 == 1,
                    gamma=0.9 if trace else None)  # fmt: skip
     x, alpha, theta, v0, r0 = make_case(gen, T, (2, 33), dtype, per_element=per_element, trace=trace,
                                         with_state=with_state)  # fmt: skip
-    results = run_both(device, x, alpha, theta, v0, r0, **options)
+    results = run_both(device, x, alpha, theta, v0, r0, membrane=per_element, **options)
     summed = ("alpha", "theta")  # sums over t, and over all elements when the parameters are scalars
     compare(results, dtype, summed, max_flipped=0.0 if dtype == torch.float64 else 0.05)
 
@@ -186,12 +194,12 @@ def test_low_precision_matches_reference(gen, device, dtype, reset, trace, surro
     kernels' backward also reads h as stored (for v_reset - h and the v[t-1] of the alpha gradient), where the
     reference differentiates its float32 h: each gradient is within 16 roundings to 16 bits of its largest value,
     and 99 % of its elements within 3 (over 50 seeds of every case: at most 5.1, and over 3 for at most
-    0.4 % of the elements)."""
+    0.4 % of the elements). The membrane sequence is an output with the trace."""
     x, alpha, theta, v0, r0 = make_case(gen, 32, (4, 256), dtype, per_element=True, trace=trace, with_state=True)
     fused, ref = run_both(device, x, alpha, theta, v0, r0, reset=reset, gamma=0.8 if trace else None,
-                          surrogate=surrogate)  # fmt: skip
+                          surrogate=surrogate, membrane=trace)  # fmt: skip
     assert torch.equal(fused["spikes"], ref["spikes"])
-    for name in ("v_last", "r_last"):
+    for name in ("v_last", "r_last", "v") if trace else ("v_last", "r_last"):
         assert_close(name, fused[name], ref[name], dtype)
     for name in ("x", "alpha", "theta", "v0", "r0") if trace else ("x", "alpha", "theta", "v0"):
         assert_within_roundings(name, fused[name], ref[name], dtype)
@@ -288,6 +296,40 @@ def test_he_et_al_neuron_by_hand():
         torch.testing.assert_close(xl.grad.flatten(), torch.tensor([2.36, 2.0, 0.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_membrane_sequence_by_hand(device):
+    """The He et al. case above with the membrane sequence as the only output in the loss: v[t] after each step's
+    reset, and the gradient of sum(v) worked out by hand (the spike gradient is then zero)."""
+    x = torch.tensor([0.2, 0.2, 0.5], dtype=torch.float64, device=device).view(3, 1)
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        xl = x.clone().requires_grad_()
+        s, v = snn_cuda.lif(xl, alpha=0.3, theta=0.3, reset="hard", surrogate="rectangular", return_membrane=True,
+                            backend=backend)  # fmt: skip
+        # h = 0.2, 0.26, 0.578; the last fires and resets to v_reset = 0
+        assert s.flatten().tolist() == [0.0, 0.0, 1.0]
+        torch.testing.assert_close(v.flatten().cpu(), torch.tensor([0.2, 0.26, 0.0], dtype=torch.float64))
+        v.sum().backward()
+        # t=2: v = v_reset, dv/dh = 0, and u = 0.278 is outside the window: gh2 = 0.
+        # t=1: gv = 1 (its own) + 0.3 gh2 = 1; gs = gv (v_reset - h1) = -0.26; gh1 = gv + gs * 2 = 0.48.
+        # t=0: gv = 1 + 0.3 * 0.48 = 1.144; gs = 1.144 * -0.2; gh0 = 1.144 + 2 gs = 0.6864.
+        expected = torch.tensor([0.6864, 0.48, 0.0], dtype=torch.float64)
+        torch.testing.assert_close(xl.grad.flatten().cpu(), expected, msg=backend)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_membrane_sequence_ends_in_the_final_state(gen, device):
+    """v[-1] is v_last, in every dtype; asking for the membrane changes neither the spikes nor the final state."""
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
+        x = (torch.rand(9, 3, 70, generator=gen) * 1.6 - 0.3).to(device=device, dtype=dtype)
+        options = dict(alpha=0.7, theta=0.6, reset="soft", gamma=0.8, backend=KERNEL_BACKEND[device])
+        s, v, (v_last, r_last) = snn_cuda.lif(x, return_membrane=True, return_state=True, **options)
+        s_plain, (v_plain, r_plain) = snn_cuda.lif(x, return_state=True, **options)
+        assert v.shape == x.shape and v.dtype == dtype and v.is_contiguous()
+        assert torch.equal(v[-1], v_last)
+        for a, b in ((s, s_plain), (v_last, v_plain), (r_last, r_plain)):
+            assert torch.equal(a, b)
+
+
 def test_snn_iir_neuron_by_hand():
     """snn-iir: v = I - r, spike if v > 1, r = gamma r + s, gaussian surrogate sigma 0.4, reset not detached."""
     gamma = 0.5
@@ -345,11 +387,16 @@ def _opcheck_samples(device):
          None, 1.0, False, "sigmoid", 4.0, True),
         (x.detach().requires_grad_(), alpha[0, 0].clone().requires_grad_(), theta[0, 0].clone(), None, None, "hard",
          0.0, None, 1.0, False, "atan", 2.0, True),
+        # the membrane sequence as an output, with and without a backward to follow
+        (x.detach().requires_grad_(), alpha, theta.detach().requires_grad_(), v0.detach(), None, "soft", 0.0, 0.8,
+         1.0, False, "atan", 2.0, True, True),
+        (x.detach(), alpha.detach(), theta.detach(), None, None, "hard", 0.1, None, 1.0, False, "triangle", 1.0,
+         False, True),
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(8))
 def test_opcheck_forward(device, index):
     torch.library.opcheck(torch.ops.snn_cuda.lif_fwd.default, _opcheck_samples(device)[index])
 
@@ -371,6 +418,8 @@ def test_opcheck_backward(device):
         args = (grad_spikes, torch.randn_like(alpha), None, h_saved, x_saved, a, th, torch.rand_like(alpha), None,
                 "hard", 0.0, None, 1.0, False, "sigmoid", 4.0, param_grads)  # fmt: skip
         torch.library.opcheck(torch.ops.snn_cuda.lif_bwd.default, args)
+        # with a gradient for the membrane sequence (transposed like the second grad_spikes)
+        torch.library.opcheck(torch.ops.snn_cuda.lif_bwd.default, (*args, grads[1].clone()))
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft", "none"])
@@ -391,8 +440,8 @@ def test_cpu_backward_recompute_equals_saved_h(gen, reset, gamma, dtype, T):
     config = (reset, 0.1, gamma, 0.7, False, "atan", 2.0)
     h = torch.ops.snn_cuda.lif_fwd(x, alpha, theta, v0, r0, *config, True)[3]
     grad_spikes, grad_v, grad_r = torch.randn_like(x), torch.randn_like(v0), torch.randn_like(v0)
-    for param_grads in (False, True):
-        common = (alpha, theta, v0, r0, *config, param_grads)
+    for param_grads, grad_v_seq in ((False, None), (True, None), (True, torch.randn_like(x))):
+        common = (alpha, theta, v0, r0, *config, param_grads, grad_v_seq)
         from_h = torch.ops.snn_cuda.lif_bwd(grad_spikes, grad_v, grad_r, h, None, *common)
         from_x = torch.ops.snn_cuda.lif_bwd(grad_spikes, grad_v, grad_r, None, x, *common)
         for a, b in zip(from_h, from_x, strict=True):
@@ -410,11 +459,11 @@ def test_autograd_formula_from_saved_h_equals_recompute(gen):
     weights = torch.randn(9, 3, 5, generator=gen)
     grads = []
     for store_h in (True, False):
-        spikes, v_last, r_last, h = torch.ops.snn_cuda.lif_fwd(
-            x, alpha, theta, v0, r0, "soft", 0.0, 0.8, 0.7, False, "atan", 2.0, store_h
+        spikes, v_last, r_last, h, v = torch.ops.snn_cuda.lif_fwd(
+            x, alpha, theta, v0, r0, "soft", 0.0, 0.8, 0.7, False, "atan", 2.0, store_h, True
         )
         assert h.numel() == (x.numel() if store_h else 0)
-        loss = (spikes * weights).sum() + v_last.sum() + 0.5 * r_last.sum()
+        loss = (spikes * weights).sum() + v_last.sum() + 0.5 * r_last.sum() + (v * weights.flip(0)).sum()
         grads.append(torch.autograd.grad(loss, (x, alpha, theta, v0, r0)))
     for name, a, b in zip(("x", "alpha", "theta", "v0", "r0"), *grads, strict=True):
         assert a.abs().sum() > 0 and torch.equal(a, b), name
@@ -440,6 +489,30 @@ def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), BatchFirst(layer)).to(device)
     x = torch.randn(4, 6, 8, generator=gen).to(device)
     (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, compile_backend)
+    assert torch.equal(eager_out, compiled_out)
+    for a, b in zip(eager_grads, compiled_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+class SpikesAndMembrane(torch.nn.Module):
+    """A Linear then a LIF layer that returns its membrane sequence, both outputs in one tensor."""
+
+    def __init__(self, backend):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 16)
+        self.lif = snn_cuda.LIF((16,), alpha=0.7, theta=0.5, reset="soft", learn_alpha=True, learn_theta=True,
+                                return_membrane=True, backend=backend)  # fmt: skip
+
+    def forward(self, x):
+        return torch.cat(self.lif(self.linear(x)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_of_the_membrane_output_matches_eager(gen, device):
+    """The fake kernel sizes the membrane sequence as the kernel does: compiled, it equals eager, gradients too."""
+    model = SpikesAndMembrane(KERNEL_BACKEND[device]).to(device)
+    x = torch.randn(6, 4, 8, generator=gen).to(device)
+    (eager_out, eager_grads), (compiled_out, compiled_grads) = eager_and_compiled_step(model, x, "aot_eager")
     assert torch.equal(eager_out, compiled_out)
     for a, b in zip(eager_grads, compiled_grads, strict=True):
         torch.testing.assert_close(a, b)
@@ -510,6 +583,34 @@ def test_module_state_kept_under_inference_mode_trains_on(gen, backend):
     tail.sum().backward()
     assert torch.equal(tail, whole[4:])
     assert layer.alpha.grad is not None and not layer.v.is_inference()
+
+
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+def test_module_returns_the_membrane_of_a_readout(gen, backend):
+    """A readout layer of non-spiking neurons (no reset, a threshold never reached): the module returns the spikes
+    (none) and the membrane sequence, which is the leaky integral of the input; its learnable decay trains on a
+    loss of the membrane alone, with the gradient of the same call on the reference, and the carried state
+    continues it across calls. (alpha = 0.75 is exact in the module's float32 parameter.)"""
+    x = torch.rand(6, 2, 4, generator=gen, dtype=torch.float64)
+    readout = snn_cuda.LIF((4,), alpha=0.75, theta=1e9, reset="none", learn_alpha=True, return_membrane=True,
+                           stateful=True, backend=backend).double()  # fmt: skip
+    spikes, v = readout(x)
+    assert not spikes.any()
+    expected, acc = [], torch.zeros(2, 4, dtype=torch.float64)
+    for x_t in x:
+        acc = 0.75 * acc + x_t
+        expected.append(acc)
+    torch.testing.assert_close(v, torch.stack(expected))
+    v.mean().backward()
+    alpha_ref = torch.full((4,), 0.75, dtype=torch.float64, requires_grad=True)
+    _, v_ref = snn_cuda.lif(x, alpha=alpha_ref, theta=1e9, reset="none", return_membrane=True, backend="torch")
+    v_ref.mean().backward()
+    assert (readout.alpha.grad > 0).all()
+    torch.testing.assert_close(readout.alpha.grad, alpha_ref.grad)
+    _, v_next = readout(x)
+    whole = snn_cuda.lif(torch.cat([x, x]), alpha=0.75, theta=1e9, reset="none", return_membrane=True)[1]
+    torch.testing.assert_close(v_next, whole[6:])
+    assert "return_membrane=True" in repr(readout)
 
 
 def test_module_learns_per_feature_parameters(gen):
@@ -644,6 +745,7 @@ def test_auto_backend_and_forced_reference(monkeypatch):
         (dict(x=torch.rand(3, 2, 4, dtype=torch.bfloat16), rho=1e39), ValueError, "rho = .* overflows torch.float32"),
         (dict(detach_reset="no"), TypeError, "detach_reset must be True or False"),
         (dict(return_state=None), TypeError, "return_state must be True or False"),
+        (dict(return_membrane=1), TypeError, "return_membrane must be True or False"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, error, match):
@@ -668,6 +770,7 @@ def test_bad_input_names_the_argument(kwargs, error, match):
         (dict(backend="gpu"), ValueError, "backend must be one of"),
         (dict(learn_alpha="False"), TypeError, "learn_alpha must be True or False, got str"),
         (dict(stateful=1), TypeError, "stateful must be True or False, got int"),
+        (dict(return_membrane="yes"), TypeError, "return_membrane must be True or False, got str"),
     ],
 )
 def test_module_checks_its_options_when_built(kwargs, error, match):
@@ -748,6 +851,9 @@ def test_kernel_checks_arguments_directly():
                                    False)  # fmt: skip
     with pytest.raises(RuntimeError, match="reset must be one of"):
         torch.ops.snn_cuda.lif_fwd(x, good, good, None, None, "up", 0.0, None, 1.0, False, "atan", 2.0, False)
+    with pytest.raises(RuntimeError, match=r"grad_v_seq must have the shape of h \[3, 2, 4\], got \[2, 4\]"):
+        torch.ops.snn_cuda.lif_bwd(torch.rand_like(x), None, None, x, None, good, good, None, None, "hard", 0.0,
+                                   None, 1.0, False, "atan", 2.0, False, good)  # fmt: skip
     with pytest.raises(RuntimeError, match="at least one time step"):
         torch.ops.snn_cuda.lif_fwd(x[:0], good, good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0,
                                    False)  # fmt: skip

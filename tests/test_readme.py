@@ -36,6 +36,10 @@ def test_neuron_example(namespace):
     assert namespace["v_last"].shape == (32, 512)
     spikes.sum().backward()
     assert namespace["alpha"].grad.shape == (512,)
+    # the readout: a membrane sequence, and a module that returns it with the spikes
+    assert namespace["v"].shape == x.shape
+    spikes_out, v_out = namespace["readout"](x)
+    assert not spikes_out.any() and torch.equal(v_out, namespace["v"])
 
 
 def test_filter_example(namespace):

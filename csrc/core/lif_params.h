@@ -36,6 +36,7 @@ struct LifForwardArgs {
   scalar_t* h;            // [T, N] or null: the only tensor saved for backward
   scalar_t* v_last;       // [N]
   scalar_t* r_last;       // [N]
+  scalar_t* v_seq;        // [T, N] or null: the membrane sequence, v[t] after step t's reset
 };
 
 template <typename scalar_t, typename acc_t>
@@ -58,6 +59,7 @@ struct LifBackwardArgs {
   acc_t* grad_theta;            // [N] or null
   const scalar_t* x;            // [T, N], read only when h is null
   const scalar_t* r0;           // [N] or null (zeros), read only when h is null
+  const scalar_t* grad_v_seq;   // [T, N] or null (zeros): dL/dv[t] of the membrane sequence
 };
 
 }  // namespace snn

@@ -5,8 +5,8 @@
 //   s[t] = h[t] > theta
 //   v[t] = hard: (1 - s) h + s v_reset | soft: h - theta s | none: h
 //   r[t] = gamma r[t-1] + rho s[t]          (only with a reset trace, else r = 0)
-// Adjoint, t = T-1 .. 0, with gv = dL/dv[t], gr = dL/dr[t] flowing back from later steps and
-// ds/dh replaced by the surrogate g(h - theta):
+// Adjoint, t = T-1 .. 0, with gv = dL/dv[t], gr = dL/dr[t] flowing back from later steps (plus, when the
+// membrane sequence is an output, its own gradient dL/dv[t]) and ds/dh replaced by the surrogate g(h - theta):
 //   gs = dL/ds[t] (direct) + [not detached] (gv dv/ds + gr rho)
 //   gh = gv dv/dh + gs g;   dL/dx[t] = gh;   dL/dalpha += gh v[t-1];   dL/dtheta += -gs g + gv dv/dtheta
 //   dL/dv[t-1] = alpha gh;  dL/dr[t-1] = gamma gr - gh

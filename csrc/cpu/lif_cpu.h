@@ -44,16 +44,16 @@ SNN_ALWAYS_INLINE inline void load_initial_state(const scalar_t* v0, const scala
 }
 
 // The recurrence over all T steps for one block of len neurons: x rows at x + t * N; spikes (if kStoreS) at
-// s_out + t * N, with streaming stores if stream_s (common.h); h (if kStoreH) at h_out + t * h_stride. v and r
-// hold the state in and out. The forward op stores spikes (and h when a backward will read it); the backward's
+// s_out + t * N, with streaming stores if stream_s (common.h); h (if kStoreH) at h_out + t * h_stride; the
+// membrane sequence (if v_out is non-null) at v_out + t * N. v and r hold the state in and out. The forward op stores spikes (and h when a backward will read it); the backward's
 // recompute stores only h, into a scratch block, so both run literally the same steps and the recomputed h
 // equals the forward's bit for bit.
 template <CpuIsa kIsa, typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreS,
           bool kStoreH>
 SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64_t T, int64_t N, int64_t len,
                                                 const scalar_t* x_block, scalar_t* s_out, bool stream_s,
-                                                scalar_t* h_out, int64_t h_stride, const acc_t* alpha,
-                                                const acc_t* theta, acc_t* v, acc_t* r) {
+                                                scalar_t* h_out, int64_t h_stride, scalar_t* v_out,
+                                                const acc_t* alpha, const acc_t* theta, acc_t* v, acc_t* r) {
   for (int64_t t = 0; t < T; ++t) {
     const scalar_t* SNN_RESTRICT x = x_block + t * N;
     scalar_t* SNN_RESTRICT s_row = kStoreS ? s_out + t * N : nullptr;
@@ -89,6 +89,12 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
           s_chunk.finish(i1 - i0);
           h_chunk.finish(i1 - i0);
         });
+    // The membrane sequence is an optional output: a loop of its own over the row just computed (in cache)
+    // keeps the loop above as it is when it is not asked for.
+    if (v_out) {
+      scalar_t* SNN_RESTRICT v_row = v_out + t * N;
+      for (int64_t i = 0; i < len; ++i) v_row[i] = from_acc<scalar_t>(v[i]);
+    }
   }
 }
 
@@ -109,7 +115,8 @@ SNN_ALWAYS_INLINE inline void lif_forward_block_range(const LifForwardArgs<scala
     load_periodic(a.alpha, a.P, b, len, alpha);
     load_periodic(a.theta, a.P, b, len, theta);
     lif_forward_steps<kIsa, scalar_t, acc_t, kReset, kTrace, true, kStoreH>(
-        c, a.T, N, len, a.x + b, a.spikes + b, stream, kStoreH ? a.h + b : nullptr, N, alpha, theta, v, r);
+        c, a.T, N, len, a.x + b, a.spikes + b, stream, kStoreH ? a.h + b : nullptr, N,
+        a.v_seq ? a.v_seq + b : nullptr, alpha, theta, v, r);
     for (int64_t i = 0; i < len; ++i) {
       a.v_last[b + i] = from_acc<scalar_t>(v[i]);
       a.r_last[b + i] = from_acc<scalar_t>(r[i]);
@@ -159,7 +166,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
       // gv and gr serve as the forward's v and r here; they are set for the backward just below.
       load_initial_state<scalar_t, acc_t, kTrace>(a.v0, a.r0, b, len, gv, gr);
       lif_forward_steps<kIsa, scalar_t, acc_t, kReset, kTrace, false, true>(
-          c, a.T, N, len, a.x + b, nullptr, false, scratch.data(), block, alpha, theta, gv, gr);
+          c, a.T, N, len, a.x + b, nullptr, false, scratch.data(), block, nullptr, alpha, theta, gv, gr);
     }
     for (int64_t i = 0; i < len; ++i) {
       gv[i] = a.grad_v_last ? to_acc<acc_t>(a.grad_v_last[b + i]) : acc_t(0);
@@ -171,6 +178,12 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
       const scalar_t* SNN_RESTRICT gs_in = a.grad_spikes + t * N + b;
       const scalar_t* SNN_RESTRICT h_row = h_block + t * h_stride;
       scalar_t* SNN_RESTRICT gx_out = a.grad_x + t * N + b;
+      if (a.grad_v_seq) {
+        // dL/dv[t] of the membrane sequence joins the gradient carried back to v[t]; a loop of its own, as the
+        // v[t-1] loop below, so that the main loop is the same with or without it.
+        const scalar_t* SNN_RESTRICT gv_in = a.grad_v_seq + t * N + b;
+        for (int64_t i = 0; i < len; ++i) gv[i] += to_acc<acc_t>(gv_in[i]);
+      }
       if (kParamGrads) {
         // v[t-1] for the alpha gradient, in its own loop so the main loop below has no branches.
         if (t > 0) {

@@ -15,11 +15,13 @@
 namespace snn {
 namespace cuda {
 
-// What the backward reads at step t: the spike gradient, and h[t-1] (for v[t-1]; h[t] is carried from step t+1).
+// What the backward reads at step t: the spike gradient, h[t-1] (for v[t-1]; h[t] is carried from step t+1) and
+// the membrane sequence's gradient (0 when it has none).
 template <typename acc_t>
 struct LifBackwardInputs {
   acc_t grad_s;
   acc_t h_prev;
+  acc_t grad_v;
 };
 
 // Arguments by value, as the kernel receives them: a reference to a kernel parameter can cost a copy of the
@@ -34,6 +36,7 @@ SNN_HD void lif_forward_thread(const LifForwardArgs<scalar_t, acc_t> a, int64_t 
   const scalar_t* SNN_RESTRICT x = a.x + n;
   scalar_t* SNN_RESTRICT spikes = a.spikes + n;
   scalar_t* SNN_RESTRICT h_out = a.h ? a.h + n : nullptr;
+  scalar_t* SNN_RESTRICT v_out = a.v_seq ? a.v_seq + n : nullptr;
   batched_time_loop<acc_t>(
       a.T, false, [&](int64_t t) { return to_acc<acc_t>(x[t * a.N]); },
       [&](int64_t t, acc_t x_t) {
@@ -45,6 +48,7 @@ SNN_HD void lif_forward_thread(const LifForwardArgs<scalar_t, acc_t> a, int64_t 
         spikes[t * a.N] = from_acc<scalar_t>(s);
         v = lif_reset(c, h, s, theta);
         r = lif_trace(c, r, s);
+        if (v_out) v_out[t * a.N] = from_acc<scalar_t>(v);
       });
   a.v_last[n] = from_acc<scalar_t>(v);
   a.r_last[n] = from_acc<scalar_t>(r);
@@ -64,14 +68,17 @@ SNN_HD void lif_backward_thread(const LifBackwardArgs<scalar_t, acc_t> a, int64_
   const scalar_t* SNN_RESTRICT h = a.h + n;
   const scalar_t* SNN_RESTRICT grad_s = a.grad_spikes + n;
   scalar_t* SNN_RESTRICT grad_x = a.grad_x + n;
+  const scalar_t* SNN_RESTRICT grad_v = a.grad_v_seq ? a.grad_v_seq + n : nullptr;
   acc_t h_t = to_acc<acc_t>(h[(a.T - 1) * a.N]);
   batched_time_loop<LifBackwardInputs<acc_t>>(
       a.T, true,
       [&](int64_t t) {
         return LifBackwardInputs<acc_t>{to_acc<acc_t>(grad_s[t * a.N]),
-                                        t > 0 ? to_acc<acc_t>(h[(t - 1) * a.N]) : acc_t(0)};
+                                        t > 0 ? to_acc<acc_t>(h[(t - 1) * a.N]) : acc_t(0),
+                                        grad_v ? to_acc<acc_t>(grad_v[t * a.N]) : acc_t(0)};
       },
       [&](int64_t t, const LifBackwardInputs<acc_t>& in) {
+        if (grad_v) gv += in.grad_v;  // not gv + 0 without one: that would turn a -0 into +0
         const acc_t v_prev = t > 0 ? lif_state_from_h(c, in.h_prev, theta) : v0;
         const LifAdjointOut<acc_t> o = lif_adjoint_step(c, alpha, theta, h_t, v_prev, in.grad_s, gv, gr);
         grad_x[t * a.N] = from_acc<scalar_t>(o.grad_x);

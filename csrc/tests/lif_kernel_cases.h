@@ -1,5 +1,6 @@
 // The CUDA LIF kernels against the CPU kernels: every reset mode x trace x detach x surrogate, T = 1 and 17, with
-// and without initial states, final-state gradients and parameter gradients, double, float, bfloat16 and float16
+// and without initial states, final-state gradients, parameter gradients and the membrane sequence (its output
+// and its gradient), double, float, bfloat16 and float16
 // storage (computed in float), parameters per neuron or repeating with a shorter period. Run on a GPU by
 // test_lif_gpu (Executor = CudaExecutor) and through the kernels' per-thread bodies on the CPU by
 // test_cuda_threads_cpu (EmulatedCudaExecutor).
@@ -20,10 +21,11 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<A>& c, int64_t T_, i
                      double tol, std::mt19937& rng) {
   const int64_t N = 1000;
   std::uniform_real_distribution<double> u01(0.0, 1.0);
-  std::vector<S> x(T_ * N), gs(T_ * N), v0(N), r0(N), gv(N), gr(N);
+  std::vector<S> x(T_ * N), gs(T_ * N), gvs(T_ * N), v0(N), r0(N), gv(N), gr(N);
   std::vector<A> alpha(P), theta(P);
   for (auto& e : x) e = from_double<S>(u01(rng) * 1.6 - 0.3);
   for (auto& e : gs) e = from_double<S>(u01(rng) * 2 - 1);
+  for (auto& e : gvs) e = from_double<S>(u01(rng) - 0.5);
   for (int64_t k = 0; k < P; ++k) {
     alpha[k] = A(0.05 + 0.9 * u01(rng));
     theta[k] = A(0.7 + 0.6 * u01(rng));
@@ -34,34 +36,39 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<A>& c, int64_t T_, i
     gv[n] = from_double<S>(u01(rng) - 0.5);
     gr[n] = from_double<S>(u01(rng) - 0.5);
   }
-  // Parameter gradients are wanted exactly when the initial states are given, so both null paths are covered.
+  // Parameter gradients are wanted exactly when the initial states are given, so both null paths are covered; the
+  // membrane sequence (and a gradient for it) in every other case, with either.
   const bool param_grads = with_state;
+  const bool membrane = (T_ + P + with_state) % 2 == 0;
   // CPU
-  std::vector<S> s(T_ * N), h(T_ * N), vl(N), rl(N), gx(T_ * N), gv0(N), gr0(N);
+  std::vector<S> s(T_ * N), h(T_ * N), vl(N), rl(N), vs(T_ * N), gx(T_ * N), gv0(N), gr0(N);
   std::vector<A> ga(N), gt(N);
   snn::LifForwardArgs<S, A> fa{T_, N, P, c, x.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0),
-                               optional_ptr(with_state, r0), s.data(), h.data(), vl.data(), rl.data()};
+                               optional_ptr(with_state, r0), s.data(), h.data(), vl.data(), rl.data(),
+                               optional_ptr(membrane, vs)};
   snn::cpu::lif_forward_range(fa, 0, N);
   snn::LifBackwardArgs<S, A> ba{T_, N, P, c, gs.data(), optional_ptr(with_state, gv), optional_ptr(with_state, gr),
                                 h.data(), alpha.data(), theta.data(), optional_ptr(with_state, v0), gx.data(),
                                 gv0.data(), gr0.data(), optional_ptr(param_grads, ga),
-                                optional_ptr(param_grads, gt), nullptr, nullptr};
+                                optional_ptr(param_grads, gt), nullptr, nullptr, optional_ptr(membrane, gvs)};
   snn::cpu::lif_backward_range(ba, 0, N);
   // Device; its outputs start at zero, so an element the kernel never writes shows.
   using Buffer = typename Executor::template Buffer<S>;
   using ParameterBuffer = typename Executor::template Buffer<A>;
   const std::vector<S> zeros_tn(T_ * N), zeros_n(N);
   const std::vector<A> parameter_zeros(N);
-  Buffer dx(x), dgs(gs), dv0(v0), dr0(r0), dgv(gv), dgr(gr);
-  Buffer ds(zeros_tn), dh(zeros_tn), dvl(zeros_n), drl(zeros_n), dgx(zeros_tn), dgv0(zeros_n), dgr0(zeros_n);
+  Buffer dx(x), dgs(gs), dgvs(gvs), dv0(v0), dr0(r0), dgv(gv), dgr(gr);
+  Buffer ds(zeros_tn), dh(zeros_tn), dvl(zeros_n), drl(zeros_n), dvs(zeros_tn), dgx(zeros_tn), dgv0(zeros_n),
+      dgr0(zeros_n);
   ParameterBuffer dalpha(alpha), dtheta(theta), dga(parameter_zeros), dgt(parameter_zeros);
   snn::LifForwardArgs<S, A> dfa{T_, N, P, c, dx.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0),
-                                optional_ptr(with_state, dr0), ds.ptr, dh.ptr, dvl.ptr, drl.ptr};
+                                optional_ptr(with_state, dr0), ds.ptr, dh.ptr, dvl.ptr, drl.ptr,
+                                optional_ptr(membrane, dvs)};
   device.lif_forward(dfa);
   snn::LifBackwardArgs<S, A> dba{T_, N, P, c, dgs.ptr, optional_ptr(with_state, dgv), optional_ptr(with_state, dgr),
                                  dh.ptr, dalpha.ptr, dtheta.ptr, optional_ptr(with_state, dv0), dgx.ptr,
                                  dgv0.ptr, dgr0.ptr, optional_ptr(param_grads, dga),
-                                 optional_ptr(param_grads, dgt), nullptr, nullptr};
+                                 optional_ptr(param_grads, dgt), nullptr, nullptr, optional_ptr(membrane, dgvs)};
   device.lif_backward(dba);
   device.synchronize();
   // Where the device rounds as the CPU, every value must agree bit for bit, except the gradients of the surrogates
@@ -97,6 +104,11 @@ void lif_kernel_case(Executor& device, const snn::LifConfig<A>& c, int64_t T_, i
   compare_agreeing(dh.to_host(), h, forward_tol, "h");
   compare_agreeing(dvl.to_host(), vl, forward_tol, "v_last");
   compare_agreeing(drl.to_host(), rl, forward_tol, "r_last");
+  if (membrane) {
+    compare_agreeing(dvs.to_host(), vs, forward_tol, "v_seq");
+    // The last step's membrane is the final state.
+    for (int64_t n = 0; n < N; ++n) CHECK(as_double(vs[(T_ - 1) * N + n]) == as_double(vl[n]));
+  }
   compare_agreeing(dgx.to_host(), gx, backward_tol, "grad x");
   compare_agreeing(dgv0.to_host(), gv0, backward_tol, "grad v0");
   compare_agreeing(dgr0.to_host(), gr0, backward_tol, "grad r0");

@@ -77,7 +77,7 @@ int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn:
   const int64_t T = p.T, N = p.N;
   std::vector<double> spikes(T * N), h(T * N), v_last(N), r_last(N);
   snn::LifForwardArgs<double, double> fa{T, N, p.P, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
-                                         p.r0.data(), spikes.data(), h.data(), v_last.data(), r_last.data()};
+                                         p.r0.data(), spikes.data(), h.data(), v_last.data(), r_last.data(), nullptr};
   // Two ranges, so a block boundary and a partial block are both exercised.
   snn::cpu::lif_forward_range(fa, 0, N / 2, isa);
   snn::cpu::lif_forward_range(fa, N / 2, N, isa);
@@ -85,7 +85,7 @@ int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn:
   std::vector<double> gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
   snn::LifBackwardArgs<double, double> ba{T, N, p.P, c, p.gs.data(), p.gv_last.data(), p.gr_last.data(),
                                           h.data(), p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(),
-                                          gv0.data(), gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr};
+                                          gv0.data(), gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr, nullptr};
   snn::cpu::lif_backward_range(ba, 0, N, isa);
 
   const int before = snn_test::failures();
@@ -169,18 +169,18 @@ void test_backward_matches_finite_differences() {
   auto v_last_of = [&](const std::vector<double>& x, const std::vector<double>& alpha) {
     std::vector<double> spikes(T * N), v_last(N), r_last(N);
     snn::LifForwardArgs<double, double> fa{T, N, N, c, x.data(), alpha.data(), p.theta.data(), p.v0.data(),
-                                           nullptr, spikes.data(), nullptr, v_last.data(), r_last.data()};
+                                           nullptr, spikes.data(), nullptr, v_last.data(), r_last.data(), nullptr};
     snn::cpu::lif_forward_range(fa, 0, N);
     return v_last;
   };
   std::vector<double> spikes(T * N), h(T * N), v_last(N), r_last(N);
   snn::LifForwardArgs<double, double> fa{T, N, N, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
-                                         nullptr, spikes.data(), h.data(), v_last.data(), r_last.data()};
+                                         nullptr, spikes.data(), h.data(), v_last.data(), r_last.data(), nullptr};
   snn::cpu::lif_forward_range(fa, 0, N);
   std::vector<double> zeros(T * N, 0.0), ones(N, 1.0), gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
   snn::LifBackwardArgs<double, double> ba{T, N, N, c, zeros.data(), ones.data(), nullptr, h.data(),
                                           p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(), gv0.data(),
-                                          gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr};
+                                          gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr, nullptr};
   snn::cpu::lif_backward_range(ba, 0, N);
   const double eps = 1e-6;
   for (int64_t n = 0; n < N; ++n) {
@@ -209,9 +209,9 @@ void test_float_kernel_matches_double() {
       tf(p.theta.begin(), p.theta.end()), sf(T * N), hf(T * N), vf(N), rf(N);
   std::vector<double> sd(T * N), hd(T * N), vd(N), rd(N);
   snn::LifForwardArgs<float, float> ff{T, N, N, cf, xf.data(), af.data(), tf.data(), nullptr, nullptr,
-                                       sf.data(), hf.data(), vf.data(), rf.data()};
+                                       sf.data(), hf.data(), vf.data(), rf.data(), nullptr};
   snn::LifForwardArgs<double, double> fd{T, N, N, cd, p.x.data(), p.alpha.data(), p.theta.data(), nullptr, nullptr,
-                                         sd.data(), hd.data(), vd.data(), rd.data()};
+                                         sd.data(), hd.data(), vd.data(), rd.data(), nullptr};
   snn::cpu::lif_forward_range(ff, 0, N);
   snn::cpu::lif_forward_range(fd, 0, N);
   int64_t flips = 0;
@@ -254,11 +254,11 @@ void instruction_sets_agree_bitwise() {
         std::vector<scalar_t> s(T * N), h(T * N), vl(N), rl(N), gx(T * N), gv0(N), gr0(N), rgx(T * N);
         std::vector<float> ga(N), gt(N);
         snn::LifForwardArgs<scalar_t, float> fa{T, N, N, c, x.data(), alpha.data(), theta.data(), nullptr, nullptr,
-                                                s.data(), h.data(), vl.data(), rl.data()};
+                                                s.data(), h.data(), vl.data(), rl.data(), nullptr};
         snn::cpu::lif_forward_range(fa, 0, N, isa);
         snn::LifBackwardArgs<scalar_t, float> ba{T, N, N, c, gs.data(), nullptr, nullptr, h.data(), alpha.data(),
                                                  theta.data(), nullptr, gx.data(), gv0.data(), gr0.data(), ga.data(),
-                                                 gt.data(), nullptr, nullptr};
+                                                 gt.data(), nullptr, nullptr, nullptr};
         snn::cpu::lif_backward_range(ba, 0, N, isa);
         // And with h recomputed from x (through the scratch block).
         snn::LifBackwardArgs<scalar_t, float> rb = ba;

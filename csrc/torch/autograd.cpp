@@ -25,13 +25,13 @@ using torch::autograd::variable_list;
 using OptTensor = std::optional<at::Tensor>;
 
 // The ops below the Autograd key. The typed signatures follow the schemas of registration.cpp.
-using LifFwdSignature = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+using LifFwdSignature = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
     const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&, const OptTensor&, std::string,
-    double, std::optional<double>, double, bool, std::string, double, bool);
+    double, std::optional<double>, double, bool, std::string, double, bool, bool);
 using LifBwdSignature = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
     const at::Tensor&, const OptTensor&, const OptTensor&, const OptTensor&, const OptTensor&, const at::Tensor&,
     const at::Tensor&, const OptTensor&, const OptTensor&, std::string, double, std::optional<double>, double,
-    bool, std::string, double, bool);
+    bool, std::string, double, bool, const OptTensor&);
 using IirFwdSignature = std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
                                                                       const OptTensor&, const at::Tensor&,
                                                                       const OptTensor&, const OptTensor&);
@@ -89,11 +89,11 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
                                const at::Tensor& theta, const OptTensor& v0, const OptTensor& r0,
                                const std::string& reset, double v_reset, std::optional<double> gamma, double rho,
                                bool detach_reset, const std::string& surrogate, double surrogate_param,
-                               bool store_h) {
+                               bool store_h, bool store_v_seq) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     variable_list out = to_list(op<LifFwdSignature>("snn_cuda::lif_fwd")
                                     .call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
-                                          surrogate, surrogate_param, store_h));
+                                          surrogate, surrogate_param, store_h, store_v_seq));
     // The only [T, N] tensor kept for the backward is h (store_h) or else the input x, from which the kernel
     // recomputes h; spikes and v[t-1] are recomputed from h.
     ctx->save_for_backward({store_h ? out[3] : at::Tensor(), store_h ? at::Tensor() : x, alpha, theta,
@@ -107,15 +107,16 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
     ctx->saved_data["surrogate_param"] = surrogate_param;
     ctx->saved_data["has_v0"] = v0.has_value();
     ctx->saved_data["has_r0"] = r0.has_value();
-    // h is an internal output (the backward ignores a gradient for it), and without the trace r_last is zeros
-    // that depend on nothing (r0 is refused then): neither takes part in autograd, as in the reference.
-    if (gamma.has_value()) {
-      ctx->mark_non_differentiable({out[3]});
-    } else {
-      ctx->mark_non_differentiable({out[2], out[3]});
-    }
+    // h is an internal output (the backward ignores a gradient for it), without the trace r_last is zeros that
+    // depend on nothing (r0 is refused then), and a membrane sequence not asked for is an empty placeholder: none
+    // of them takes part in autograd, as in the reference.
+    variable_list constant{out[3]};
+    if (!gamma.has_value()) constant.push_back(out[2]);
+    if (!store_v_seq) constant.push_back(out[4]);
+    ctx->mark_non_differentiable(constant);
     // Outputs nobody differentiated get no gradient, not zeros: a [T, N] zero gradient for h (CUDA) would
-    // otherwise be filled on every backward. The kernel reads absent grad_v_last / grad_r_last as zeros.
+    // otherwise be filled on every backward. The kernel reads absent grad_v_last / grad_r_last / grad_v_seq as
+    // zeros.
     ctx->set_materialize_grads(false);
     return out;
   }
@@ -136,9 +137,10 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
         grad_spikes, or_none(grads[1]), or_none(grads[2]), or_none(h), or_none(x), alpha, theta, v0, r0, reset,
         ctx->saved_data["v_reset"].toDouble(), ctx->saved_data["gamma"].toOptional<double>(),
         ctx->saved_data["rho"].toDouble(), ctx->saved_data["detach_reset"].toBool(), surrogate,
-        ctx->saved_data["surrogate_param"].toDouble(), needs(ctx, e_alpha) || needs(ctx, e_theta));
+        ctx->saved_data["surrogate_param"].toDouble(), needs(ctx, e_alpha) || needs(ctx, e_theta),
+        or_none(grads[4]));
     // One entry per argument of forward; the non-tensor ones get none.
-    variable_list result(13);
+    variable_list result(14);
     result[0] = grad_if(ctx, e_x, grad_x);
     result[1] = grad_if(ctx, e_alpha, grad_alpha);
     result[2] = grad_if(ctx, e_theta, grad_theta);
@@ -148,19 +150,20 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
   }
 };
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_autograd(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_autograd(
     const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta, const OptTensor& v0, const OptTensor& r0,
     std::string reset, double v_reset, std::optional<double> gamma, double rho, bool detach_reset,
-    std::string surrogate, double surrogate_param, bool store_h) {
+    std::string surrogate, double surrogate_param, bool store_h, bool store_v_seq) {
   if (!records_graph({x, alpha, theta, v0, r0})) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     return op<LifFwdSignature>("snn_cuda::lif_fwd")
         .call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param,
-              store_h);
+              store_h, store_v_seq);
   }
   const variable_list out = LifFunction::apply(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
-                                               surrogate, surrogate_param, store_h);
-  return to_tuple<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>>(out, std::make_index_sequence<4>());
+                                               surrogate, surrogate_param, store_h, store_v_seq);
+  return to_tuple<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>>(
+      out, std::make_index_sequence<5>());
 }
 
 // ---- IIR -------------------------------------------------------------------------------------------------------
@@ -247,18 +250,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_bwd_a
     const at::Tensor& grad_spikes, const OptTensor& grad_v_last, const OptTensor& grad_r_last, const OptTensor& h,
     const OptTensor& x, const at::Tensor& alpha, const at::Tensor& theta, const OptTensor& v0, const OptTensor& r0,
     std::string reset, double v_reset, std::optional<double> gamma, double rho, bool detach_reset,
-    std::string surrogate, double surrogate_param, bool param_grads) {
+    std::string surrogate, double surrogate_param, bool param_grads, const OptTensor& grad_v_seq) {
   using Result = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
   auto call = [&] {
     return op<LifBwdSignature>("snn_cuda::lif_bwd")
         .call(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
-              detach_reset, surrogate, surrogate_param, param_grads);
+              detach_reset, surrogate, surrogate_param, param_grads, grad_v_seq);
   };
-  if (!records_graph({grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0})) {
+  if (!records_graph({grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, grad_v_seq})) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     return call();
   }
-  const variable_list inputs = tensors({grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0});
+  const variable_list inputs =
+      tensors({grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, grad_v_seq});
   const variable_list out = FirstDerivativeOnly<Result>::apply("snn_cuda.lif", call, at::TensorList(inputs));
   return to_tuple<Result>(out, std::make_index_sequence<5>());
 }

@@ -43,7 +43,7 @@ void check_neuron_parameters(const at::Tensor& sequence, const at::Tensor& alpha
 
 LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta,
                                       const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
-                                      bool has_trace, bool store_h) {
+                                      bool has_trace, bool store_h, bool store_v_seq) {
   check_sequence(x, "x");
   check_neuron_parameters(x, alpha, theta, r0, has_trace);
   const auto state_shape = x.sizes().slice(1);
@@ -58,6 +58,7 @@ LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alp
   p.r0 = checked_state(r0, x, state_shape, "r0");
   p.spikes = empty_output(p.x.sizes(), p.x.options());
   p.h = store_h ? empty_output(p.x.sizes(), p.x.options()) : at::empty({0}, x.options());
+  p.v_seq = store_v_seq ? empty_output(p.x.sizes(), p.x.options()) : at::empty({0}, x.options());
   p.v_last = at::empty(state_shape, x.options());
   p.r_last = at::empty(state_shape, x.options());
   return p;
@@ -68,7 +69,8 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
                                         const std::optional<at::Tensor>& h, const std::optional<at::Tensor>& x,
                                         const at::Tensor& alpha, const at::Tensor& theta,
                                         const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
-                                        bool has_trace, bool param_grads) {
+                                        bool has_trace, bool param_grads,
+                                        const std::optional<at::Tensor>& grad_v_seq) {
   TORCH_CHECK(h.has_value() != x.has_value(), "give exactly one of h (saved by the forward) and x (to recompute h)");
   const at::Tensor& saved = h.has_value() ? *h : *x;
   const char* saved_name = h.has_value() ? "h" : "x";
@@ -77,6 +79,11 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   check_same_device_dtype(grad_spikes, saved, "grad_spikes", saved_name);
   TORCH_CHECK(grad_spikes.sizes() == saved.sizes(), "grad_spikes must have the shape of ", saved_name, " ",
               saved.sizes(), ", got ", grad_spikes.sizes());
+  if (grad_v_seq.has_value()) {
+    check_same_device_dtype(*grad_v_seq, saved, "grad_v_seq", saved_name);
+    TORCH_CHECK(grad_v_seq->sizes() == saved.sizes(), "grad_v_seq must have the shape of ", saved_name, " ",
+                saved.sizes(), ", got ", grad_v_seq->sizes());
+  }
   check_neuron_parameters(saved, alpha, theta, r0, has_trace);
   const auto state_shape = saved.sizes().slice(1);
   const auto acc = compute_dtype(saved.scalar_type());
@@ -88,6 +95,7 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   p.grad_spikes = grad_spikes.contiguous();
   if (h.has_value()) p.h = h->contiguous();
   if (x.has_value()) p.x = x->contiguous();
+  if (grad_v_seq.has_value()) p.grad_v_seq = grad_v_seq->contiguous();
   p.alpha = alpha.contiguous();
   p.theta = theta.contiguous();
   p.grad_v_last = checked_state(grad_v_last, saved, state_shape, "grad_v_last");

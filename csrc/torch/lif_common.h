@@ -22,14 +22,14 @@ struct LifForwardTensors {
   int64_t T = 0, N = 0;
   at::Tensor x, alpha, theta;  // contiguous; alpha and theta of one shape, a trailing part of the state's
   std::optional<at::Tensor> v0, r0;
-  at::Tensor spikes, v_last, r_last, h;  // outputs; h is empty unless store_h
+  at::Tensor spikes, v_last, r_last, h, v_seq;  // outputs; h is empty unless store_h, v_seq unless store_v_seq
 };
 
 struct LifBackwardTensors {
   int64_t T = 0, N = 0;
   at::Tensor grad_spikes, alpha, theta;  // contiguous
   std::optional<at::Tensor> h, x;         // exactly one is given (contiguous)
-  std::optional<at::Tensor> grad_v_last, grad_r_last, v0, r0;
+  std::optional<at::Tensor> grad_v_last, grad_r_last, v0, r0, grad_v_seq;
   at::Tensor grad_x, grad_v0, grad_r0, grad_alpha, grad_theta;  // outputs; parameter grads empty unless asked,
                                                                  // else per neuron (sum_to_parameter)
   bool param_grads = false;
@@ -37,14 +37,15 @@ struct LifBackwardTensors {
 
 LifForwardTensors prepare_lif_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& theta,
                                       const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
-                                      bool has_trace, bool store_h);
+                                      bool has_trace, bool store_h, bool store_v_seq);
 
 LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_v_last,
                                         const std::optional<at::Tensor>& grad_r_last,
                                         const std::optional<at::Tensor>& h, const std::optional<at::Tensor>& x,
                                         const at::Tensor& alpha, const at::Tensor& theta,
                                         const std::optional<at::Tensor>& v0, const std::optional<at::Tensor>& r0,
-                                        bool has_trace, bool param_grads);
+                                        bool has_trace, bool param_grads,
+                                        const std::optional<at::Tensor>& grad_v_seq);
 
 // lif_bwd's outputs once the kernel has run: grad_x, grad_v0, grad_r0, and grad_alpha, grad_theta summed to the
 // parameters' shape.
@@ -83,6 +84,7 @@ LifForwardArgs<storage_t, acc_t> lif_forward_args(const LifForwardTensors& p, co
   a.h = ptr_or_null<storage_t>(p.h);
   a.v_last = static_cast<storage_t*>(p.v_last.data_ptr());
   a.r_last = static_cast<storage_t*>(p.r_last.data_ptr());
+  a.v_seq = ptr_or_null<storage_t>(p.v_seq);
   return a;
 }
 
@@ -107,6 +109,7 @@ LifBackwardArgs<storage_t, acc_t> lif_backward_args(const LifBackwardTensors& p,
   a.grad_r0 = static_cast<storage_t*>(p.grad_r0.data_ptr());
   a.grad_alpha = ptr_or_null<acc_t>(p.grad_alpha);
   a.grad_theta = ptr_or_null<acc_t>(p.grad_theta);
+  a.grad_v_seq = ptr_or_null<const storage_t>(p.grad_v_seq);
   return a;
 }
 

@@ -11,21 +11,23 @@
 #include "output_cache.h"
 
 TORCH_LIBRARY(snn_cuda, m) {
-  // Returns (spikes, v_last, r_last, h); h is empty unless store_h. The backward needs either h or (on the CPU)
-  // x, v0 and r0 to recompute it.
+  // Returns (spikes, v_last, r_last, h, v_seq); h is empty unless store_h, the membrane sequence v_seq (v[t] after
+  // step t's reset) unless store_v_seq. The backward needs either h or (on the CPU) x, v0 and r0 to recompute h.
   // detach_reset and the surrogate only matter to the backward; the forward takes them so that its autograd
   // formula (autograd.cpp) sees the whole configuration.
   m.def(
       "lif_fwd(Tensor x, Tensor alpha, Tensor theta, Tensor? v0, Tensor? r0, str reset, float v_reset, "
-      "float? gamma, float rho, bool detach_reset, str surrogate, float surrogate_param, bool store_h) "
-      "-> (Tensor, Tensor, Tensor, Tensor)");
+      "float? gamma, float rho, bool detach_reset, str surrogate, float surrogate_param, bool store_h, "
+      "bool store_v_seq=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   // Returns (grad_x, grad_v0, grad_r0, grad_alpha, grad_theta); the parameter grads are per element (shape of
   // x[0], float32 or float64) when param_grads, else empty. Exactly one of h (saved by the forward) and x is
-  // given; with x the kernel recomputes h from x, v0 and r0 (CPU only).
+  // given; with x the kernel recomputes h from x, v0 and r0 (CPU only). grad_v_seq is the membrane sequence's
+  // gradient, when the forward returned one.
   m.def(
       "lif_bwd(Tensor grad_spikes, Tensor? grad_v_last, Tensor? grad_r_last, Tensor? h, Tensor? x, Tensor alpha, "
       "Tensor theta, Tensor? v0, Tensor? r0, str reset, float v_reset, float? gamma, float rho, bool detach_reset, "
-      "str surrogate, float surrogate_param, bool param_grads) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "str surrogate, float surrogate_param, bool param_grads, Tensor? grad_v_seq=None) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   // The IIR filter p[t] = a1 p[t-1] + a2 p[t-2] + b x[t]. a1, a2, b are per element (shape of x[0], float32 or
   // float64); a2 None is first order. Returns (p, p_last, p_before_last); the backward needs only p and x.
   m.def(

@@ -8,7 +8,7 @@ import torch
 from .. import _ext
 from .._checks import compute_dtype
 from ..reference import lif as reference
-from ..reference.lif import check_lif_args
+from ..reference.lif import check_lif_args, lif_outputs
 from . import _backend
 
 
@@ -27,6 +27,7 @@ def lif(
     v0: torch.Tensor | None = None,
     r0: torch.Tensor | None = None,
     return_state: bool = False,
+    return_membrane: bool = False,
     backend: str = "auto",
 ):
     """Runs the LIF neuron recurrence (models.md section 1) over all time steps.
@@ -45,22 +46,26 @@ def lif(
         surrogate_param: the surrogate's parameter; None takes the default of ``snn_cuda.surrogate.DEFAULT_PARAM``.
         v0: initial membrane potential ``S`` (default zeros); r0: initial reset trace ``S`` (needs ``gamma``).
         return_state: also return the final state ``(v_last, r_last)``, each ``S``.
+        return_membrane: also return the membrane sequence ``v [T, *S]``: ``v[t]`` after step t's reset (equal
+            to the charge ``h[t]`` with ``reset="none"``, as for a non-spiking readout), differentiable like the
+            spikes; ``v[-1]`` is ``v_last``.
         backend: "auto" (the compiled kernel for x's device when loaded, else the reference with a warning),
             "cpp", "cuda" or "torch" (the reference).
 
     Returns:
-        spikes ``[T, *S]`` in x's dtype (exactly 0 or 1), or ``(spikes, (v_last, r_last))``.
+        spikes ``[T, *S]`` in x's dtype (exactly 0 or 1); with ``return_membrane`` and / or ``return_state`` a tuple:
+        ``(spikes, v)``, ``(spikes, (v_last, r_last))`` or ``(spikes, v, (v_last, r_last))``.
     """
     c = check_lif_args(
         x, alpha=alpha, theta=theta, reset=reset, v_reset=v_reset, gamma=gamma, rho=rho,
         detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
-        return_state=return_state,
+        return_state=return_state, return_membrane=return_membrane,
     )  # fmt: skip
     if _backend.select("lif", backend, x) == "torch":
         return reference(
             x, alpha=c.alpha, theta=c.theta, reset=c.reset, v_reset=c.v_reset, gamma=c.gamma, rho=c.rho,
             detach_reset=c.detach_reset, surrogate=c.surrogate, surrogate_param=c.surrogate_param, v0=c.v0,
-            r0=c.r0, return_state=return_state,
+            r0=c.r0, return_state=return_state, return_membrane=return_membrane,
         )  # fmt: skip
     state_shape = x.shape[1:]
     acc = compute_dtype(x.dtype)
@@ -76,24 +81,26 @@ def lif(
         and torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in (x, alpha_t, theta_t, c.v0, c.r0))
     )
-    spikes, v_last, r_last, _ = torch.ops.snn_cuda.lif_fwd(
+    spikes, v_last, r_last, _, v_seq = torch.ops.snn_cuda.lif_fwd(
         x, alpha_t, theta_t, c.v0, c.r0, c.reset, c.v_reset, c.gamma, c.rho, c.detach_reset, c.surrogate,
-        c.surrogate_param, store_h,
+        c.surrogate_param, store_h, return_membrane,
     )  # fmt: skip
-    return (spikes, (v_last, r_last)) if return_state else spikes
+    return lif_outputs(spikes, v_seq if return_membrane else None, (v_last, r_last) if return_state else None)
 
 
 def _register() -> None:
     @torch.library.register_fake("snn_cuda::lif_fwd")
-    def _(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param, store_h):
+    def _(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param, store_h,
+          store_v_seq=False):  # fmt: skip
         # new_empty, not empty_like: the kernels write contiguous outputs whatever the input's strides.
         state = x.new_empty(x.shape[1:])
         h = x.new_empty(x.shape) if store_h else x.new_empty((0,))
-        return x.new_empty(x.shape), state, torch.empty_like(state), h
+        v_seq = x.new_empty(x.shape) if store_v_seq else x.new_empty((0,))
+        return x.new_empty(x.shape), state, torch.empty_like(state), h, v_seq
 
     @torch.library.register_fake("snn_cuda::lif_bwd")
     def _(grad_spikes, grad_v_last, grad_r_last, h, x, alpha, theta, v0, r0, reset, v_reset, gamma, rho,
-          detach_reset, surrogate, surrogate_param, param_grads):  # fmt: skip
+          detach_reset, surrogate, surrogate_param, param_grads, grad_v_seq=None):  # fmt: skip
         state = grad_spikes.new_empty(grad_spikes.shape[1:])
         grad_alpha = alpha.new_empty(alpha.shape if param_grads else (0,))
         grad_x = grad_spikes.new_empty(grad_spikes.shape)  # contiguous, as the kernels write it

@@ -71,9 +71,11 @@ def check_lif_args(
     v0: torch.Tensor | None,
     r0: torch.Tensor | None,
     return_state: bool = False,
+    return_membrane: bool = False,
 ) -> LifConfig:
     check_sequence(x)
     check_bool(return_state, "return_state")
+    check_bool(return_membrane, "return_membrane")
     if gamma is None and r0 is not None:
         raise ValueError("r0 is given but gamma is None: the reset trace is off, so there is no r state")
     options = check_lif_options(
@@ -108,12 +110,14 @@ def lif(
     v0: torch.Tensor | None = None,
     r0: torch.Tensor | None = None,
     return_state: bool = False,
+    return_membrane: bool = False,
 ):
-    """Reference LIF: x ``[T, *S]`` -> spikes ``[T, *S]`` (and ``(v_last, r_last)`` with ``return_state``)."""
+    """Reference LIF: x ``[T, *S]`` -> spikes ``[T, *S]``, then the membrane sequence ``v [T, *S]`` with
+    ``return_membrane``, then ``(v_last, r_last)`` with ``return_state`` (see :func:`snn_cuda.lif`)."""
     c = check_lif_args(
         x, alpha=alpha, theta=theta, reset=reset, v_reset=v_reset, gamma=gamma, rho=rho,
         detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
-        return_state=return_state,
+        return_state=return_state, return_membrane=return_membrane,
     )  # fmt: skip
     # 16-bit storage is computed in float32, the state kept in float32 between steps, and the spike decided (and
     # its surrogate taken) on h rounded to the storage dtype, as the kernels store h for their backward (README).
@@ -122,7 +126,7 @@ def lif(
     alpha_, theta_ = (p.to(compute) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
     v = c.v0.to(compute) if c.v0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     r = c.r0.to(compute) if c.r0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
-    spikes = []
+    spikes, membrane = [], []
     # x.unbind(0), not x[t]: autograd turns each x[t] into a zero-filled [T, *S] gradient, which makes the
     # backward quadratic in T; unbind's backward is one stack.
     for x_t in x.to(compute).unbind(0):
@@ -140,5 +144,17 @@ def lif(
         if c.gamma is not None:
             r = c.gamma * r + c.rho * s_reset
         spikes.append(s)
-    out = torch.stack(spikes).to(storage)
-    return (out, (v.to(storage), r.to(storage))) if return_state else out
+        if return_membrane:
+            membrane.append(v)
+    return lif_outputs(
+        torch.stack(spikes).to(storage),
+        torch.stack(membrane).to(storage) if return_membrane else None,
+        (v.to(storage), r.to(storage)) if return_state else None,
+    )
+
+
+def lif_outputs(spikes: torch.Tensor, membrane: torch.Tensor | None, state: tuple | None):
+    """What ``lif`` returns: the spikes alone, or a tuple of the spikes and those of the membrane sequence and the
+    final state that were asked for, in that order."""
+    extra = [out for out in (membrane, state) if out is not None]
+    return (spikes, *extra) if extra else spikes
