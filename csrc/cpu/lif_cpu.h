@@ -45,9 +45,9 @@ SNN_ALWAYS_INLINE inline void load_initial_state(const scalar_t* v0, const scala
 
 // The recurrence over all T steps for one block of len neurons: x rows at x + t * N; spikes (if kStoreS) at
 // s_out + t * N, with streaming stores if stream_s (common.h); h (if kStoreH) at h_out + t * h_stride; the
-// membrane sequence (if v_out is non-null) at v_out + t * N. v and r hold the state in and out. The forward op stores spikes (and h when a backward will read it); the backward's
-// recompute stores only h, into a scratch block, so both run literally the same steps and the recomputed h
-// equals the forward's bit for bit.
+// membrane sequence (if v_out is non-null) at v_out + t * N. v and r hold the state in and out. The forward op
+// stores spikes (and h when a backward will read it); the backward's recompute stores only h, into a scratch
+// block, so both run literally the same steps and the recomputed h equals the forward's bit for bit.
 template <CpuIsa kIsa, typename scalar_t, typename acc_t, ResetMode kReset, bool kTrace, bool kStoreS,
           bool kStoreH>
 SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64_t T, int64_t N, int64_t len,

@@ -40,14 +40,15 @@ struct NaiveLif {
     double v0 = 0, r0 = 0, alpha = 0, theta = 0;
   };
 
-  // Gradients of L = sum_t gs[t] s[t] + gv_last v[T-1] + gr_last r[T-1].
-  Grads backward(const Trajectory& tr, double v0, const std::vector<double>& gs, double gv_last,
-                 double gr_last) const {
+  // Gradients of L = sum_t gs[t] s[t] + gv_last v[T-1] + gr_last r[T-1] (+ sum_t gv_seq[t] v[t] when given).
+  Grads backward(const Trajectory& tr, double v0, const std::vector<double>& gs, double gv_last, double gr_last,
+                 const std::vector<double>* gv_seq = nullptr) const {
     const int T = static_cast<int>(tr.h.size());
     Grads g;
     g.x.assign(T, 0.0);
     double dv = gv_last, dr = c.trace ? gr_last : 0.0;  // dL/dv[t], dL/dr[t]
     for (int t = T - 1; t >= 0; --t) {
+      if (gv_seq) dv += (*gv_seq)[t];  // v[t] is also an output of its own
       const double h = tr.h[t], s = tr.s[t];
       const double v_prev = t > 0 ? tr.v[t - 1] : v0;
       const double sg = snn::surrogate_grad(c.surrogate, h - theta, c.surrogate_param);

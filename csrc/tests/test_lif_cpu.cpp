@@ -51,14 +51,16 @@ void test_surrogate_closed_forms() {
 struct Problem {
   int64_t T, N, P;
   std::vector<double> x, alpha, theta, v0, r0, gs, gv_last, gr_last;
+  std::vector<double> gv_seq;  // a gradient for the membrane sequence, [T, N]
 };
 
 Problem random_problem(std::mt19937& rng, int64_t T, int64_t N, int64_t P = 0) {
   std::uniform_real_distribution<double> u01(0.0, 1.0);
-  Problem p{T, N, P > 0 ? P : N, {}, {}, {}, {}, {}, {}, {}, {}};
+  Problem p{T, N, P > 0 ? P : N, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   for (int64_t i = 0; i < T * N; ++i) {
     p.x.push_back(u01(rng) * 1.6 - 0.3);
     p.gs.push_back(u01(rng) * 2 - 1);
+    p.gv_seq.push_back(u01(rng) - 0.5);
   }
   for (int64_t k = 0; k < p.P; ++k) {
     p.alpha.push_back(0.05 + 0.9 * u01(rng));
@@ -73,11 +75,13 @@ Problem random_problem(std::mt19937& rng, int64_t T, int64_t N, int64_t P = 0) {
   return p;
 }
 
-int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn::cpu::CpuIsa isa) {
+// With `membrane`, the kernels also write the membrane sequence and take a gradient for it.
+int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn::cpu::CpuIsa isa, bool membrane) {
   const int64_t T = p.T, N = p.N;
-  std::vector<double> spikes(T * N), h(T * N), v_last(N), r_last(N);
+  std::vector<double> spikes(T * N), h(T * N), v_last(N), r_last(N), v_seq(T * N);
   snn::LifForwardArgs<double, double> fa{T, N, p.P, c, p.x.data(), p.alpha.data(), p.theta.data(), p.v0.data(),
-                                         p.r0.data(), spikes.data(), h.data(), v_last.data(), r_last.data(), nullptr};
+                                         p.r0.data(), spikes.data(), h.data(), v_last.data(), r_last.data(),
+                                         membrane ? v_seq.data() : nullptr};
   // Two ranges, so a block boundary and a partial block are both exercised.
   snn::cpu::lif_forward_range(fa, 0, N / 2, isa);
   snn::cpu::lif_forward_range(fa, N / 2, N, isa);
@@ -85,7 +89,8 @@ int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn:
   std::vector<double> gx(T * N), gv0(N), gr0(N), galpha(N), gtheta(N);
   snn::LifBackwardArgs<double, double> ba{T, N, p.P, c, p.gs.data(), p.gv_last.data(), p.gr_last.data(),
                                           h.data(), p.alpha.data(), p.theta.data(), p.v0.data(), gx.data(),
-                                          gv0.data(), gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr, nullptr};
+                                          gv0.data(), gr0.data(), galpha.data(), gtheta.data(), nullptr, nullptr,
+                                          membrane ? p.gv_seq.data() : nullptr};
   snn::cpu::lif_backward_range(ba, 0, N, isa);
 
   const int before = snn_test::failures();
@@ -107,16 +112,18 @@ int compare_kernel_with_naive(const Problem& p, const LifConfig<double>& c, snn:
 
   for (int64_t n = 0; n < N && snn_test::failures() == before; ++n) {
     snn_test::NaiveLif naive{c, p.alpha[n % p.P], p.theta[n % p.P]};
-    std::vector<double> x(T), gs(T);
+    std::vector<double> x(T), gs(T), gv_seq(T);
     for (int64_t t = 0; t < T; ++t) {
       x[t] = p.x[t * N + n];
       gs[t] = p.gs[t * N + n];
+      gv_seq[t] = p.gv_seq[t * N + n];
     }
     const auto tr = naive.forward(x, p.v0[n], p.r0[n]);
-    const auto g = naive.backward(tr, p.v0[n], gs, p.gv_last[n], p.gr_last[n]);
+    const auto g = naive.backward(tr, p.v0[n], gs, p.gv_last[n], p.gr_last[n], membrane ? &gv_seq : nullptr);
     for (int64_t t = 0; t < T; ++t) {
       CHECK(spikes[t * N + n] == tr.s[t]);
       CHECK_NEAR(h[t * N + n], tr.h[t], 1e-12, "h");
+      if (membrane) CHECK_NEAR(v_seq[t * N + n], tr.v[t], 1e-12, "v_seq");
       CHECK_NEAR(gx[t * N + n], g.x[t], 1e-10, "grad x");
     }
     CHECK_NEAR(v_last[n], tr.v[T - 1], 1e-12, "v_last");
@@ -141,13 +148,16 @@ void test_kernels_against_naive() {
           // shifted by one every six configurations, so each surrogate meets each parameter layout.
           const int64_t periods[] = {0, 1, 600};
           const Problem p = random_problem(rng, 13, snn::cpu::kBlock + 45, periods[(configs + configs / 6) % 3]);
-          // N = kBlock + 45 misaligns most rows for the streaming stores.
+          // N = kBlock + 45 misaligns most rows for the streaming stores. The membrane sequence is an output,
+          // with a gradient, in every other configuration.
+          const bool membrane = configs % 2 == 1;
           for_each_store_mode([&](bool streamed) {
             for (snn::cpu::CpuIsa isa : kIsas) {
-              if (compare_kernel_with_naive(p, c, isa) != 0) {
-                std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d isa=%s streamed=%d\n",
+              if (compare_kernel_with_naive(p, c, isa, membrane) != 0) {
+                std::printf("  in configuration reset=%d trace=%d detach=%d surrogate=%d isa=%s streamed=%d "
+                            "membrane=%d\n",
                             static_cast<int>(reset), trace, detach, static_cast<int>(kind),
-                            snn::cpu::isa_name(isa), streamed);
+                            snn::cpu::isa_name(isa), streamed, membrane);
               }
             }
           });
