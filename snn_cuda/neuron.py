@@ -38,6 +38,10 @@ class LIF(nn.Module):
     Input ``[T, B, *F]``, output spikes of the same shape (and the membrane sequence, with ``return_membrane``).
     """
 
+    # The default for modules pickled whole (torch.save(module)) before the option existed: unpickling restores
+    # their attributes without __init__, so they would lack it.
+    return_membrane = False
+
     def __init__(
         self,
         shape: tuple[int, ...] | None = None,

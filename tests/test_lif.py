@@ -613,6 +613,16 @@ def test_module_returns_the_membrane_of_a_readout(gen, backend):
     assert "return_membrane=True" in repr(readout)
 
 
+def test_module_pickled_before_the_membrane_option_still_runs(gen, tmp_path):
+    """A LIF module saved whole before return_membrane existed has no such attribute: it loads and returns spikes."""
+    layer = snn_cuda.LIF((5,), alpha=0.8, theta=0.6, backend="cpp")
+    del layer.return_membrane  # as such a pickle holds it
+    torch.save(layer, tmp_path / "lif.pt")
+    loaded = torch.load(tmp_path / "lif.pt", weights_only=False)
+    x = torch.rand(6, 3, 5, generator=gen) * 2
+    assert torch.equal(loaded(x), snn_cuda.lif(x, alpha=0.8, theta=0.6))
+
+
 def test_module_learns_per_feature_parameters(gen):
     """Per-feature learnable alpha and theta get the gradients of the same module on the reference."""
     x = torch.rand(8, 3, 5, generator=gen, dtype=torch.float64) * 2
