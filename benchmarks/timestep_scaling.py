@@ -7,6 +7,8 @@ implementation.
 
 - Ops (``lif``, ``iir``) on ``[T, batch, neurons]``: the fused kernel vs the reference. Each fused row also
   reports the bytes the kernel must move and the achieved fraction of the copy bandwidth measured in the run.
+  ``lif_membrane`` (not in the default list) is ``lif`` with the membrane sequence as a second output, both
+  outputs differentiated: the cost of ``return_membrane=True``.
 - Layers on ``[T, batch, inputs]`` -> ``hidden`` units (defaults: He et al.'s gesture net, 2048 -> 512):
   ``snn_layer`` (Linear + LIF, He et al.'s neuron), ``iir_layer`` (IIR synapses on the input, Linear, snn-iir
   neuron), each with the fused ops and with the reference; ``rnn`` and ``lstm`` (one torch.nn.RNN / LSTM layer:
@@ -78,17 +80,24 @@ class Case:
     acs_per_step: float | None = None
 
 
-def lif_case(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
-    x = (torch.rand(T, sizes.batch, sizes.neurons, device=device) * 1.5).to(dtype).requires_grad_()
-    options = dict(alpha=0.5, theta=1.0, reset="hard", surrogate="atan")
-    tensor_bytes = x.numel() * x.element_size()
-    forward_passes, backward_passes = lif_tensor_passes(device.type)
-    moved = dict(bytes_forward=forward_passes * tensor_bytes, bytes_backward=backward_passes * tensor_bytes)
-    return {
-        impl: Case([x], lambda x, backend=op_backend: snn_cuda.lif(x, backend=backend, **options), sizes.neurons,
-                   **moved)
-        for impl, op_backend in (("fused", backend), ("reference", "torch"))
-    }  # fmt: skip
+def lif_cases(membrane: bool):
+    """The LIF op, with the membrane sequence as a second output or not."""
+
+    def cases(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
+        x = (torch.rand(T, sizes.batch, sizes.neurons, device=device) * 1.5).to(dtype).requires_grad_()
+        options = dict(alpha=0.5, theta=1.0, reset="hard", surrogate="atan", return_membrane=membrane)
+        tensor_bytes = x.numel() * x.element_size()
+        forward_passes, backward_passes = lif_tensor_passes(device.type)
+        # the membrane: one more tensor written by the forward, its gradient read by the backward
+        moved = dict(bytes_forward=(forward_passes + membrane) * tensor_bytes,
+                     bytes_backward=(backward_passes + membrane) * tensor_bytes)
+        return {
+            impl: Case([x], lambda x, backend=op_backend: snn_cuda.lif(x, backend=backend, **options),
+                       sizes.neurons, **moved)
+            for impl, op_backend in (("fused", backend), ("reference", "torch"))
+        }
+
+    return cases  # fmt: skip
 
 
 def iir_case(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
@@ -143,16 +152,17 @@ def recurrent_layer_cases(cell: str):
 
 
 OPS = {
-    "lif": lif_case, "iir": iir_case,
+    "lif": lif_cases(membrane=False), "lif_membrane": lif_cases(membrane=True), "iir": iir_case,
     "snn_layer": spiking_layer_cases("snn"), "iir_layer": spiking_layer_cases("iir"),
     "rnn": recurrent_layer_cases("rnn"), "lstm": recurrent_layer_cases("lstm"),
 }  # fmt: skip
+DEFAULT_OPS = [op for op in OPS if op != "lif_membrane"]
 
 
 def measure(case: Case, device: torch.device, repeats: int) -> dict[str, float]:
     fn = case.fn
-    out = fn(*case.inputs)
-    grad_out = torch.rand_like(out)
+    out = fn(*case.inputs)  # a tensor, or a tuple of them (lif_membrane): every output gets a gradient
+    grad_out = tuple(torch.rand_like(t) for t in out) if isinstance(out, tuple) else torch.rand_like(out)
 
     def forward():
         return fn(*case.inputs)
@@ -256,7 +266,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS), help="ops and layers to time")
+    parser.add_argument("--ops", nargs="+", default=DEFAULT_OPS, choices=list(OPS),
+                        help=f"ops and layers to time (default: {' '.join(DEFAULT_OPS)})")  # fmt: skip
     parser.add_argument("--T", nargs="+", type=positive_int, default=[8, 16, 32, 64, 128, 256])
     parser.add_argument("--batch", type=positive_int, default=64)
     parser.add_argument("--neurons", type=positive_int, default=4096, help="neurons of the ops")

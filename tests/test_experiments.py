@@ -171,6 +171,23 @@ def test_benchmarks_check_their_sizes_before_running(script, args, message):
     assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
+def test_timestep_scaling_benchmark_times_the_membrane_output(tmp_path):
+    """lif_membrane (asked for by name: not a default op) is timed against the reference like lif, and its fused
+    rows count the membrane's tensor: one pass more than lif's in the forward and in the backward."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "timestep_scaling.py"), "--ops", "lif", "lif_membrane",
+               "--T", "2", "--repeats", "1", "--batch", "5", "--neurons", "100000", "--copy-mb", "1", "--out",
+               str(tmp_path)]  # fmt: skip
+    subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    rows = read_rows(tmp_path / "timestep_scaling_cpu_float32.csv")
+    assert {(row["op"], row["impl"]) for row in rows} == {(op, impl) for op in ("lif", "lif_membrane")
+                                                          for impl in ("fused", "reference")}  # fmt: skip
+    megabytes = {(row["op"], row["phase"]): float(row["fused_bytes_MB"]) for row in rows if row["impl"] == "fused"}
+    tensor_mb = 2 * 5 * 100000 * 4 / 1e6  # one [T, batch, neurons] float32 tensor: 4 MB
+    for phase, extra in (("fwd", 1), ("bwd", 1), ("fwd_bwd", 2)):
+        assert megabytes[("lif_membrane", phase)] == megabytes[("lif", phase)] + extra * tensor_mb > 0
+    assert all(float(row["median_ms"]) > 0 and row["speedup_vs_reference"] for row in rows if row["impl"] == "fused")
+
+
 def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
     inputs, hidden = 6, 4
     command = [sys.executable, str(ROOT / "benchmarks" / "timestep_scaling.py"), "--T", "2", "3", "--repeats", "1",
