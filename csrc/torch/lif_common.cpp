@@ -76,14 +76,14 @@ LifBackwardTensors prepare_lif_backward(const at::Tensor& grad_spikes, const std
   const char* saved_name = h.has_value() ? "h" : "x";
   TORCH_CHECK(saved.dim() >= 1 && saved.size(0) > 0, saved_name, " must have shape [T, ...] with T > 0, got ",
               saved.sizes());
-  check_same_device_dtype(grad_spikes, saved, "grad_spikes", saved_name);
-  TORCH_CHECK(grad_spikes.sizes() == saved.sizes(), "grad_spikes must have the shape of ", saved_name, " ",
-              saved.sizes(), ", got ", grad_spikes.sizes());
-  if (grad_v_seq.has_value()) {
-    check_same_device_dtype(*grad_v_seq, saved, "grad_v_seq", saved_name);
-    TORCH_CHECK(grad_v_seq->sizes() == saved.sizes(), "grad_v_seq must have the shape of ", saved_name, " ",
-                saved.sizes(), ", got ", grad_v_seq->sizes());
-  }
+  // The [T, ...] gradients come in on the saved tensor's device, dtype and shape.
+  const auto check_sequence_gradient = [&](const at::Tensor& grad, const char* name) {
+    check_same_device_dtype(grad, saved, name, saved_name);
+    TORCH_CHECK(grad.sizes() == saved.sizes(), name, " must have the shape of ", saved_name, " ", saved.sizes(),
+                ", got ", grad.sizes());
+  };
+  check_sequence_gradient(grad_spikes, "grad_spikes");
+  if (grad_v_seq.has_value()) check_sequence_gradient(*grad_v_seq, "grad_v_seq");
   check_neuron_parameters(saved, alpha, theta, r0, has_trace);
   const auto state_shape = saved.sizes().slice(1);
   const auto acc = compute_dtype(saved.scalar_type());
