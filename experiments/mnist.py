@@ -2,7 +2,9 @@
 IIR synapses, T = 25, cross entropy with the output spike counts as logits; each network with both input
 encodings (the image copied to every step; Bernoulli / Poisson spikes with the intensity as probability) and
 both filter state modes ("zero": every mini-batch starts from rest; "preserved": the states a mini-batch ends in,
-detached, start the next one: truncated BPTT), one row each in one table.
+detached, start the next one: truncated BPTT), one row each in one table. The full config
+(configs/mnist_iir2020.yaml) adds snn-iir's MLP with first-order low-pass synapses (a model's
+``synapse: first_order``).
 
     python experiments/mnist.py                        # scikit-learn's bundled 8x8 digits, upsampled to 28x28
     python experiments/mnist.py --data-root MNIST/     # the real IDX files (train-images-idx3-ubyte[.gz], ...)

@@ -91,6 +91,29 @@ def test_mnist_smoke_compares_encodings_and_state_modes(mnist_run):
         assert checkpoint["model_config"]["initial_state"] == name.split("_")[2]
 
 
+def test_mnist_full_config_has_the_seeds_first_order_rows():
+    import math
+
+    from snn_cuda import IIRSynapse
+    from snn_cuda.experiment import model_settings
+    from snn_cuda.models import build_model
+
+    # snn-iir's snn_mlp_2 runs: the MLP with first-order low-pass synapses (a1 = e^(-1/tau_m), a2 = 0, b = 1)
+    config = load_config(ROOT / "experiments" / "configs" / "mnist_iir2020.yaml")
+    first_order = [name for name in config["models"] if config["models"][name].get("synapse") == "first_order"]
+    assert first_order == ["mlp_first_order_copy_zero", "mlp_first_order_poisson_zero"]
+    for name in config["models"]:
+        model_config, data = model_settings(config, name)
+        synapses = [m for m in build_model({**model_config, "input_shape": [1, 28, 28]}).modules()
+                    if isinstance(m, IIRSynapse)]  # fmt: skip
+        assert len(synapses) == (3 if name.startswith("mlp") else 6)
+        for synapse in synapses:
+            assert synapse.first_order == (name in first_order)
+            if synapse.first_order:
+                assert torch.all(synapse.a1 == math.exp(-1 / 4)) and torch.all(synapse.b == 1)
+        assert data["encoding"] == ("poisson" if "_poisson_" in name else "copy")
+
+
 def test_mnist_encodings_differ(mnist):
     copy = mnist.mnist_datasets({"encoding": "copy", "steps": 400, "size": 28}, None, False)
     poisson = mnist.mnist_datasets({"encoding": "poisson", "steps": 400, "size": 28}, None, False)
