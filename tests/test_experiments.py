@@ -115,6 +115,27 @@ def test_conv_comparison_config_runs(gesture, data_dir, tmp_path, monkeypatch):
     assert (tmp_path / "results.md").is_file()
 
 
+def test_iir_gesture_config_runs_each_framing(gesture, data_dir, tmp_path, monkeypatch):
+    from snn_cuda.training import load_checkpoint
+
+    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+    config = ROOT / "experiments" / "configs" / "gesture_iir2020.yaml"
+    rows = gesture.main(["--config", str(config), "--smoke", "--quiet", "--out", str(tmp_path), "--device", "cpu"])
+    assert [row["model"] for row in rows] == ["iir_cnn_or_t50", "iir_cnn_or_t30", "iir_cnn_sum_max_t30"]
+    assert (tmp_path / "results.md").read_text().startswith("# DVS Gesture: the snn-iir CNN, three framings")
+    # each row trained on its own framing (the seed's three runs), and its checkpoint says which
+    framings = {name: load_checkpoint(tmp_path / name / "best.pt")["metadata"]["data"]["framing"]
+                for name in ("iir_cnn_or_t50", "iir_cnn_or_t30", "iir_cnn_sum_max_t30")}  # fmt: skip
+    assert framings == {
+        "iir_cnn_or_t50": {"frames": 4, "mode": "or", "downsample": 4},
+        "iir_cnn_or_t30": {"frames": 3, "mode": "or", "downsample": 4},
+        "iir_cnn_sum_max_t30": {"frames": 3, "mode": "sum_max", "downsample": 4},
+    }
+    full = load_config(config)
+    assert full["data"]["framing"] == {"frames": 50, "mode": "or"}  # equal bins over each sample, 128x128
+    assert full["training"]["loss"] == "ce"
+
+
 # Drivers of studies with models of their own: tests/test_experiment_studies.py builds their configs' models.
 STUDY_DRIVERS = ("associative_memory_", "temporal_resolution_")
 COMPARISON_CONFIGS = sorted(
