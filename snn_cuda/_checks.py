@@ -43,6 +43,16 @@ def check_float(value: object, name: str, *, low: float | None = None, high: flo
     return value
 
 
+def check_int(value: object, name: str, *, low: int | None = None) -> int:
+    """An integer (numpy's included, not a bool or a float of integral value), at least ``low`` if given."""
+    if not is_integer(value):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value}")
+    return value
+
+
 def check_bool(value: object, name: str) -> bool:
     """A flag: True or False (numpy's too), not any object whose truth would be taken."""
     if not isinstance(value, (bool, np.bool_)):

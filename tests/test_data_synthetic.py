@@ -5,6 +5,9 @@ and the render command."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +125,35 @@ def test_interrupted_folder_is_generated_again_and_foreign_folders_are_refused(t
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
+def test_folders_of_killed_builds_are_removed_by_the_next_build(tmp_path):
+    """A build killed without cleaning up (SIGKILL, the out-of-memory killer) leaves its private folder; the next
+    build of the same target removes it once its process is gone and it has not changed for an hour."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+    dead = int(finished.stdout)  # a process that ran and ended
+    target = tmp_path / "set"
+    old = time.time() - 2 * paths.ABANDONED_AFTER_S
+    folders = {
+        "abandoned": tmp_path / f".set.{dead}-0123abcd.partial",
+        "recent": tmp_path / f".set.{dead}-89abcdef.partial",  # perhaps a live build on another machine
+        "running": tmp_path / f".set.{os.getpid()}-01234567.partial",  # a process that runs
+        "other target": tmp_path / f".settings.{dead}-0123abcd.partial",
+    }
+    for name, folder in folders.items():
+        (folder / "sub").mkdir(parents=True)
+        if name != "recent":
+            os.utime(folder, (old, old))
+
+    def write_one(folder):
+        (folder / "data.bin").write_bytes(b"data")
+        return {"files": 1}
+
+    synthetic._cached_generation("demo", target, {"n": 1}, write_one, force=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name] + [folders[name].name for name in ("recent", "running", "other target")]
+    )
+
+
 def test_generation_is_renamed_into_place_whole(tmp_path):
     def fails_halfway(folder):
         (folder / "half.bin").write_bytes(b"half")
@@ -203,7 +235,32 @@ def test_synthetic_gesture_argument_errors(tmp_path):
         data.synthetic_gesture(tmp_path, step_ms=0)
     with pytest.raises(ValueError, match="gesture_ms must be positive"):
         data.synthetic_gesture(tmp_path, gesture_ms=0)
+    # one trial file per user and lighting: a repeated lighting would list one trial twice (train / dev overlap)
+    with pytest.raises(ValueError, match="lightings must not repeat a name"):
+        data.synthetic_gesture(tmp_path, lightings=("led", "led"))
+    for option, value, error, message in [
+        ("seed", -1, ValueError, "seed must be at least 0"), ("users", 2.0, TypeError, "users must be an integer"),
+        ("repetitions", 1.5, TypeError, "repetitions must be an integer"),
+        ("batch_size", 0, ValueError, "batch_size must be at least 1"),
+    ]:  # fmt: skip
+        with pytest.raises(error, match=message):
+            data.synthetic_gesture(tmp_path, **{option: value})
     assert not any(tmp_path.iterdir())  # refused before writing anything
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        data.synthetic_gesture(tmp_path / "file")
+
+
+def test_synthetic_options_as_numpy_or_integral_floats_are_the_same_set(tmp_path, monkeypatch):
+    """numpy integers are taken (as elsewhere in the library), and a number's type does not make another set:
+    the options are the cache key, written as JSON."""
+    monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path))
+    options = dict(users=2, test_users=1, lightings=("led",), classes=(0, 1), step_ms=20, progress=False)
+    first = data.synthetic_gesture(seed=np.int64(3), gesture_ms=300, **options)
+    assert data.synthetic_gesture(seed=3, gesture_ms=300.0, **options) == first
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        data.synthetic_nmnist(tmp_path / "n", samples=np.int64(12), batch_size=0)
 
 
 @pytest.mark.parametrize("test_fraction", [0.0, 1.0, 1.5, -0.2])

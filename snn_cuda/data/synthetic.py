@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .._checks import check_float
+from .._checks import check_float, check_int, is_integer
 from . import gesture, nmnist
 from .aedat import LABEL_DTYPE, polarity_packets, write_aedat, write_labels, write_trial_list
 from .emulator import EventCameraEmulator, contrast_thresholds, log_intensity, noise_events
@@ -79,6 +79,8 @@ def _cached_generation(
     the folder holds a marker with the same options; the marker records the options and the statistics
     ``generate`` returns."""
     options = dict(options, generator_version=GENERATOR_VERSION)
+    if root is not None and Path(root).exists() and not Path(root).is_dir():
+        raise ValueError(f"root {root} is a file; give an empty or new folder")
     if root is None:
         key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
         root = data_root() / f"{name}-{key}"
@@ -187,8 +189,11 @@ def synthetic_nmnist(
     """
     from sklearn.datasets import load_digits
 
+    # checked before any work, and as plain Python numbers: the options are the cache key, written as JSON
+    seed = check_int(seed, "seed", low=0)
+    batch_size = check_int(batch_size, "batch_size", low=1)
     digits = load_digits()
-    count = len(digits.images) if samples is None else int(samples)
+    count = len(digits.images) if samples is None else check_int(samples, "samples")
     if not 1 <= count <= len(digits.images):
         raise ValueError(f"samples must lie in [1, {len(digits.images)}], got {samples}")
     test_fraction = check_float(test_fraction, "test_fraction")
@@ -370,14 +375,26 @@ def synthetic_gesture(
     class of ``classes`` ``repetitions`` times (arm roll twice as often) as gestures of ``gesture_ms`` +-20%.
     ``step_ms`` is the emulator's frame interval; ``batch_size`` only sets memory use, not the output.
     """
-    if not 1 <= test_users < users:
+    # checked before any work, and as plain Python numbers: the options are the cache key, written as JSON (so
+    # gesture_ms 1500 and 1500.0 are one set)
+    seed = check_int(seed, "seed", low=0)
+    users = check_int(users, "users", low=2)
+    test_users = check_int(test_users, "test_users", low=1)
+    repetitions = check_int(repetitions, "repetitions", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    if not test_users < users:
         raise ValueError(f"test_users must lie in [1, users - 1] = [1, {users - 1}], got {test_users}")
     unknown = [name for name in lightings if name not in LIGHTINGS]
-    if unknown or not lightings:
+    if unknown or not lightings or isinstance(lightings, str):
         raise ValueError(f"lightings must be names from {sorted(LIGHTINGS)}, got {lightings}")
-    if not classes or any(label not in range(len(gesture.CLASSES)) for label in classes) or repetitions < 1:
-        raise ValueError(f"classes must be 0-based classes 0..10 and repetitions >= 1, got {classes}, {repetitions}")
-    if check_float(gesture_ms, "gesture_ms") <= 0:
+    if len(set(lightings)) != len(lightings):
+        # one trial file per user and lighting: a repeated name would write a trial twice and list it twice
+        raise ValueError(f"lightings must not repeat a name, got {lightings}")
+    if not classes or not all(is_integer(label) and 0 <= label < len(gesture.CLASSES) for label in classes):
+        raise ValueError(f"classes must be 0-based classes 0..10, got {classes}")
+    classes = tuple(int(label) for label in classes)
+    gesture_ms = check_float(gesture_ms, "gesture_ms")
+    if gesture_ms <= 0:
         raise ValueError(f"gesture_ms must be positive, got {gesture_ms}")
     step_us = round(check_float(step_ms, "step_ms") * 1000)
     if step_us < 1:
