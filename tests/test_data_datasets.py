@@ -56,6 +56,18 @@ def test_nmnist_dataset_splits_items_and_transform(tmp_path, rng):
         data.NMNIST(tmp_path, "valid")
 
 
+def test_nmnist_framing_errors_name_the_file_or_come_first(tmp_path, rng):
+    make_nmnist_folder(tmp_path, rng, per_digit=1)
+    empty = tmp_path / "Test" / "0" / "empty.bin"
+    data.write_nmnist(empty, data.make_events(*(np.zeros(0, dtype=int),) * 4))  # a recording without events
+    test = data.NMNIST(tmp_path, "test", data.Framing(frames=8))  # T bins over each recording's own length
+    with pytest.raises(ValueError, match=f"{empty}: events is empty"):
+        test[[path for path, _ in test.samples].index(empty)]
+    # a framing that cannot frame the 34x34 sensor is refused before any folder is read
+    with pytest.raises(ValueError, match="downsample must be a positive integer dividing sensor_size"):
+        data.NMNIST(tmp_path / "missing", "test", data.Framing(frames=8, downsample=4))
+
+
 def write_trial(root, name, events, rows) -> None:
     data.write_aedat(root / f"{name}.aedat", events)
     labels = np.array(rows, dtype=data.LABEL_DTYPE)
@@ -152,6 +164,13 @@ def test_gesture_caches_of_two_sources_sharing_a_cache_dir_both_stay(gesture_roo
     data.DVSGesture(other, "train_all", cache_dir=cache, progress=False)
 
 
+def test_gesture_framing_that_cannot_frame_the_sensor_fails_before_parsing(gesture_root, tmp_path):
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="downsample must be a positive integer dividing sensor_size"):
+        data.DVSGesture(gesture_root, "train", data.Framing(frames=8, downsample=3), cache_dir=cache)
+    assert not cache.exists()  # no trial was parsed
+
+
 def test_gesture_cache_is_written_whole_or_not_at_all(gesture_root, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     real_save = np.savez_compressed
@@ -240,6 +259,9 @@ def test_mnist_default_digits_encodings_and_splits(gen):
     spikes, _ = seeded[7]
     assert set(spikes.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(spikes, seeded[7][0])
+    assert torch.equal(seeded[-1][0], seeded[len(seeded) - 1][0])  # one draw per item, whichever way indexed
+    with pytest.raises(IndexError):
+        seeded[len(seeded)]
     with pytest.raises(ValueError, match="encoding must be one of"):
         data.MNIST(encoding="rate")
 

@@ -200,6 +200,7 @@ def test_labels_hand_written_out_of_order_rows(tmp_path):
         ("class,startTime_usec,endTime_usec\n1,0,5\n0,5,9\n", ":3: need class >= 1"),
         ("class,startTime_usec,endTime_usec\n2,9,9\n", ":2: need class >= 1 and endTime > startTime"),
         (b"\x89PNG\r\n\x1a\n", "not a text file"),
+        ("class,startTime_usec,endTime_usec\n1,0,99999999999999999999\n", ":2: a value does not fit a 64-bit"),
     ],
 )
 def test_bad_label_files_name_file_and_line(tmp_path, text, message):
@@ -208,6 +209,13 @@ def test_bad_label_files_name_file_and_line(tmp_path, text, message):
     with pytest.raises(ValueError, match=message) as error:
         data.read_labels(path)
     assert str(path) in str(error.value)
+
+
+def test_aedat_writer_refuses_coordinates_beyond_15_bits(tmp_path):
+    events = data.make_events(np.array([5, 1]), np.array([32768, 7]), np.array([0, 1]), np.array([1, 0]))
+    with pytest.raises(ValueError, match="15 bits"):
+        data.write_aedat(tmp_path / "wide.aedat", events)  # the field would wrap 32768 to 0
+    assert not (tmp_path / "wide.aedat").exists()
 
 
 def test_trial_list_round_trip_and_empty_list(tmp_path):

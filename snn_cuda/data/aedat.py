@@ -125,6 +125,9 @@ def polarity_packets(
     wherever ``t >> 31`` (the timestamp overflow) changes, each with ``spare_capacity`` unused slots.
     ``valid: [N]`` bool marks events written with the valid bit clear when False (readers drop them)."""
     check_events(events)
+    if len(events) and max(events["x"].max(), events["y"].max()) > COORDINATE_MASK:
+        raise ValueError(f"events have x up to {events['x'].max()} and y up to {events['y'].max()}: AEDAT 3.1 "
+                         f"stores coordinates in 15 bits (at most {COORDINATE_MASK})")  # fmt: skip
     if events_per_packet < 1:
         raise ValueError(f"events_per_packet must be >= 1, got {events_per_packet}")
     t = events["t"]
@@ -199,6 +202,8 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
             raise ValueError(f"{path}:{number}: expected three integers, got {line!r}") from None
         if label < 1 or end <= start:
             raise ValueError(f"{path}:{number}: need class >= 1 and endTime > startTime, got {line!r}")
+        if max(abs(label), abs(start), abs(end)) >= 2**63:
+            raise ValueError(f"{path}:{number}: a value does not fit a 64-bit integer, got {line!r}")
         rows.append((label - 1, start, end))
     return np.array(rows, dtype=LABEL_DTYPE)
 

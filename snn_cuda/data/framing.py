@@ -127,6 +127,13 @@ class Framing:
         probe = np.zeros(0, dtype=EVENT_DTYPE)
         events_to_frames(probe, (self.downsample, self.downsample), **self._options(), start_us=0, end_us=1)
 
+    def check_sensor(self, sensor_size: tuple[int, int]) -> Framing:
+        """Raises ValueError if this framing cannot frame a ``sensor_size = (H, W)`` sensor (a ``downsample`` that
+        does not divide it); returns ``self``. Datasets call it before reading any data."""
+        probe = np.zeros(0, dtype=EVENT_DTYPE)
+        events_to_frames(probe, sensor_size, **self._options(), start_us=0, end_us=1)
+        return self
+
     def _options(self) -> dict:
         return dict(frames=self.frames, dt_ms=self.dt_ms, span_ms=self.span_ms, mode=self.mode,
                     downsample=self.downsample)  # fmt: skip

@@ -191,6 +191,8 @@ class DVSGesture(torch.utils.data.Dataset):
                 "with the trial lists, userNN_<lighting>.aedat and userNN_<lighting>_labels.csv, or the folder "
                 "synthetic_gesture() returns)"
             )
+        # a framing that cannot frame this sensor fails before the trials are parsed (minutes on the real set)
+        self.framing = (framing if framing is not None else Framing(frames=30, mode="or")).check_sensor(SENSOR_SIZE)
         cache_dir = default_cache_dir(root) if cache_dir is None else Path(cache_dir)
         trials = read_trial_list(trial_list)
         samples: list[GestureSample] = []
@@ -206,7 +208,6 @@ class DVSGesture(torch.utils.data.Dataset):
                 stacklevel=2,
             )
         self.samples = [samples[i] for i in split_indices(len(samples), split, dev_fraction=dev_fraction, seed=seed)]
-        self.framing = framing if framing is not None else Framing(frames=30, mode="or")
         self.transform = transform
 
     @property

@@ -133,6 +133,7 @@ class MNIST(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        index = range(len(self))[index]  # a negative index is the same item, with the same Poisson draw
         image = self.images[index].unsqueeze(0)
         if self.encoding == "copy":
             x = copy_along_time(image, self.steps)

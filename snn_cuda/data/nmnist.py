@@ -131,9 +131,10 @@ class NMNIST(torch.utils.data.Dataset):
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        framing = framing if framing is not None else Framing(frames=30, dt_ms=10.0, mode="or")
+        self.framing = framing.check_sensor(SENSOR_SIZE)  # before the folders are listed
         samples = list_nmnist(root, FOLDERS["test" if split == "test" else "train"])
         self.samples = [samples[i] for i in split_indices(len(samples), split, dev_fraction=1 / 6, seed=seed)]
-        self.framing = framing if framing is not None else Framing(frames=30, dt_ms=10.0, mode="or")
         self.transform = transform
 
     @property
@@ -146,7 +147,10 @@ class NMNIST(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
         events = read_nmnist(path)
-        frames = torch.from_numpy(self.framing(events, SENSOR_SIZE, start_us=0))
+        try:
+            frames = torch.from_numpy(self.framing(events, SENSOR_SIZE, start_us=0))
+        except ValueError as exc:  # e.g. a recording without events, framed into T bins over its own length
+            raise ValueError(f"{path}: {exc}") from None
         if self.transform is not None:
             frames = self.transform(frames)
         return frames, label
