@@ -75,8 +75,9 @@ def data_at(data: dict, dt_ms: float) -> dict:
     """The data settings of one resolution (stored in checkpoints, so ``--test`` frames a checkpoint's data the
     way it was trained): the framing at ``dt_ms`` and the count scale reference / dt (1 for raw counts)."""
     reference = data["sweep"].get("count_reference_dt_ms")
-    if reference is not None and data["framing"].get("mode", "or") == "or":
-        raise ValueError("count_reference_dt_ms scales event counts: use framing mode 'sum' or 'sum_max', or null")
+    if reference is not None and data["framing"].get("mode", "or") != "sum":
+        # "or" marks events and "sum_max" divides each frame by its maximum: neither holds counts to scale
+        raise ValueError("count_reference_dt_ms scales event counts: use framing mode 'sum', or null")
     settings = {key: value for key, value in data.items() if key != "sweep"}
     return {
         **settings,

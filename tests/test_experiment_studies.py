@@ -209,8 +209,9 @@ def test_frame_width_sets_frames_or_span(resolution):
         resolution.framing_at(data, 250)
     with pytest.raises(ValueError, match="'fixed' must be"):
         resolution.framing_at({**data, "sweep": {**data["sweep"], "fixed": "both"}}, 150)
-    with pytest.raises(ValueError, match="count_reference_dt_ms scales event counts"):
-        resolution.data_at({**data, "framing": {**data["framing"], "mode": "or"}}, 150)
+    for mode in ("or", "sum_max"):  # marks, and counts over each frame's maximum: nothing to scale
+        with pytest.raises(ValueError, match="count_reference_dt_ms scales event counts: use framing mode 'sum'"):
+            resolution.data_at({**data, "framing": {**data["framing"], "mode": mode}}, 150)
     assert resolution.with_classes("FC512-FC512-FC11", 10) == "FC512-FC512-FC10"
     assert resolution.with_classes("FC11", 10) == "FC10"
 
