@@ -58,8 +58,9 @@ def grad(name: str, u: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class SpikeFunction(torch.autograd.Function):
-    """s = (u > 0) in the forward pass, ds/du = g(u) in the backward pass. Written with ``setup_context`` and a
-    generated vmap rule, so ``torch.func`` (grad, vmap, jacrev) takes the reference too."""
+    """s = (u > 0) in the forward pass, ds/du = g(u) in the backward pass, and the same derivative in forward
+    mode (``jvp``: ds = g(u) du), so forward- and reverse-mode Jacobians agree. Written with ``setup_context`` and a
+    generated vmap rule, so ``torch.func`` (grad, jvp, vmap, jacrev, jacfwd) takes the reference too."""
 
     generate_vmap_rule = True
 
@@ -71,12 +72,18 @@ class SpikeFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         u, name, p = inputs
         ctx.save_for_backward(u)
+        ctx.save_for_forward(u)
         ctx.name, ctx.p = name, p
 
     @staticmethod
     def backward(ctx, grad_s: torch.Tensor):
         (u,) = ctx.saved_tensors
         return grad_s * grad(ctx.name, u, ctx.p), None, None
+
+    @staticmethod
+    def jvp(ctx, u_tangent: torch.Tensor, name_tangent, p_tangent) -> torch.Tensor:
+        (u,) = ctx.saved_tensors
+        return u_tangent * grad(ctx.name, u, ctx.p)
 
 
 def spike(u: torch.Tensor, name: str, p: float) -> torch.Tensor:

@@ -846,6 +846,41 @@ def test_torch_func_transforms(gen):
             assert torch.equal(torch.vmap(per_sample, in_dims=1, out_dims=1)(x), expected)
 
 
+def test_forward_mode_dual_tensors_take_the_reference(gen):
+    """Forward-mode AD (torch.autograd.forward_ad, and jacobian's forward-mode strategy, which uses it under vmap):
+    the compiled ops' C++ formula has no forward derivative and PyTorch would drop the tangent without a word, so
+    "auto" takes the reference and an explicit compiled backend refuses, as under torch.func's transforms."""
+    import torch.autograd.forward_ad as fwad
+    from torch.autograd.functional import jacobian
+
+    x = torch.rand(6, 3, 4, generator=gen, dtype=torch.float64) * 2
+    tangent = torch.rand(6, 3, 4, generator=gen, dtype=torch.float64)
+    a1 = torch.full((4,), 0.7, dtype=torch.float64)
+    alpha = torch.full((4,), 0.8, dtype=torch.float64)
+    calls = {  # each op with the tangent on its input and on a parameter
+        "lif x": lambda t, b: snn_cuda.lif(t, alpha=0.8, theta=0.6, gamma=0.5, surrogate="sigmoid", backend=b,
+                                           return_membrane=True)[1],
+        "lif alpha": lambda t, b: snn_cuda.lif(x, alpha=t, theta=0.6, reset="none", backend=b,
+                                               return_membrane=True)[1],
+        "iir x": lambda t, b: snn_cuda.iir_filter(t, 0.5, 0.1, 1.0, backend=b),
+        "iir a1": lambda t, b: snn_cuda.iir_filter(x, t, 0.1, 1.0, backend=b),
+    }  # fmt: skip
+    primals = {"lif x": (x, tangent), "lif alpha": (alpha, torch.ones(4, dtype=torch.float64)), "iir x": (x, tangent),
+               "iir a1": (a1, torch.ones(4, dtype=torch.float64))}  # fmt: skip
+    for name, call in calls.items():
+        primal, direction = primals[name]
+        with fwad.dual_level():
+            expected = fwad.unpack_dual(call(fwad.make_dual(primal, direction), "torch")).tangent
+            got = fwad.unpack_dual(call(fwad.make_dual(primal, direction), "auto")).tangent
+            with pytest.raises(RuntimeError, match="backend='cpp' cannot run .* on forward-mode dual tensors"):
+                call(fwad.make_dual(primal, direction), "cpp")
+        assert expected is not None and expected.abs().sum() > 0, name
+        torch.testing.assert_close(got, expected, msg=name)
+        # the same Jacobian by forward and reverse mode through the default backend
+        forward = jacobian(lambda t, c=call: c(t, "auto"), primal, vectorize=True, strategy="forward-mode")
+        torch.testing.assert_close(forward, jacobian(lambda t, c=call: c(t, "auto"), primal), msg=name)
+
+
 def test_kernel_checks_arguments_directly():
     """torch.ops called directly (bypassing the Python checks) still fail with a message naming the argument."""
     x = torch.rand(3, 2, 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+from torch.autograd import forward_ad
 
 from .. import _ext
 
@@ -50,20 +51,39 @@ def _differentiating_transform() -> str | None:
     return None
 
 
-def select(op: str, backend: str, x: torch.Tensor) -> str:
-    """Returns "kernel" or "torch" for running ``op`` on ``x``; raises if an explicit backend cannot run it."""
+def _carries_tangent(tensors: tuple) -> bool:
+    """Whether a tensor among ``tensors`` is a forward-mode dual tensor (``torch.autograd.forward_ad``, which
+    ``torch.autograd.functional.jacobian(strategy="forward-mode")`` uses too): the compiled ops' C++ autograd
+    formula has no forward derivative, and PyTorch would drop the tangent without a word. Dual tensors exist only
+    inside a ``dual_level`` (``_current_level`` >= 0; private, so read with a default that checks every call)."""
+    if getattr(forward_ad, "_current_level", 0) < 0 or torch.compiler.is_compiling():
+        return False
+    return any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def _reference_only_reason(tensors: tuple) -> str | None:
+    """Why this call must run the reference whatever the backend, if it must."""
+    transform = _differentiating_transform()
+    if transform is not None:
+        return f"under torch.func's {transform} transform, which refuses the compiled ops' C++ autograd formula"
+    if _carries_tangent(tensors):
+        return "on forward-mode dual tensors (torch.autograd.forward_ad), for which the compiled ops have no formula"
+    return None
+
+
+def select(op: str, backend: str, x: torch.Tensor, others: tuple = ()) -> str:
+    """Returns "kernel" or "torch" for running ``op`` on ``x`` (with the op's other tensor arguments ``others``);
+    raises if an explicit backend cannot run it."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(repr(b) for b in BACKENDS)}, got {backend!r}")
     if backend == "torch":
         return "torch"
     device_type = x.device.type
-    transform = _differentiating_transform()
-    if transform is not None:
+    reason = _reference_only_reason((x, *others))
+    if reason is not None:
         if backend != "auto":
-            raise RuntimeError(
-                f"backend={backend!r} cannot run {PUBLIC_NAME[op]} under torch.func's {transform} transform, which "
-                "refuses the compiled ops' C++ autograd formula; use backend='torch' (or 'auto', which takes it)"
-            )
+            raise RuntimeError(f"backend={backend!r} cannot run {PUBLIC_NAME[op]} {reason}; use backend='torch' "
+                               "(or 'auto', which takes it)")  # fmt: skip
         return "torch"
     if backend == "auto":
         if _ext.reference_forced():

@@ -49,7 +49,7 @@ def iir_filter(
         p ``[T, *S]`` in x's dtype, or ``(p, (p_last, p_before_last))``.
     """
     c = check_iir_args(x, a1, a2, b, p1, p2, return_state)
-    if _backend.select("iir", backend, x) == "torch":
+    if _backend.select("iir", backend, x, (c.a1, c.a2, c.b, c.p1, c.p2)) == "torch":
         return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
     acc = iir_compute_dtype(x.dtype)
     shape = _backend.parameter_shape((c.a1, c.a2, c.b), x.shape[1:])  # first order's a2 is a number: no say

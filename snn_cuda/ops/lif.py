@@ -61,7 +61,7 @@ def lif(
         detach_reset=detach_reset, surrogate=surrogate, surrogate_param=surrogate_param, v0=v0, r0=r0,
         return_state=return_state, return_membrane=return_membrane,
     )  # fmt: skip
-    if _backend.select("lif", backend, x) == "torch":
+    if _backend.select("lif", backend, x, (c.alpha, c.theta, c.v0, c.r0)) == "torch":
         return reference(
             x, alpha=c.alpha, theta=c.theta, reset=c.reset, v_reset=c.v_reset, gamma=c.gamma, rho=c.rho,
             detach_reset=c.detach_reset, surrogate=c.surrogate, surrogate_param=c.surrogate_param, v0=c.v0,
