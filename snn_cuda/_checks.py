@@ -33,7 +33,10 @@ def check_float(value: object, name: str, *, low: float | None = None, high: flo
     # numbers.Real takes numpy scalars too (np.float32 is not a float)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int (or a Fraction) beyond float's range
+        raise ValueError(f"{name} must be finite, got a number beyond the range of a float") from None
     # a comparison rather than math.isfinite: under torch.compile a number can be symbolic (a SymFloat, once
     # dynamo makes it dynamic), which comparisons take (as guards) and math.isfinite does not; NaN fails both
     if not -math.inf < value < math.inf:

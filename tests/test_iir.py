@@ -336,16 +336,38 @@ def test_torch_compile_matches_eager_on_transposed_tensors(gen, device, compile_
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_state_outputs_take_part_in_autograd_as_in_the_reference(device):
-    """At T = 1 p_before_last is p1, or zeros that depend on nothing without it: no grad_fn then."""
+    """At T = 1 p_before_last is p1 (differentiable as p1 is), or zeros that depend on nothing without it: no
+    grad_fn then."""
     p1 = torch.rand(2, device=device, requires_grad=True)
-    for T, initial in ((1, None), (1, p1), (3, None)):
+    for T, initial in ((1, None), (1, p1), (1, p1.detach()), (3, None), (3, p1.detach())):
         x = torch.rand(T, 2, device=device, requires_grad=True)
         flags = []
         for backend in (KERNEL_BACKEND[device], "torch"):
             _, (p_last, p_before_last) = snn_cuda.iir_filter(x, 0.5, 0.1, 1.0, p1=initial, return_state=True,
                                                              backend=backend)  # fmt: skip
             flags.append((p_last.requires_grad, p_before_last.requires_grad))
-        assert flags[0] == flags[1] == (True, T > 1 or initial is not None), (T, initial is not None)
+        differentiable = T > 1 or (initial is not None and initial.requires_grad)
+        assert flags[0] == flags[1] == (True, differentiable), (T, initial)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_initial_states_made_in_inference_mode_as_in_the_reference(gen, device):
+    """A state from a chunk run under inference mode, passed on while x requires grad: autograd cannot keep an
+    inference tensor, and the kernels' backward reads the states only for the a1, a2 gradients, so it keeps them
+    only then (as the reference's autograd does)."""
+    with torch.inference_mode():
+        _, (p1, p2) = snn_cuda.iir_filter(torch.randn(4, 3, generator=gen).to(device), 0.5, 0.1, 1.0,
+                                          return_state=True)  # fmt: skip
+    x = torch.randn(5, 3, generator=gen).to(device).requires_grad_()
+    grads = []
+    for backend in (KERNEL_BACKEND[device], "torch"):
+        p = snn_cuda.iir_filter(x, 0.5, 0.1, 1.0, p1=p1, p2=p2, backend=backend)
+        grads.append(torch.autograd.grad((p * p).sum(), x)[0])
+    torch.testing.assert_close(grads[0], grads[1])
+    a1 = torch.full((3,), 0.5, device=device, requires_grad=True)
+    for backend in (KERNEL_BACKEND[device], "torch"):  # the a1 gradient reads them: refused by both
+        with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+            snn_cuda.iir_filter(x, a1, 0.1, 1.0, p1=p1, p2=p2, backend=backend)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -419,6 +441,7 @@ def test_auto_backend_falls_back_with_one_warning(monkeypatch):
         (dict(a2=torch.ones(2, 1, 1)), ValueError, "a2 of shape"),
         (dict(b=torch.ones(4, dtype=torch.int64)), TypeError, "b must be a floating-point"),
         (dict(a2=float("nan")), ValueError, "a2 must be finite"),
+        (dict(a1=10**400), ValueError, "a1 must be finite, got a number beyond the range of a float"),
         (dict(b="1"), TypeError, "b must be a number"),
         (dict(a1=torch.ones(4, device="meta")), ValueError, "a1 is on meta"),
         (dict(p1=torch.zeros(4, 2)), ValueError, "p1 must have shape"),

@@ -176,15 +176,19 @@ struct IirFunction : torch::autograd::Function<IirFunction> {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     variable_list out = to_list(op<IirFwdSignature>("snn_cuda::iir_fwd").call(x, a1, a2, b, p1, p2));
     // The backward reads the output p (for the a1, a2 gradients) and the input x (for the b gradient), and nothing
-    // else of size [T, N]; each is kept only when its gradient can be asked for.
+    // else of size [T, N]; each is kept only when its gradient can be asked for. So are the initial states, which
+    // only the a1, a2 gradients read (states made under inference mode, which autograd cannot keep, then work
+    // as in the reference).
     const bool keep_p = a1.requires_grad() || requires_grad(a2);
     ctx->save_for_backward({keep_p ? out[0] : at::Tensor(), b.requires_grad() ? x : at::Tensor(), a1,
-                            or_undefined(a2), b, or_undefined(p1), or_undefined(p2)});
+                            or_undefined(a2), b, keep_p ? or_undefined(p1) : at::Tensor(),
+                            keep_p ? or_undefined(p2) : at::Tensor()});
     ctx->saved_data["has_a2"] = a2.has_value();
     ctx->saved_data["has_p1"] = p1.has_value();
     ctx->saved_data["has_p2"] = p2.has_value();
-    // At T = 1 p_before_last is p1, or zeros that depend on nothing without it (as in the reference).
-    if (x.size(0) == 1 && !p1.has_value()) ctx->mark_non_differentiable({out[2]});
+    // At T = 1 p_before_last is p1 (differentiable as p1 is), or zeros that depend on nothing without it (as in
+    // the reference).
+    if (x.size(0) == 1 && !requires_grad(p1)) ctx->mark_non_differentiable({out[2]});
     return out;
   }
 
