@@ -226,3 +226,25 @@ def test_saved_for_backward_grows_with_T():
     model = build_model(dict(arch="snn", input_shape=[16], spec="FC32-FC4"), backend="cpp")
     small, large = (saved_for_backward_bytes(model, torch.rand(T, 2, 16)) for T in (4, 8))
     assert 0 < small < large
+
+
+@pytest.mark.parametrize(
+    "config, error, match",
+    [
+        (dict(arch="snn", input_shape=[2, 8, 8], spec="4C3-AP8-FC3"), ValueError,
+         r"AvgPool2d.*cannot take frames of shape \[4, 6, 6\]"),
+        (dict(arch="snn", input_shape=[2, 8, 8], spec="MP2p2-FC3"), ValueError, "pad should be at most half"),
+        (dict(arch="rnn", input_shape=[2, 8, 8], spec="4C9-FC3"), ValueError,
+         r"cannot take frames of shape \[2, 8, 8\]"),
+        (dict(arch="iir", input_shape=[2, 8, 8], spec="4C3s4-AP4-FC3"), ValueError, "cannot take frames"),
+        (dict(arch="iir", input_shape=[4], spec="FC4-AP2-FC3"), ValueError, r"needs frames of shape \[C, H, W\]"),
+        (dict(arch="snn", input_shape=[], spec="FC3"), ValueError, "input_shape must have at least one dimension"),
+        (dict(arch="iir", input_shape=[4], spec="FC3", output_filter="no"), TypeError,
+         "output_filter must be True or False"),
+    ],
+)  # fmt: skip
+def test_specs_that_do_not_fit_the_input_name_the_layer(config, error, match):
+    """Kernels, strides or poolings that leave nothing of the frame fail with the library's error naming the layer,
+    not torch's from inside a forward pass."""
+    with pytest.raises(error, match=match):
+        build_model(config)

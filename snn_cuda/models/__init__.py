@@ -74,6 +74,8 @@ def build_model(config: str | Mapping, **overrides) -> SequenceModel:
         raise ValueError(f"config for arch {arch!r} needs input_shape, the shape of one frame (such as [784] or "
                          "[2, 128, 128])")  # fmt: skip
     options["input_shape"] = check_shape(options["input_shape"], "input_shape", example="[784] or [2, 128, 128]")
+    if not options["input_shape"]:
+        raise ValueError("input_shape must have at least one dimension, such as [784] or [2, 128, 128], got []")
     return builder(**options)
 
 

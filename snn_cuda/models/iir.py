@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .._checks import check_bool
 from ..layers import IIRLayer, snn_iir_neuron
 from ..synapse import IIRSynapse, dual_exp, first_order, normalised_dual_exp
 from .base import SequenceModel
@@ -40,6 +41,7 @@ def iir_net(
     """
     if synapse not in FILTERS:
         raise ValueError(f"synapse must be one of {FILTERS}, got {synapse!r}")
+    output_filter = check_bool(output_filter, "output_filter")
     config = dict(
         arch="iir", input_shape=list(input_shape), spec=spec, tau_m=tau_m, tau_s=tau_s, synapse=synapse,
         initial_state=initial_state, output_filter=output_filter, readout=readout, backend=backend,
@@ -53,6 +55,8 @@ def iir_net(
                                  "the next layer's filter); put it before the pooling")  # fmt: skip
             layers.append(nn.Dropout(layer.p))
         elif isinstance(layer, Pool):
+            if len(shape) != 3:  # as frame_module says for the other families
+                raise ValueError(f"{layer} needs frames of shape [C, H, W], got per-frame shape {list(shape)}")
             pools.append(layer.module())
         else:
             filtered_shape = shape

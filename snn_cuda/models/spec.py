@@ -92,9 +92,17 @@ def parse_spec(spec: str) -> list[Layer]:
 
 
 def frame_shape(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The per-frame output shape of ``module`` for per-frame input ``shape`` (one zero frame through it)."""
-    with torch.no_grad():
-        return tuple(module(torch.zeros(1, *shape)).shape[1:])
+    """The per-frame output shape of ``module`` for per-frame input ``shape`` (one zero frame through it). A spec
+    whose kernels, strides or poolings shrink the frame to nothing is a ValueError naming the layer."""
+    try:
+        with torch.no_grad():
+            out = tuple(module(torch.zeros(1, *shape)).shape[1:])
+    except RuntimeError as exc:  # torch's own: "Output size is too small", "pad should be at most half ..."
+        reason = str(exc).strip().splitlines()[0]
+        raise ValueError(f"{module} cannot take frames of shape {list(shape)}: {reason}") from None
+    if 0 in out:
+        raise ValueError(f"{module} turns frames of shape {list(shape)} into {list(out)}: nothing is left")
+    return out
 
 
 def frame_module(layer: Conv | Pool | Dense, shape: tuple[int, ...]) -> nn.Module:
