@@ -276,3 +276,14 @@ def test_poisson_rate_matches_intensity(gen):
     assert torch.equal(data.copy_along_time(image, 3), image.expand(3, 5))
     with pytest.raises(ValueError, match=r"intensities must lie in \[0, 1\]"):
         data.poisson_encode(image * 2, 4)
+
+
+def test_setting_types_are_named():
+    with pytest.raises(TypeError, match="dev_fraction must be a number, got str"):
+        data.split_indices(10, "train", dev_fraction="0.1", seed=0)
+    with pytest.raises(TypeError, match="steps must be an integer"):
+        data.MNIST(split="test", steps="6")
+    with pytest.raises(ValueError, match="size must be at least 1"):
+        data.MNIST(split="test", size=0)
+    with pytest.raises(ValueError, match="downsample must be a positive integer, got 0"):
+        data.Framing(frames=4, downsample=0)

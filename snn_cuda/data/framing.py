@@ -56,7 +56,9 @@ def events_to_frames(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     height, width = sensor_size
-    if not is_integer(downsample) or downsample < 1 or height % downsample or width % downsample:
+    if not is_integer(downsample) or downsample < 1:
+        raise ValueError(f"downsample must be a positive integer, got {downsample!r}")
+    if height % downsample or width % downsample:
         raise ValueError(
             f"downsample must be a positive integer dividing sensor_size {sensor_size}, got {downsample!r}"
         )

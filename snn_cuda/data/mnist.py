@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_int
 from .splits import SPLITS, split_indices
 
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -121,8 +122,8 @@ class MNIST(torch.utils.data.Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+        steps = check_int(steps, "steps", low=1)
+        size = check_int(size, "size", low=1)
         images, labels = load_mnist(root, "test" if split == "test" else "train", size=size)
         chosen = split_indices(len(images), split, dev_fraction=1 / 6, seed=seed)
         self.images = torch.from_numpy(np.ascontiguousarray(images[chosen]))

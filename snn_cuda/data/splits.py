@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import check_float
+
 SPLITS = ("train", "dev", "train_all", "test")
 
 
@@ -18,6 +20,7 @@ def split_indices(count: int, split: str, *, dev_fraction: float, seed: int) -> 
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    dev_fraction = check_float(dev_fraction, "dev_fraction")
     if not 0.0 < dev_fraction < 1.0:
         raise ValueError(f"dev_fraction must lie in (0, 1), got {dev_fraction}")
     if split in ("train_all", "test"):
