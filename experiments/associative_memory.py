@@ -31,11 +31,14 @@ from torch.nn import functional as F
 
 from snn_cuda import iir_filter, normalised_dual_exp
 from snn_cuda.experiment import (
+    check_models,
+    checkpoint_metadata,
     driver_parser,
     load_config,
     markdown_table,
     refuse_torchrun,
     run_from_command_line,
+    run_metadata,
     start_run,
     train_and_measure,
     training_note,
@@ -249,7 +252,8 @@ def model_config_of(config: dict, name: str, data: dict) -> dict:
 def recall_of_checkpoint(path: str, args) -> list[dict]:
     """``--test``: the recall table of one checkpoint, with the data settings and seed stored in it."""
     checkpoint = load_checkpoint(path)
-    data, seed = checkpoint["metadata"]["data"], checkpoint["metadata"]["seed"]
+    metadata = checkpoint_metadata(checkpoint, path, "associative_memory")
+    data, seed = metadata["data"], metadata["seed"]
     model = model_from_checkpoint(path, backend=args.backend)
     patterns, targets, _ = pattern_sets(data, model.config, seed)
     rows = recall_table(model, patterns, targets, data, seed, device=args.device,
@@ -271,13 +275,15 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]] | list[dict]:
     if training.loss != "sequence_mse":
         raise ValueError(f"{args.config}: the associative memory trains with loss sequence_mse, not {training.loss}")
     results = {}
+    metadata = {**run_metadata("associative_memory", data, args), "seed": training.seed}
+    model_configs = {name: model_config_of(config, name, data) for name in names}
+    check_models([(name, model_configs[name], metadata) for name in names], training, args, out)
     for name in names:
-        model_config = model_config_of(config, name, data)
+        model_config = model_configs[name]
         patterns, targets, sets = pattern_sets(data, model_config, training.seed)
         print(f"{name}: {len(patterns)} patterns of {data['steps']} steps x {data['neurons']} neurons, "
               f"{patterns.sum() / len(patterns):.0f} spikes each; cues: train {len(sets['train'])}, "
               f"dev {len(sets['dev'])}; {training.epochs} epochs, batch {training.batch_size}")  # fmt: skip
-        metadata = {"data": data, "seed": training.seed}
         row, history = train_and_measure(name, model_config, training, sets, out, resume=args.resume,
                                          backend=args.backend, metadata=metadata, on_start=record_config)  # fmt: skip
         model = model_from_checkpoint(out / name / "best.pt", backend=args.backend)

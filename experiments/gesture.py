@@ -24,6 +24,7 @@ from snn_cuda.experiment import materialize_splits, run_driver, run_from_command
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "gesture_quick.yaml"
 SENSOR = 128
 CLASSES = 11
+DATA_KEYS = ("framing", "synthetic", "dev_fraction")  # what the datasets read from a data config
 
 
 def gesture_datasets(data: dict, data_root: str | None, progress: bool) -> dict:
@@ -47,7 +48,7 @@ def describe_data(data: dict, data_root: str | None) -> list[str]:
 def main(argv: list[str] | None = None) -> list[dict] | dict:
     return run_driver(argv, __doc__, DEFAULT_CONFIG, name="gesture", datasets=gesture_datasets,
                       data_help="real DVS Gesture folder (default: synthetic set)", input_shape=input_shape,
-                      describe_data=describe_data,
+                      describe_data=describe_data, data_keys=DATA_KEYS,
                       title="DVS Gesture: SNN vs RNN vs LSTM under one protocol")  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from snn_cuda.experiment import run_driver, run_from_command_line
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "mnist_quick.yaml"
 CLASSES = 10
+DATA_KEYS = ("encoding", "steps", "size")  # what the datasets read from a data config
 EVALUATION_POISSON_SEED = 0
 
 
@@ -57,7 +58,7 @@ def describe_data(data: dict, data_root: str | None) -> list[str]:
 def main(argv: list[str] | None = None) -> list[dict] | dict:
     return run_driver(argv, __doc__, DEFAULT_CONFIG, name="mnist", datasets=mnist_datasets,
                       data_help="folder with the real MNIST IDX files (default: scikit-learn's digits)",
-                      input_shape=input_shape, describe_data=describe_data,
+                      input_shape=input_shape, describe_data=describe_data, data_keys=DATA_KEYS,
                       title="MNIST: snn-iir MLP and CNN, input encodings x filter state modes")  # fmt: skip
 
 

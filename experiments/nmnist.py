@@ -25,6 +25,7 @@ from snn_cuda.experiment import materialize_splits, run_driver, run_from_command
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "nmnist_quick.yaml"
 CLASSES = 10
+DATA_KEYS = ("framing", "synthetic")  # what the datasets read from a data config
 
 
 def nmnist_datasets(data: dict, data_root: str | None, progress: bool) -> dict:
@@ -48,7 +49,7 @@ def describe_data(data: dict, data_root: str | None) -> list[str]:
 def main(argv: list[str] | None = None) -> list[dict] | dict:
     return run_driver(argv, __doc__, DEFAULT_CONFIG, name="nmnist", datasets=nmnist_datasets,
                       data_help="real N-MNIST folder with Train/ and Test/ (default: synthetic set)",
-                      input_shape=input_shape, describe_data=describe_data,
+                      input_shape=input_shape, describe_data=describe_data, data_keys=DATA_KEYS,
                       title="N-MNIST: SNN vs RNN vs LSTM under one protocol")  # fmt: skip
 
 

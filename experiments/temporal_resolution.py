@@ -30,12 +30,15 @@ from pathlib import Path
 from snn_cuda.data.nmnist import SENSOR_SIZE as NMNIST_SENSOR_SIZE
 from snn_cuda.experiment import (
     RESULT_COLUMNS,
+    ConfigError,
+    check_models,
     driver_parser,
     evaluate_checkpoint,
     load_config,
     markdown_table,
     refuse_torchrun,
     run_from_command_line,
+    run_metadata,
     start_run,
     train_and_measure,
     training_note,
@@ -169,11 +172,16 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]] | dict:
     args = parser.parse_args(argv)
     refuse_torchrun("temporal_resolution.py")
     if args.test is not None:
-        return evaluate_checkpoint(args.test, args, framed_sets)
+        return evaluate_checkpoint(args.test, args, framed_sets, driver="temporal_resolution")
     config = load_config(args.config, smoke=args.smoke, sections=("dataset", "datasets", "training", "models"))
     dataset = args.dataset or config["dataset"]
     data = {**config["datasets"][dataset], "dataset": dataset}
     dts = data["sweep"]["dt_ms"]
+    widths = dts if isinstance(dts, list) and dts else [None]
+    positive = all(isinstance(dt, int | float) and not isinstance(dt, bool) and dt > 0 for dt in widths)
+    if not positive or len(set(widths)) != len(widths):
+        raise ConfigError(f"{args.config}: sweep dt_ms must be a list of distinct positive frame widths (ms), "
+                          f"got {dts!r}")  # fmt: skip
     training, names, out, record_config = start_run({**config, "dataset": dataset}, args)
     source = args.data_root or f"the embedded synthetic {dataset} set"
     print(
@@ -181,16 +189,22 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]] | dict:
         f"epochs, batch {training.batch_size}, lr {training.lr}, loss {training.loss}, device {training.device}"
     )
     resolutions = {dt: data_at(data, dt) for dt in dts}
+    model_configs = {}
+    for name in names:
+        model_configs[name] = dict(config["models"][name], input_shape=input_shape(resolutions[dts[0]]))
+        model_configs[name]["spec"] = with_classes(model_configs[name]["spec"], data["classes"])
+    metadata = {dt: run_metadata("temporal_resolution", resolutions[dt], args) for dt in dts}
+    check_models([(run_name(name, dt), model_configs[name], metadata[dt]) for name in names for dt in dts],
+                 training, args, out)  # fmt: skip
     sets = {dt: framed_sets(resolutions[dt], args.data_root, not args.quiet) for dt in dts}
     sweep_rows, rows = [], []
     for name in names:
-        model_config = dict(config["models"][name], input_shape=input_shape(resolutions[dts[0]]))
-        model_config["spec"] = with_classes(model_config["spec"], data["classes"])
+        model_config = model_configs[name]
         for train_dt in dts:
             run = run_name(name, train_dt)
             frames = resolutions[train_dt]["framing"]["frames"]
             row, _ = train_and_measure(run, model_config, training, sets[train_dt], out, resume=args.resume,
-                                       backend=args.backend, metadata={"data": resolutions[train_dt]},
+                                       backend=args.backend, metadata=metadata[train_dt],
                                        on_start=record_config)  # fmt: skip
             sweep_rows.append(
                 {**row, "model": name, "dt_ms": train_dt, "frames": frames, "span_ms": frames * train_dt}

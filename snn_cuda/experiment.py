@@ -26,7 +26,15 @@ from tqdm import tqdm
 from . import __version__, distributed
 from .complexity import measure_cost, saved_for_backward_bytes
 from .models import build_model
-from .training import CheckpointError, TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
+from .training import (
+    LAST_CHECKPOINT,
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    check_resumable,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 
 RESULT_COLUMNS = (
     "model", "test_accuracy", "best_dev_accuracy", "best_epoch", "epochs", "params", "macs_per_step",
@@ -72,10 +80,10 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
     misspelt one would otherwise be ignored."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise FileNotFoundError(f"config file {path} {'is a folder' if path.is_dir() else 'does not exist'}")
     try:
-        config = yaml.load(path.read_text(), Loader=_ConfigLoader)
-    except yaml.YAMLError as exc:
+        config = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections {list(sections)}, got "
@@ -86,6 +94,13 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
     unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
         raise ConfigError(f"config file {path} has unknown keys {unknown}; accepted: {list(CONFIG_KEYS)}")
+    for key, value in config.items():
+        if key not in ("title", "dataset") and not isinstance(value, dict | None):
+            raise ConfigError(f"config file {path}: section {key!r} must be a mapping, got {value!r}")
+    for name, entry in (config.get("models") or {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("data", {}), dict):
+            raise ConfigError(f"config file {path}: model {name!r} must be a mapping of its settings (with an "
+                              f"optional mapping 'data'), got {entry!r}")  # fmt: skip
     smoke_section = config.pop("smoke", {}) or {}
     return merge(config, smoke_section) if smoke else config
 
@@ -297,6 +312,12 @@ def device_argument(value: str) -> str:
 
 def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
     """The config's training section with the command line's overrides."""
+    # where a run goes and what it shows belong to the machine, not to the protocol a config records
+    from_command_line = {"device": "--device", "amp": "--amp", "progress": "--quiet"}
+    misplaced = [key for key in from_command_line if key in config["training"]]
+    if misplaced:
+        options = ", ".join(from_command_line[key] for key in misplaced)
+        raise ConfigError(f"training {misplaced} are set on the command line ({options}), not in the config")
     overrides = {"epochs": args.epochs, "seed": args.seed}
     return TrainConfig.from_dict({
         **config["training"], **{k: v for k, v in overrides.items() if v is not None},
@@ -321,11 +342,48 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and distributed.is_main_process()
 
 
-def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsFn) -> dict:
-    """``--test``: the test accuracy of one checkpoint, with the data settings stored in it."""
+def run_metadata(driver: str, data: dict, args: argparse.Namespace) -> dict:
+    """What a driver stores in each checkpoint besides the model and the training settings: which driver wrote it,
+    the data settings, and the data folder (None: the synthetic set). A resumed run must match it
+    (:meth:`Trainer._check_resumable`), and ``--test`` reads the data the same way."""
+    root = None if args.data_root is None else str(Path(args.data_root).resolve())
+    return {"driver": driver, "data": data, "data_root": root}
+
+
+def checkpoint_metadata(checkpoint: dict, path: str, driver: str) -> dict:
+    """The metadata of a checkpoint ``--test`` evaluates, refused if another driver wrote it (its data settings
+    mean something else there). Checkpoints of snn_cuda <= 0.1.0 record no driver: taken as they are."""
+    metadata = checkpoint.get("metadata") or {}
+    written_by = metadata.get("driver", driver)
+    if written_by != driver or "data" not in metadata:
+        raise CheckpointError(f"checkpoint {path} was written by experiments/{written_by}.py, not {driver}.py: "
+                              "test it with that driver")  # fmt: skip
+    return metadata
+
+
+def test_data_root(metadata: dict, path: str, args: argparse.Namespace) -> str | None:
+    """The data folder to test a checkpoint on: ``--data-root``, else the one it was trained on (None: the synthetic
+    set), which must then exist here. Says so when the two differ."""
+    trained_on = metadata.get("data_root")
+    if args.data_root is None and trained_on is not None:
+        if not Path(trained_on).is_dir():
+            raise FileNotFoundError(f"checkpoint {path} was trained on data in {trained_on}, not a folder here: "
+                                    "give --data-root")  # fmt: skip
+        distributed.print_once(f"testing on {trained_on}, the data the checkpoint was trained on")
+        return trained_on
+    if "data_root" in metadata and (args.data_root and str(Path(args.data_root).resolve())) != trained_on:
+        distributed.print_once(f"note: {path} was trained on {trained_on or 'the synthetic set'}, tested on "
+                               f"{args.data_root or 'the synthetic set'}")  # fmt: skip
+    return args.data_root
+
+
+def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsFn, *, driver: str) -> dict:
+    """``--test``: the test accuracy of one checkpoint of ``driver``, with the data settings stored in it."""
     checkpoint = load_checkpoint(path)
+    metadata = checkpoint_metadata(checkpoint, path, driver)
+    data_root = test_data_root(metadata, path, args)
     with distributed.main_process_first():  # see run_comparison
-        sets = datasets(checkpoint["metadata"]["data"], args.data_root, show_progress(args))
+        sets = datasets(metadata["data"], data_root, show_progress(args))
     model = model_from_checkpoint(path, backend=args.backend)
     training = TrainConfig.from_dict({**checkpoint["train_config"], "device": args.device, "amp": args.amp,
                                       "progress": not args.quiet})  # fmt: skip
@@ -377,21 +435,51 @@ def model_settings(config: dict, name: str) -> tuple[dict, dict]:
     return entry, merge(config["data"], entry.pop("data", None) or {})
 
 
+def check_data_keys(data: dict, accepted: tuple[str, ...], where: str) -> None:
+    """A data section holds only keys its driver reads: a misspelt one would otherwise be ignored."""
+    unknown = sorted(set(data) - set(accepted))
+    if unknown:
+        raise ConfigError(f"{where}: data has unknown keys {unknown}; accepted: {list(accepted)}")
+
+
+def check_models(runs: list[tuple[str, dict, dict]], training: TrainConfig, args: argparse.Namespace, out: Path,
+                 ) -> None:  # fmt: skip
+    """Builds every model of a run, ``runs = [(name, model config, metadata)]``, and on ``--resume`` checks its
+    checkpoint, before any model trains: a run refused by its last model would otherwise have retrained the first
+    ones over a finished run's checkpoints. The global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        for name, model_config, metadata in runs:
+            try:
+                model = build_model(model_config, backend=args.backend)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"model {name}: {exc}") from None
+            last = out / name / LAST_CHECKPOINT
+            if args.resume and last.exists():
+                check_resumable(last, load_checkpoint(last), training, model.config, metadata)
+
+
 def run_comparison(
     config: dict, args: argparse.Namespace, datasets: DatasetsFn, *, input_shape: Callable[[dict], list[int]],
-    title: str, notes: list[str],
+    title: str, notes: list[str], driver: str, data_keys: tuple[str, ...],
 ) -> list[dict]:  # fmt: skip
     """Trains every selected model of ``config`` under one protocol and writes config.yaml, results.csv / .md and
     the plots into ``args.out``. ``datasets`` makes the "train", "dev" and "test" sets of a data config (read
     once per distinct config: models with their own ``data`` section get their own sets), ``input_shape`` gives
-    the per-frame shape they yield; ``notes`` describe the data. Under torchrun rank 0 writes."""
+    the per-frame shape they yield, ``data_keys`` are the keys a data config may hold; ``notes`` describe the
+    data. Under torchrun rank 0 writes."""
     training, names, out, record_config = start_run(config, args)
+    runs = []
+    for name in names:
+        model_config, data = model_settings(config, name)
+        check_data_keys(data, data_keys, f"model {name}")
+        runs.append((name, {**model_config, "input_shape": input_shape(data)}, run_metadata(driver, data, args)))
+    check_models(runs, training, args, out)
     distributed.print_once(f"{training.epochs} epochs, batch {training.batch_size}, lr {training.lr}, loss "
                            f"{training.loss}, device {training.device}")  # fmt: skip
     sets_by_data: dict[str, dict] = {}
     rows, histories, sizes = [], {}, []
-    for name in names:
-        model_config, data = model_settings(config, name)
+    for name, model_config, metadata in runs:
+        data = metadata["data"]
         key = yaml.safe_dump(data, sort_keys=True)
         if key not in sets_by_data:
             # Generating a synthetic set or caching parsed files writes shared folders: under torchrun one
@@ -403,9 +491,8 @@ def run_comparison(
                 sizes.append(size)
             distributed.print_once(f"data {data}: {size}; inputs {list(sets['train'][0][0].shape)}")
         sets = sets_by_data[key]
-        row, history = train_and_measure(name, {**model_config, "input_shape": input_shape(data)}, training, sets,
-                                         out, resume=args.resume, backend=args.backend, metadata={"data": data},
-                                         on_start=record_config)  # fmt: skip
+        row, history = train_and_measure(name, model_config, training, sets, out, resume=args.resume,
+                                         backend=args.backend, metadata=metadata, on_start=record_config)  # fmt: skip
         distributed.print_once(f"{name}: test accuracy {row['test_accuracy']:.4f} (best dev epoch "
                                f"{row['best_epoch']}), {row['train_seconds']:.0f} s")  # fmt: skip
         rows.append(row)
@@ -435,17 +522,18 @@ def run_comparison(
 def run_driver(
     argv: list[str] | None, doc: str, default_config: Path, *, name: str, data_help: str, datasets: DatasetsFn,
     input_shape: Callable[[dict], list[int]], describe_data: Callable[[dict, str | None], list[str]], title: str,
+    data_keys: tuple[str, ...],
 ) -> list[dict] | dict:  # fmt: skip
     """The main function of an experiment driver: parses ``argv`` (:func:`driver_parser`), then evaluates one
     checkpoint (``--test``) or runs the comparison of the config. ``describe_data(data config, data root)``
     gives the notes on the data for results.md (the first one is printed before the data is read); a config's
-    ``title`` replaces ``title``."""
+    ``title`` replaces ``title``; ``data_keys`` are the keys ``datasets`` reads from a data config."""
     args = driver_parser(doc, default_config, name=name, data_help=data_help).parse_args(argv)
     with distributed.session(args.device):  # joins the process group under torchrun; nothing otherwise
         if args.test is not None:
-            return evaluate_checkpoint(args.test, args, datasets)
+            return evaluate_checkpoint(args.test, args, datasets, driver=name)
         config = load_config(args.config, smoke=args.smoke, sections=("data", "training", "models"))
         notes = describe_data(config["data"], args.data_root)
         distributed.print_once(notes[0])
         return run_comparison(config, args, datasets, input_shape=input_shape, title=config.get("title", title),
-                              notes=notes)  # fmt: skip
+                              notes=notes, driver=name, data_keys=data_keys)  # fmt: skip

@@ -134,7 +134,13 @@ def compute_loss(outputs: torch.Tensor, target: torch.Tensor, readout: str, loss
     if outputs.dtype in (torch.float16, torch.bfloat16):
         outputs = outputs.float()  # the loss of a mixed-precision forward in float32
     if loss == "sequence_mse":
+        if target.shape != outputs.shape:
+            raise ValueError(f"loss sequence_mse compares the outputs {list(outputs.shape)} with target sequences of "
+                             f"the same shape, got targets {list(target.shape)} (class labels call for mse or ce)")
         return F.mse_loss(outputs, target.to(outputs.dtype)), None
+    if target.dim() != 1:
+        raise ValueError(f"loss {loss} compares a readout with class labels [B], got targets {list(target.shape)} "
+                         "(target sequences call for sequence_mse)")  # fmt: skip
     scores = apply_readout(outputs, readout)
     if loss == "mse":
         return F.mse_loss(scores, F.one_hot(target, scores.shape[-1]).to(scores.dtype)), scores
@@ -213,6 +219,35 @@ def _changed_entries(saved: object, current: object, prefix: str = "") -> list[s
     return [] if saved == current else [f"{prefix.rstrip('.')}: {saved!r} -> {current!r}"]
 
 
+def check_resumable(path: Path, checkpoint: dict, config: TrainConfig, model_config: dict, metadata: dict) -> None:
+    """A run continues from ``checkpoint`` only with the model, the training settings and the metadata (an
+    experiment's driver, data settings and data folder) it was saved with; only the number of epochs may grow (and
+    the device, the backend and the progress display change). A metadata entry the checkpoint lacks was not
+    recorded by the version that wrote it, and is not compared."""
+    free = {"epochs", "device", "progress"}
+    saved, current = checkpoint["train_config"], dataclasses.asdict(config)
+    changed = [f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in current
+               if key not in free and saved.get(key) != current[key]]  # fmt: skip
+    saved_model = {k: v for k, v in checkpoint["model_config"].items() if k != "backend"}
+    current_model = {k: v for k, v in model_config.items() if k != "backend"}
+    changed += [f"model {key}: {saved_model.get(key)!r} -> {current_model.get(key)!r}"
+                for key in sorted(set(saved_model) | set(current_model))
+                if saved_model.get(key) != current_model.get(key)]  # fmt: skip
+    # the metadata an experiment stores: its data settings (framing, T, encoding, ...) above all
+    saved_metadata = checkpoint.get("metadata", {})
+    changed += _changed_entries(saved_metadata, {k: v for k, v in metadata.items() if k in saved_metadata})
+    if changed:
+        raise CheckpointError(
+            f"cannot resume from {path}: the run was saved with other settings ({'; '.join(changed)}); resume "
+            "with its settings, or start a new run without resuming"
+        )
+    if checkpoint["epoch"] > config.epochs:
+        raise CheckpointError(
+            f"cannot resume from {path}: it has trained {checkpoint['epoch']} epochs, more than epochs = "
+            f"{config.epochs}"
+        )
+
+
 class Trainer:
     """Trains ``model`` by BPTT with ``config``, writing metrics and checkpoints into ``out_dir``; ``metadata``
     (YAML-like values) is stored in every checkpoint.
@@ -247,6 +282,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=self._lr_step_size(), gamma=config.lr_gamma
         )
+        if (model.readout == "none") != (config.loss == "sequence_mse"):
+            # a classification loss needs the readout's scores [B, C]; sequence_mse the outputs of every step
+            raise ValueError(f"loss {config.loss!r} does not fit the model's readout {model.readout!r}: classifiers "
+                             "(readout rate, last or count) train with mse or ce, sequence models (readout none) "
+                             "with sequence_mse")  # fmt: skip
         self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
         self.epoch = 0  # completed epochs
         self.history: list[dict] = []
@@ -377,30 +417,7 @@ class Trainer:
         self.epoch, self.history, self.best = checkpoint["epoch"], checkpoint["history"], checkpoint["best"]
 
     def _check_resumable(self, path: Path, checkpoint: dict) -> None:
-        """A run continues only with the model, the training settings and the metadata (an experiment's data
-        settings) it was saved with; only the number of epochs may grow (and the device, the backend and the
-        progress display change)."""
-        free = {"epochs", "device", "progress"}
-        saved, current = checkpoint["train_config"], dataclasses.asdict(self.config)
-        changed = [f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in current
-                   if key not in free and saved.get(key) != current[key]]  # fmt: skip
-        saved_model = {k: v for k, v in checkpoint["model_config"].items() if k != "backend"}
-        current_model = {k: v for k, v in self.model.config.items() if k != "backend"}
-        changed += [f"model {key}: {saved_model.get(key)!r} -> {current_model.get(key)!r}"
-                    for key in sorted(set(saved_model) | set(current_model))
-                    if saved_model.get(key) != current_model.get(key)]  # fmt: skip
-        # the metadata an experiment stores: its data settings (framing, T, encoding, ...) above all
-        changed += _changed_entries(checkpoint.get("metadata", {}), self.metadata)
-        if changed:
-            raise CheckpointError(
-                f"cannot resume from {path}: the run was saved with other settings ({'; '.join(changed)}); resume "
-                "with its settings, or start a new run without resuming"
-            )
-        if checkpoint["epoch"] > self.config.epochs:
-            raise CheckpointError(
-                f"cannot resume from {path}: it has trained {checkpoint['epoch']} epochs, more than epochs = "
-                f"{self.config.epochs}"
-            )
+        check_resumable(path, checkpoint, self.config, self.model.config, self.metadata)
 
     def _write_metrics(self) -> None:
         path = self.out_dir / METRICS_FILE
@@ -456,7 +473,8 @@ class Trainer:
                 tqdm.write(f"{self.name} epoch {self.epoch}/{self.config.epochs}: "
                            + ", ".join(f"{split} {_metrics_text(metrics)}" for split, metrics in passes.items())
                            + f", {seconds:.1f} s")  # fmt: skip
-            improved = self._improved(dev)  # the same on every rank: the metrics are global
+            # the same on every rank: the metrics are global; without a dev set the last epoch is the best
+            improved = dev_set is None or self._improved(dev)
             if improved:
                 self.best = {"epoch": self.epoch, "loss": dev["loss"], "accuracy": dev["accuracy"]}
             rng_states = distributed.gather_objects(_rng_state())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from test_experiments import load_script, read_rows
 
 import snn_cuda
@@ -302,3 +303,23 @@ def test_temporal_resolution_configs_build_their_models(resolution, name):
             spec = resolution.with_classes(model_config["spec"], data["classes"])
             model = build_model({**model_config, "spec": spec, "input_shape": shape})
             assert model.config["spec"].endswith(f"FC{data['classes']}")
+
+
+def test_temporal_resolution_refuses_a_sweep_without_frame_widths(resolution, tmp_path):
+    config = load_config(CONFIGS / "temporal_resolution_quick.yaml")
+    for widths in ([], [0, 150], [150, 150], "150"):
+        config["datasets"]["gesture"]["sweep"]["dt_ms"] = widths
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump(config))
+        with pytest.raises(ValueError, match="sweep dt_ms must be a list of distinct positive frame widths"):
+            resolution.main(["--config", str(path), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu"])
+
+
+def test_temporal_resolution_builds_every_model_before_training_any(resolution, tmp_path):
+    text = (CONFIGS / "temporal_resolution_quick.yaml").read_text()
+    path = tmp_path / "typo.yaml"
+    path.write_text(text.replace("snn_iir: {arch: iir,", "snn_iir: {arch: iir, tau: 2,"))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"model snn_iir_dt\d+: config for arch 'iir' has unknown keys \['tau'\]"):
+        resolution.main(["--config", str(path), "--smoke", "--out", str(out), "--quiet", "--device", "cpu"])
+    assert list(out.iterdir()) == []  # snn_lif, listed first, did not train

@@ -266,10 +266,10 @@ def test_config_file_errors_name_the_problem(tmp_path, text, match):
 
 def test_config_reads_exponent_notation_as_a_float(tmp_path):
     path = tmp_path / "config.yaml"
-    path.write_text("training: {lr: 1e-3, lr_gamma: 5E-1, weight_decay: 1.0e-4}\nmodels: {name: '2e3'}\n")
+    path.write_text("training: {lr: 1e-3, lr_gamma: 5E-1, weight_decay: 1.0e-4}\nmodels: {name: {spec: '2e3'}}\n")
     config = load_config(path)
     assert config["training"] == {"lr": 1e-3, "lr_gamma": 0.5, "weight_decay": 1e-4}
-    assert config["models"] == {"name": "2e3"}  # quoted: still a string
+    assert config["models"] == {"name": {"spec": "2e3"}}  # quoted: still a string
 
 
 def test_drivers_end_bad_input_with_one_line(tmp_path):
@@ -352,3 +352,91 @@ def test_markdown_tables_keep_four_significant_digits():
     row = {"ms": 20.024, "speedup": 3.8, "accuracy": 0.94123, "params": 1189386, "macs": 7301234.7, "gb": math.nan}
     table = markdown_table([row], tuple(row))
     assert table.splitlines()[-1] == "| 20.02 | 3.8 | 0.9412 | 1,189,386 | 7,301,235 | - |"
+
+
+TWO_MODELS = """
+data:
+  framing: {frames: 4, dt_ms: 300, downsample: 8}
+  synthetic: {users: 3, test_users: 1, lightings: [fluorescent], gesture_ms: 600}
+training: {epochs: 1, batch_size: 8, max_batches: 2, loss: mse}
+models:
+  first: {arch: snn, spec: FC16-FC11}
+  second: {arch: snn, spec: FC16-FC11}
+"""
+
+
+def test_refused_run_leaves_a_finished_run_as_it_was(gesture, data_dir, tmp_path, monkeypatch):
+    """Every model is built, and on --resume its checkpoint accepted, before any trains: a run refused by its
+    second model does not retrain the first over the finished run's checkpoints or rewrite its config.yaml."""
+    from snn_cuda.training import CheckpointError
+
+    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+    config, out = tmp_path / "config.yaml", tmp_path / "run"
+    config.write_text(TWO_MODELS)
+    cpu = ["--quiet", "--device", "cpu", "--out", str(out), "--config", str(config)]
+    gesture.main(cpu)
+    record = {path: path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
+    assert out / "first" / "last.pt" in record and out / "config.yaml" in record
+
+    elsewhere = tmp_path / "other_data"
+    elsewhere.mkdir()
+    for change, extra, error, message in [
+        (("second: {arch: snn, spec: FC16-FC11}", "second: {arch: snn, spec: FC16-FC11, tau_x: 3}"), [],
+         ValueError, r"model second: config for arch 'snn' has unknown keys \['tau_x'\]"),
+        (("second: {arch: snn, spec: FC16-FC11}", "second: {arch: snn, spec: FC8-FC11}"), ["--resume"],
+         CheckpointError, "cannot resume from .*second.*model spec: 'FC16-FC11' -> 'FC8-FC11'"),
+        (("second: {arch: snn, spec: FC16-FC11}", "second: {arch: snn, spec: FC16-FC11, data: {dev_fracton: 0.5}}"),
+         [], ValueError, r"model second: data has unknown keys \['dev_fracton'\]"),
+        (("loss: mse}", "loss: mse, device: cuda}"), [], ValueError,
+         r"training \['device'\] are set on the command line \(--device\)"),
+        (("", ""), ["--resume", "--data-root", str(elsewhere)], CheckpointError,
+         f"cannot resume .*data_root: None -> '{elsewhere}'"),
+    ]:  # fmt: skip
+        config.write_text(TWO_MODELS.replace(*change))
+        with pytest.raises(error, match=message):
+            gesture.main(cpu + extra)
+        assert {path: path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()} == record, message
+
+
+def test_test_reads_the_data_a_checkpoint_was_trained_on(gesture, data_dir, tmp_path, monkeypatch, capsys):
+    """--test refuses a checkpoint of another driver, and without --data-root tests on the data folder the
+    checkpoint was trained on (the synthetic set when none)."""
+    from snn_cuda.training import CheckpointError
+
+    monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
+    config, out = tmp_path / "config.yaml", tmp_path / "run"
+    config.write_text(TWO_MODELS)
+    root = str(snn_cuda.data.synthetic_gesture(users=3, test_users=1, lightings=["fluorescent"], gesture_ms=600,
+                                               progress=False))  # fmt: skip
+    cpu = ["--quiet", "--device", "cpu"]
+    rows = gesture.main(cpu + ["--out", str(out), "--config", str(config), "--models", "first", "--data-root", root])
+    checkpoint = out / "first" / "best.pt"
+    capsys.readouterr()
+    assert gesture.main(cpu + ["--test", str(checkpoint)])["accuracy"] == pytest.approx(rows[0]["test_accuracy"])
+    assert f"testing on {root}, the data the checkpoint was trained on" in capsys.readouterr().out
+
+    moved = torch.load(checkpoint, weights_only=False)
+    moved["metadata"]["data_root"] = str(tmp_path / "gone")
+    torch.save(moved, tmp_path / "moved.pt")
+    with pytest.raises(FileNotFoundError, match=f"trained on data in {tmp_path / 'gone'}, not a folder here"):
+        gesture.main(cpu + ["--test", str(tmp_path / "moved.pt")])
+    nmnist = load_script(ROOT / "experiments" / "nmnist.py")
+    with pytest.raises(CheckpointError, match="written by experiments/gesture.py, not nmnist.py"):
+        nmnist.main(cpu + ["--test", str(checkpoint)])
+
+
+def test_config_shape_errors_name_the_file_and_section(tmp_path):
+    path = tmp_path / "config.yaml"
+    for text, message in [
+        ("training: {}\nmodels: {}\nsmoke: 5\n", "section 'smoke' must be a mapping, got 5"),
+        ("training: {}\nmodels: {a: null}\n", "model 'a' must be a mapping of its settings"),
+        ("training: {}\nmodels: {a: {arch: snn, data: poisson}}\n", "model 'a' must be a mapping"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=f"config file {path}: {message}"):
+            load_config(path)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ConfigError, match=f"config file {path} is not valid YAML"):
+        load_config(path)
+    with pytest.raises(FileNotFoundError, match=f"config file {tmp_path} is a folder"):
+        load_config(tmp_path)

@@ -268,3 +268,28 @@ def test_progress_leaves_one_line_per_epoch_and_counts_every_batch(gen, tmp_path
                for line in lines)  # fmt: skip
     assert counted[:2] == [("m epoch 1/2", 1, 2), ("m epoch 1/2", 2, 2)]  # ends at 2/2
     assert ("m dev", 2, 2) in counted
+
+
+def test_loss_must_fit_the_readout_and_the_targets(gen, tmp_path):
+    """A classifier (readout rate / last / count) trains with mse or ce on class labels, a sequence model (readout
+    none) with sequence_mse on target sequences: a mismatch is refused instead of broadcasting (an "accuracy" of 5
+    with readout none and mse)."""
+    classifier = build_model(dict(arch="snn", input_shape=[2, 4, 4], spec="FC8-FC4"))
+    sequence = build_model(dict(arch="snn", input_shape=[2, 4, 4], spec="FC8-FC4", readout="none"))
+    for model, loss in ((sequence, "mse"), (sequence, "ce"), (classifier, "sequence_mse")):
+        with pytest.raises(ValueError, match=f"loss '{loss}' does not fit the model's readout"):
+            Trainer(model, TrainConfig(loss=loss, progress=False), tmp_path)
+    outputs = torch.rand(6, 3, 4, generator=gen)
+    with pytest.raises(ValueError, match=r"sequence_mse compares the outputs \[6, 3, 4\] with target sequences"):
+        compute_loss(outputs, torch.tensor([0, 1, 2]), "none", "sequence_mse")
+    with pytest.raises(ValueError, match=r"loss ce compares a readout with class labels \[B\], got targets \[6"):
+        compute_loss(outputs, outputs, "rate", "ce")
+
+
+def test_without_a_dev_set_the_last_epoch_is_the_best(gen, tmp_path):
+    torch.manual_seed(3)
+    model = build_model(dict(arch="snn", input_shape=[2, 4, 4], spec="FC8-FC4"))
+    trainer = Trainer(model, TrainConfig(epochs=5, batch_size=4, lr=3e-2, progress=False), tmp_path)
+    history = trainer.fit(classification_set(gen))
+    assert trainer.best["epoch"] == 5 == load_checkpoint(tmp_path / BEST_CHECKPOINT)["epoch"]
+    assert trainer.best["accuracy"] == history[-1]["train_accuracy"]
