@@ -327,6 +327,8 @@ def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
 
 def selected_models(config: dict, args: argparse.Namespace) -> list[str]:
     """``--models`` (default: all of the config), checked against the config."""
+    if not config["models"]:
+        raise ConfigError(f"{args.config}: the config lists no model")
     names = args.models or list(config["models"])
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

@@ -3,6 +3,7 @@ timestep-scaling benchmark at tiny sizes."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import json
@@ -435,6 +436,10 @@ def test_config_shape_errors_name_the_file_and_section(tmp_path):
         path.write_text(text)
         with pytest.raises(ConfigError, match=f"config file {path}: {message}"):
             load_config(path)
+    from snn_cuda.experiment import selected_models
+
+    with pytest.raises(ConfigError, match="the config lists no model"):
+        selected_models({"models": {}}, argparse.Namespace(models=None, config="empty.yaml"))
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(ConfigError, match=f"config file {path} is not valid YAML"):
         load_config(path)
