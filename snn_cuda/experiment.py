@@ -310,13 +310,16 @@ def device_argument(value: str) -> str:
     return value
 
 
+# Training settings of where a run goes and what it shows: the machine's, not the protocol's that a config records
+# (config.yaml leaves them out, so a run's record serves as --config again).
+FROM_COMMAND_LINE = {"device": "--device", "amp": "--amp", "progress": "--quiet"}
+
+
 def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
     """The config's training section with the command line's overrides."""
-    # where a run goes and what it shows belong to the machine, not to the protocol a config records
-    from_command_line = {"device": "--device", "amp": "--amp", "progress": "--quiet"}
-    misplaced = [key for key in from_command_line if key in config["training"]]
+    misplaced = [key for key in FROM_COMMAND_LINE if key in config["training"]]
     if misplaced:
-        options = ", ".join(from_command_line[key] for key in misplaced)
+        options = ", ".join(FROM_COMMAND_LINE[key] for key in misplaced)
         raise ConfigError(f"training {misplaced} are set on the command line ({options}), not in the config")
     overrides = {"epochs": args.epochs, "seed": args.seed}
     return TrainConfig.from_dict({
@@ -357,9 +360,12 @@ def checkpoint_metadata(checkpoint: dict, path: str, driver: str) -> dict:
     mean something else there). Checkpoints of snn_cuda <= 0.1.0 record no driver: taken as they are."""
     metadata = checkpoint.get("metadata") or {}
     written_by = metadata.get("driver", driver)
-    if written_by != driver or "data" not in metadata:
+    if written_by != driver:
         raise CheckpointError(f"checkpoint {path} was written by experiments/{written_by}.py, not {driver}.py: "
                               "test it with that driver")  # fmt: skip
+    if "data" not in metadata:
+        raise CheckpointError(f"checkpoint {path} records no data settings: it was not written by an experiment "
+                              "driver")  # fmt: skip
     return metadata
 
 
@@ -410,7 +416,8 @@ def start_run(config: dict, args: argparse.Namespace) -> tuple[TrainConfig, list
         raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump({**config, "training": vars(training)}, sort_keys=False)
+    protocol = {key: value for key, value in vars(training).items() if key not in FROM_COMMAND_LINE}
+    text = yaml.safe_dump({**config, "training": protocol}, sort_keys=False)
     written = []
 
     def record_config() -> None:
@@ -470,6 +477,7 @@ def run_comparison(
     the per-frame shape they yield, ``data_keys`` are the keys a data config may hold; ``notes`` describe the
     data. Under torchrun rank 0 writes."""
     training, names, out, record_config = start_run(config, args)
+    check_data_keys(config["data"], data_keys, "config")
     runs = []
     for name in names:
         model_config, data = model_settings(config, name)

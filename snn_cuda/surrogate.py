@@ -86,5 +86,14 @@ class SpikeFunction(torch.autograd.Function):
         return u_tangent * grad(ctx.name, u, ctx.p)
 
 
+@torch.compiler.disable
+def _spike_outside_compile(u: torch.Tensor, name: str, p: float) -> torch.Tensor:
+    return SpikeFunction.apply(u, name, p)
+
+
 def spike(u: torch.Tensor, name: str, p: float) -> torch.Tensor:
+    # torch.compile drops a custom Function's forward derivative (PyTorch 2.13: the tangent comes back None), so
+    # under an open forward-mode dual_level the spike runs outside the compiled graph (a graph break)
+    if torch.compiler.is_compiling() and getattr(torch.autograd.forward_ad, "_current_level", 0) >= 0:
+        return _spike_outside_compile(u, name, p)
     return SpikeFunction.apply(u, name, p)

@@ -125,9 +125,10 @@ def test_interrupted_folder_is_generated_again_and_foreign_folders_are_refused(t
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
-def test_folders_of_killed_builds_are_removed_by_the_next_build(tmp_path):
-    """A build killed without cleaning up (SIGKILL, the out-of-memory killer) leaves its private folder; the next
-    build of the same target removes it once its process is gone and it has not changed for an hour."""
+def test_folders_of_killed_builds_are_removed_by_a_later_run(tmp_path):
+    """A build killed without cleaning up (SIGKILL, the out-of-memory killer) leaves its private folder; a later run
+    using the same target removes it once its process is gone and it has not changed for an hour, also when the
+    restart right after the kill finished the target (the folder was young then)."""
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True)  # fmt: skip
     dead = int(finished.stdout)  # a process that ran and ended
@@ -149,9 +150,12 @@ def test_folders_of_killed_builds_are_removed_by_the_next_build(tmp_path):
         return {"files": 1}
 
     synthetic._cached_generation("demo", target, {"n": 1}, write_one, force=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [target.name] + [folders[name].name for name in ("recent", "running", "other target")]
-    )
+    kept = ["recent", "running", "other target"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name] + [folders[n].name for n in kept])
+    os.utime(folders["recent"], (old, old))  # an hour later: the set is there, nothing is built
+    synthetic._cached_generation("demo", target, {"n": 1}, write_one, force=False)
+    kept.remove("recent")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name] + [folders[n].name for n in kept])
 
 
 def test_generation_is_renamed_into_place_whole(tmp_path):

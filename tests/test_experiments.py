@@ -375,9 +375,13 @@ def test_refused_run_leaves_a_finished_run_as_it_was(gesture, data_dir, tmp_path
     config, out = tmp_path / "config.yaml", tmp_path / "run"
     config.write_text(TWO_MODELS)
     cpu = ["--quiet", "--device", "cpu", "--out", str(out), "--config", str(config)]
-    gesture.main(cpu)
+    rows = gesture.main(cpu)
     record = {path: path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
     assert out / "first" / "last.pt" in record and out / "config.yaml" in record
+    # a run's record serves as --config again (it leaves out the command line's device, amp and progress)
+    again = gesture.main(["--quiet", "--device", "cpu", "--out", str(tmp_path / "again"), "--config",
+                          str(out / "config.yaml")])  # fmt: skip
+    assert [row["test_accuracy"] for row in again] == [row["test_accuracy"] for row in rows]
 
     elsewhere = tmp_path / "other_data"
     elsewhere.mkdir()
@@ -421,6 +425,10 @@ def test_test_reads_the_data_a_checkpoint_was_trained_on(gesture, data_dir, tmp_
     torch.save(moved, tmp_path / "moved.pt")
     with pytest.raises(FileNotFoundError, match=f"trained on data in {tmp_path / 'gone'}, not a folder here"):
         gesture.main(cpu + ["--test", str(tmp_path / "moved.pt")])
+    moved["metadata"] = {}
+    torch.save(moved, tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="records no data settings: it was not written by an experiment driver"):
+        gesture.main(cpu + ["--test", str(tmp_path / "plain.pt")])
     nmnist = load_script(ROOT / "experiments" / "nmnist.py")
     with pytest.raises(CheckpointError, match="written by experiments/gesture.py, not nmnist.py"):
         nmnist.main(cpu + ["--test", str(checkpoint)])

@@ -879,6 +879,15 @@ def test_forward_mode_dual_tensors_take_the_reference(gen):
         # the same Jacobian by forward and reverse mode through the default backend
         forward = jacobian(lambda t, c=call: c(t, "auto"), primal, vectorize=True, strategy="forward-mode")
         torch.testing.assert_close(forward, jacobian(lambda t, c=call: c(t, "auto"), primal), msg=name)
+    # and compiled: the tangent is not dropped there either (the op and the LIF's surrogate spike leave the graph)
+    for name in ("lif x", "iir x"):
+        torch._dynamo.reset()
+        compiled = torch.compile(lambda t, c=calls[name]: c(t, "auto"), backend="aot_eager")
+        with fwad.dual_level():
+            expected = fwad.unpack_dual(calls[name](fwad.make_dual(x, tangent), "torch")).tangent
+            got = fwad.unpack_dual(compiled(fwad.make_dual(x, tangent))).tangent
+        assert got is not None, name
+        torch.testing.assert_close(got, expected, msg=name)
 
 
 def test_kernel_checks_arguments_directly():

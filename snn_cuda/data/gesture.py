@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .aedat import read_aedat, read_labels, read_trial_list
 from .events import check_events
 from .framing import Framing
-from .paths import build_folder, data_root
+from .paths import build_folder, data_root, remove_abandoned_folders
 from .splits import SPLITS, split_indices
 
 SENSOR_SIZE = (128, 128)  # (H, W)
@@ -88,6 +88,7 @@ def cache_trial(aedat_path: str | os.PathLike, cache_dir: str | os.PathLike) -> 
         raise FileNotFoundError(f"trial {aedat_path} needs both the .aedat file and {label_file.name}")
     folder = Path(cache_dir) / f"{aedat_path.stem}-{_source_key(aedat_path, label_file)}"
     index_path = folder / INDEX_FILE
+    remove_abandoned_folders(folder)
     if not index_path.is_file():
         _parse_trial(aedat_path, label_file, folder)
     samples, skipped = [], []

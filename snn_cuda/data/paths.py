@@ -23,9 +23,8 @@ def data_root() -> Path:
 def build_folder(target: Path, build: Callable[[Path], None], is_complete: Callable[[Path], bool]) -> None:
     """Runs ``build(folder)`` in a private folder beside ``target`` and renames it to ``target`` whole
     (:func:`move_into_place`), so an interrupted build leaves nothing that looks complete and two processes
-    building the same target never remove each other's work. The private folder is removed if either fails, and
-    those that killed builds of ``target`` left behind are removed first (:func:`remove_abandoned_folders`)."""
-    remove_abandoned_folders(target)
+    building the same target never remove each other's work. The private folder is removed if either fails
+    (those of builds killed outright: :func:`remove_abandoned_folders`)."""
     partial = _private_folder_beside(target)
     try:
         build(partial)
@@ -63,7 +62,9 @@ def remove_abandoned_folders(target: Path) -> list[Path]:
     """Removes the private build folders of ``target`` (:func:`_private_folder_beside`) left by builds killed
     without a chance to clean up (SIGKILL, the out-of-memory killer, a power cut): those whose process no longer
     runs on this machine and that have not changed for ``ABANDONED_AFTER_S`` (on a shared file system a folder may
-    belong to a live process on another machine, whose pid means nothing here). Returns the folders removed."""
+    belong to a live process on another machine, whose pid means nothing here). Called wherever ``target`` is
+    looked up, built or not, so a killed build's folder goes even when a restart finished the target at once.
+    Returns the folders removed."""
     removed = []
     suffix = ".partial"
     prefix = f".{target.name}."

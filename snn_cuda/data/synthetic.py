@@ -47,7 +47,7 @@ from . import gesture, nmnist
 from .aedat import LABEL_DTYPE, polarity_packets, write_aedat, write_labels, write_trial_list
 from .emulator import EventCameraEmulator, contrast_thresholds, log_intensity, noise_events
 from .events import EVENT_DTYPE
-from .paths import build_folder, data_root
+from .paths import build_folder, data_root, remove_abandoned_folders
 
 GENERATOR_VERSION = 1  # part of the cache key: bump when generation changes
 MARKER = "COMPLETE.json"
@@ -85,6 +85,7 @@ def _cached_generation(
         key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
         root = data_root() / f"{name}-{key}"
     folder = Path(root)
+    remove_abandoned_folders(folder)
     marker = folder / MARKER
     if marker.is_file() and not (folder / IN_PROGRESS).exists() and not force:
         recorded = json.loads(marker.read_text())["options"]

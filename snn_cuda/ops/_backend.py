@@ -55,9 +55,13 @@ def _carries_tangent(tensors: tuple) -> bool:
     """Whether a tensor among ``tensors`` is a forward-mode dual tensor (``torch.autograd.forward_ad``, which
     ``torch.autograd.functional.jacobian(strategy="forward-mode")`` uses too): the compiled ops' C++ autograd
     formula has no forward derivative, and PyTorch would drop the tangent without a word. Dual tensors exist only
-    inside a ``dual_level`` (``_current_level`` >= 0; private, so read with a default that checks every call)."""
-    if getattr(forward_ad, "_current_level", 0) < 0 or torch.compiler.is_compiling():
+    inside a ``dual_level`` (``_current_level`` >= 0; private, so read with a default that checks every call).
+    While torch.compile traces, a tensor's tangent cannot be asked for: any open ``dual_level`` counts then."""
+    level = getattr(forward_ad, "_current_level", 0)
+    if level < 0:
         return False
+    if torch.compiler.is_compiling():
+        return True
     return any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
 
 
