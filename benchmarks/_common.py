@@ -19,15 +19,39 @@ from snn_cuda.experiment import device_argument  # noqa: F401  (the benchmarks' 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def positive_int(text: str) -> int:
-    """An argparse type for sizes, counts and repeats: an integer of at least 1."""
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for sizes, counts and repeats: an integer of at least 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type for warm-up counts: an integer of at least 0."""
+    return _int_at_least(text, 0)
+
+
+def number_in(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type for a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (low < value if low_open else low <= value) or not value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in {'(' if low_open else '['}{low}, {high}], got {text}")
+        return value
+
+    return parse
 
 
 def output_folder(text: str) -> Path:

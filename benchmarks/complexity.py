@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
-from _common import RESULTS, positive_int, write_csv
+from _common import RESULTS, output_folder, positive_int, write_csv
 
 from snn_cuda.complexity import measure_cost
 from snn_cuda.experiment import markdown_table
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=positive_int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object and write nothing")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=output_folder, default=RESULTS)
     args = parser.parse_args(argv)
     if not 0.0 <= args.input_rate <= 1.0:
         parser.error(f"--input-rate must lie in [0, 1], got {args.input_rate}")
@@ -62,8 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
                "other_ops_per_step"]  # fmt: skip
     rows = [{"model": name, **{key: value for key, value in result.items() if key in columns}}
             for name, result in results.items()]  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "complexity.csv", rows)
+    # the CSV carries what the ACs were measured at, as the markdown's header does
+    write_csv(args.out / "complexity.csv", [{**row, "input_rate": args.input_rate, "T": args.T} for row in rows])
     table = markdown_table(rows, tuple(columns))
     (args.out / "complexity.md").write_text(
         f"# Parameters and operations per sample and time step\n\nInput event rate {args.input_rate}, T {args.T}; "

@@ -36,6 +36,7 @@ from _common import (
     RESULTS,
     device_argument,
     environment,
+    number_in,
     output_folder,
     peak_memory_mb,
     positive_int,
@@ -152,7 +153,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--downsample", type=positive_int, default=None, help="override the config's downsampling")
     parser.add_argument("--max-samples", type=positive_int, default=None, help="the first N training samples")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="default: the config's")
-    parser.add_argument("--lr", type=float, default=None, help="default: the config's")
+    parser.add_argument("--lr", type=number_in(0.0, 1.0, low_open=True), default=None, help="default: the config's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES,
                         help="snn_cuda always runs first: it is the reference of every comparison")
@@ -168,7 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     config["data"]["framing"].update({k: v for k, v in overrides.items() if v is not None})
     args.data = config["data"]
     args.batch_size = args.batch_size or config["training"]["batch_size"]
-    args.lr = args.lr or config["training"]["lr"]
+    args.lr = args.lr if args.lr is not None else config["training"]["lr"]
     return args
 
 
@@ -200,13 +201,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         # As in peers.py: the committed peers_end_to_end_<device>.* hold the full comparison.
         raise SystemExit(f"peers_end_to_end.py: {skipped} skipped (above); a partial comparison is not written over "
                          f"{RESULTS}: pass --out, or --libraries with the ones that run")  # fmt: skip
+    if args.smoke and args.out.resolve() == RESULTS.resolve():
+        raise SystemExit(f"peers_end_to_end.py: --smoke times a few samples, not written over the committed "
+                         f"results in {RESULTS}: pass --out")  # fmt: skip
     check_x, check_target = time_major(next(iter(loader(train, min(args.batch_size, 4), args.seed))), device)
     for summary in check_same_network(models, check_x, check_target):
         notes.append(summary)
         print(summary, flush=True)
 
     eval_x, eval_target = time_major(next(iter(loader(train, args.batch_size, args.seed + 1))), device)
-    rows, final_weights = [], {}
+    rows, final_weights, epoch_seconds = [], {}, []
     for library, model in models.items():
         # One forward+backward on a copy: the memory measurement, and a warm-up that leaves the weights alone.
         probe = copy.deepcopy(model)
@@ -216,6 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         with torch.no_grad():
             final_loss = float(loss_of(model, eval_x, eval_target))
         final_weights[library] = torch.cat([p.detach().flatten() for p in model.parameters()])
+        epoch_seconds.append(result["epoch_s"])
         weight_diff = float((final_weights[library] - final_weights["snn_cuda"]).abs().max())
         # Losses as text with 6 digits: equal-within-noise needs more digits than the table's default 4.
         rows.append({"library": library, "device": device.type, "T": args.data["framing"]["frames"],
@@ -225,8 +230,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                      "max_weight_diff_vs_snn_cuda": f"{weight_diff:.1e}"})  # fmt: skip
         print(f"{library}: epoch {result['epoch_s']:.1f} s, {result['samples_per_s']:.1f} samples/s, peak "
               f"{peak:.0f} MB, mean loss {result['mean_train_loss']:.5f}, final loss {final_loss:.5f}", flush=True)
-    for row in rows:
-        row["speedup"] = round(row["epoch_s"] / rows[0]["epoch_s"], 2)
+    for row, seconds in zip(rows, epoch_seconds, strict=True):  # of the times measured, not of the rounded ones
+        row["speedup"] = round(seconds / epoch_seconds[0], 2)
     load_after = os.getloadavg()
 
     load = (f"load average (1, 5, 15 min) {', '.join(f'{v:.2f}' for v in load_before)} at the start, "

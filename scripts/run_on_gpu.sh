@@ -148,6 +148,9 @@ torch.cuda.is_available()) if missing else print('all CUDA kernels registered');
         export PYTHONPATH=/tmp/snn_cuda_peers:$PYTHONPATH
       fi
       step bench_peers $PY benchmarks/peers.py --device cuda --out "$out"
+      # anchors.md's float16 target (SpikingJelly's Triton kernel at [32, 64, 65536]): peers_gpu_float16.*
+      step bench_peers_fp16 $PY benchmarks/peers.py --device cuda --dtype float16 --settings neuron --T 8 32 \
+        --out "$out"
       step bench_peers_e2e $PY benchmarks/peers_end_to_end.py --device cuda --quiet --out "$out" ;;
     suite)
       step pytest_all $PY -m pytest -q -ra "${parallel[@]}" tests ;;

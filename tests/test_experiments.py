@@ -160,6 +160,19 @@ def test_configs_build_their_models(name):
         assert model.config["spec"] == model_config["spec"]
 
 
+def test_complexity_benchmark_csv_records_what_it_measured_at(tmp_path):
+    script = [sys.executable, str(ROOT / "benchmarks" / "complexity.py")]
+    subprocess.run(script + ["--models", "he_fc_snn_gesture", "--input-rate", "0.2", "--T", "3", "--out",
+                             str(tmp_path)], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    (row,) = read_rows(tmp_path / "complexity.csv")
+    assert (row["model"], row["params"], row["input_rate"], row["T"]) == ("he_fc_snn_gesture", "1054731", "0.2", "3")
+    # --out is checked before anything is counted: one line, no traceback
+    bad = subprocess.run(script + ["--out", str(tmp_path / "complexity.csv" / "sub")], capture_output=True,
+                         text=True, cwd=ROOT)  # fmt: skip
+    assert bad.returncode == 2 and "argument --out: cannot create folder" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_complexity_benchmark_json():
     command = [sys.executable, str(ROOT / "benchmarks" / "complexity.py"), "--json", "--models",
                "he_fc_snn_nmnist", "he_fc_snn_gesture", "he_rnn_nmnist", "he_lstm_nmnist", "he_scnn_gesture",

@@ -115,14 +115,32 @@ def test_end_to_end_smoke(tmp_path, monkeypatch):
     for row in rows:
         assert float(row["final_loss"]) == pytest.approx(float(rows[0]["final_loss"]), abs=1e-5)
         assert float(row["epoch_s"]) > 0
+        # the ratio of the times measured (epoch_s is rounded to 0.01 s, too coarse for a ratio of short epochs)
+        throughput_ratio = float(rows[0]["samples_per_s"]) / float(row["samples_per_s"])
+        assert float(row["speedup"]) == pytest.approx(throughput_ratio, rel=0.02, abs=0.006)
     assert (tmp_path / "peers_end_to_end_cpu.md").stat().st_size > 0
 
 
 def test_a_partial_comparison_is_not_written_over_the_committed_one(monkeypatch):
-    """Without --out, a run missing a peer stops before timing rather than replace results/peers_cpu.*."""
+    """Without --out, a run missing a peer, or naming none, stops before timing rather than replace
+    results/peers_cpu.*."""
+    monkeypatch.setattr(peers, "measure", lambda *args: pytest.fail("timed despite the guard"))
+    with pytest.raises(SystemExit, match="no peer to compare with; snn_cuda alone is not written over"):
+        peers.main(["--settings", "neuron", "--T", "3", "--peers"])
     monkeypatch.setattr(peers, "unavailable", lambda peer: f"No module named {peer!r}")
     with pytest.raises(SystemExit, match=r"'snntorch', 'spikingjelly'\] not installed .* not written over"):
         peers.main(["--settings", "neuron", "--T", "3"])
+
+
+def test_benchmark_flags_are_checked_before_anything_runs(capsys):
+    for flag, value in (("--alpha", "1.5"), ("--theta", "nan"), ("--warmup", "-3"), ("--synapse-decay", "-0.1")):
+        with pytest.raises(SystemExit) as ended:
+            peers.parse_args([flag, value])
+        assert ended.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+    end_to_end = load_end_to_end()
+    with pytest.raises(SystemExit):
+        end_to_end.parse_args(["--smoke", "--lr", "0"])
+    assert "argument --lr: must lie in (0.0, 1.0]" in capsys.readouterr().err
 
 
 def test_a_partial_end_to_end_comparison_is_not_written_over_the_committed_one(tmp_path, monkeypatch):
@@ -136,4 +154,7 @@ def test_a_partial_end_to_end_comparison_is_not_written_over_the_committed_one(t
     monkeypatch.setattr(end_to_end, "train_epoch", lambda *args: pytest.fail("trained despite the guard"))
     with pytest.raises(SystemExit, match=r"\['snntorch'\] skipped .* not written over"):
         end_to_end.main(["--smoke", "--quiet", "--max-samples", "2"])
+    monkeypatch.setattr(end_to_end, "unavailable", lambda name: None)
+    with pytest.raises(SystemExit, match="--smoke times a few samples, not written over the committed results"):
+        end_to_end.main(["--smoke", "--quiet", "--max-samples", "2", "--libraries", "snn_cuda"])
     assert not (tmp_path / "committed").exists() and results.is_dir()
