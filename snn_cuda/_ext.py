@@ -81,4 +81,12 @@ def has_kernel(op: str, device_type: str) -> bool:
 
 
 def reference_forced() -> bool:
-    return os.environ.get(FORCE_REFERENCE_ENV, "0") not in ("", "0")
+    """``SNN_CUDA_FORCE_REFERENCE`` set to 1, true, yes or on (any case); 0, false, no, off or unset leave it off,
+    and another value is an error naming it (rather than a guess either way)."""
+    value = os.environ.get(FORCE_REFERENCE_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{FORCE_REFERENCE_ENV}={os.environ[FORCE_REFERENCE_ENV]!r}: expected 1 / true / yes / on or "
+                     "0 / false / no / off")

@@ -70,6 +70,7 @@ class LIF(nn.Module):
         check_lif_options(
             reset=reset, v_reset=v_reset, gamma=gamma, rho=rho, surrogate=surrogate, surrogate_param=surrogate_param
         )
+        check_bool(detach_reset, "detach_reset")
         check_choice(backend, "backend", BACKENDS)
         _parameter_or_buffer(self, "alpha", alpha, shape, check_bool(learn_alpha, "learn_alpha"))
         _parameter_or_buffer(self, "theta", theta, shape, check_bool(learn_theta, "learn_theta"))

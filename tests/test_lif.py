@@ -8,6 +8,7 @@ import functools
 import itertools
 import math
 import os
+import platform
 import subprocess
 import sys
 import warnings
@@ -29,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import snn_cuda
 from snn_cuda import surrogate as surrogates
+from snn_cuda.info import ISA_FLAGS, cpu_flags, kernel_isa
 from snn_cuda.ops import _backend
 
 RESETS = ("hard", "soft", "none")
@@ -706,6 +708,13 @@ def test_auto_backend_and_forced_reference(monkeypatch):
     assert snn_cuda.ops._backend.select("lif", "auto", x) == "torch"
     monkeypatch.delenv(snn_cuda._ext.FORCE_REFERENCE_ENV)
     assert snn_cuda.ops._backend.select("lif", "auto", x) == "kernel"
+    for value, forced in (("true", True), (" ON", True), ("off", False), ("no", False), ("0", False)):
+        monkeypatch.setenv(snn_cuda._ext.FORCE_REFERENCE_ENV, value)
+        assert snn_cuda._ext.reference_forced() == forced, value
+    monkeypatch.setenv(snn_cuda._ext.FORCE_REFERENCE_ENV, "maybe")
+    with pytest.raises(ValueError, match="SNN_CUDA_FORCE_REFERENCE='maybe': expected 1 / true"):
+        snn_cuda.lif(x)
+    monkeypatch.delenv(snn_cuda._ext.FORCE_REFERENCE_ENV)
     # A dtype without a CPU kernel (every float dtype has one: half is taken out of the list here): auto falls back
     # to the reference with a warning, "cpp" refuses.
     monkeypatch.setattr(snn_cuda.ops._backend, "_warned", set())
@@ -781,6 +790,7 @@ def test_bad_input_names_the_argument(kwargs, error, match):
         (dict(learn_alpha="False"), TypeError, "learn_alpha must be True or False, got str"),
         (dict(stateful=1), TypeError, "stateful must be True or False, got int"),
         (dict(return_membrane="yes"), TypeError, "return_membrane must be True or False, got str"),
+        (dict(detach_reset=None), TypeError, "detach_reset must be True or False, got NoneType"),
     ],
 )
 def test_module_checks_its_options_when_built(kwargs, error, match):
@@ -952,17 +962,24 @@ print(torch.backends.cpu.get_cpu_capability())
 """
 
 
-# The processor flags each build needs (csrc/cpu/isa.h, best_supported_isa): the kernels run a build the processor
-# lacks as the widest one it has, while torch still reports the capability asked for.
-ISA_FLAGS = {"avx2": {"f16c", "avx2"}, "avx512": {"f16c", "avx512f", "avx512vl", "avx512bw", "avx512dq"}}
-
-
-def cpu_flags() -> set[str]:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return set()
-    return next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+def test_info_names_the_build_the_kernels_run():
+    """torch reports the capability asked for (ATEN_CPU_CAPABILITY), the kernels cap it at what the processor runs:
+    python -m snn_cuda.info names the build they run."""
+    avx2_only = ISA_FLAGS["avx2"] | {"sse2"}
+    assert kernel_isa("AVX512", avx2_only, "x86_64") == "avx2"
+    assert kernel_isa("AVX512", ISA_FLAGS["avx512"], "x86_64") == "avx512"
+    assert kernel_isa("AVX2", ISA_FLAGS["avx512"], "x86_64") == "avx2"
+    assert kernel_isa("DEFAULT", ISA_FLAGS["avx512"], "x86_64") == "baseline"
+    assert kernel_isa("AVX2", {"sse2", "avx2"}, "x86_64") == "baseline"  # no F16C: a VM that hides it
+    assert kernel_isa("AVX2", set(), "x86_64") is None and kernel_isa("NO AVX", set(), "aarch64") == "baseline"
+    flags = cpu_flags()
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx512")
+    report = subprocess.run([sys.executable, "-m", "snn_cuda.info"], env=env, capture_output=True, text=True,
+                            check=True).stdout  # fmt: skip
+    isa = kernel_isa("AVX512", flags, platform.machine())
+    if isa is not None:
+        iir = "avx2" if isa == "avx512" else isa
+        assert f"CPU kernels: LIF {isa}, IIR {iir} (torch's capability: AVX512)" in report
 
 
 def isa_outputs(capability: str, folder: Path) -> list[torch.Tensor]:
