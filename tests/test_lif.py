@@ -900,6 +900,24 @@ def test_forward_mode_dual_tensors_take_the_reference(gen):
         torch.testing.assert_close(got, expected, msg=name)
 
 
+def test_initial_state_made_in_inference_mode_as_in_the_reference(gen):
+    """A state from a chunk run under inference mode (a warm-up), passed on while x requires grad: autograd cannot
+    keep an inference tensor, so the compiled op keeps a copy of it (its backward always reads it) and runs, as
+    the reference does. (With alpha requiring grad the reference's own autograd refuses, keeping alpha * v0's
+    v0; the op still runs, with the reference's gradients for a normal copy of the state.)"""
+    with torch.inference_mode():
+        _, (v0, r0) = snn_cuda.lif(torch.rand(4, 3, 5, generator=gen) * 2, gamma=0.5, return_state=True)
+    x = (torch.rand(6, 3, 5, generator=gen) * 2).requires_grad_()
+    alpha = torch.full((5,), 0.7, requires_grad=True)
+    for wrt, alpha_arg, reference_state in (((x,), 0.7, (v0, r0)), ((x, alpha), alpha, (v0.clone(), r0.clone()))):
+        grads = []
+        for backend, state in (("cpp", (v0, r0)), ("torch", reference_state)):
+            spikes = snn_cuda.lif(x, alpha=alpha_arg, gamma=0.5, v0=state[0], r0=state[1], backend=backend)
+            grads.append(torch.autograd.grad((spikes * torch.arange(5.0)).sum(), wrt))
+        for got, want in zip(*grads, strict=True):
+            torch.testing.assert_close(got, want)
+
+
 def test_kernel_checks_arguments_directly():
     """torch.ops called directly (bypassing the Python checks) still fail with a message naming the argument."""
     x = torch.rand(3, 2, 4)

@@ -69,6 +69,11 @@ bool records_graph(std::initializer_list<OptTensor> tensors) {
 }
 
 at::Tensor or_undefined(const OptTensor& t) { return t.has_value() ? *t : at::Tensor(); }
+// An optional tensor as save_for_backward takes it: a tensor made under inference mode becomes a normal copy.
+at::Tensor savable(const OptTensor& t) {
+  if (!t.has_value() || !t->is_inference()) return or_undefined(t);
+  return t->clone();
+}
 OptTensor or_none(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
 
 // The autograd edges of a C++ Function are its defined tensor arguments, in order: x, the parameters, then the
@@ -95,9 +100,11 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
                                     .call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
                                           surrogate, surrogate_param, store_h, store_v_seq));
     // The only [T, N] tensor kept for the backward is h (store_h) or else the input x, from which the kernel
-    // recomputes h; spikes and v[t-1] are recomputed from h.
+    // recomputes h; spikes and v[t-1] are recomputed from h. The initial state, which the backward always reads,
+    // may come from a chunk run under inference mode, which autograd cannot keep: then a copy (of size [N]) is
+    // kept, and the call runs as it does in the reference.
     ctx->save_for_backward({store_h ? out[3] : at::Tensor(), store_h ? at::Tensor() : x, alpha, theta,
-                            or_undefined(v0), or_undefined(r0)});
+                            savable(v0), savable(r0)});
     ctx->saved_data["reset"] = reset;
     ctx->saved_data["v_reset"] = v_reset;
     ctx->saved_data["gamma"] = gamma;
