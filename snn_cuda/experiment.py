@@ -350,7 +350,7 @@ def show_progress(args: argparse.Namespace) -> bool:
 def run_metadata(driver: str, data: dict, args: argparse.Namespace) -> dict:
     """What a driver stores in each checkpoint besides the model and the training settings: which driver wrote it,
     the data settings, and the data folder (None: the synthetic set). A resumed run must match it
-    (:meth:`Trainer._check_resumable`), and ``--test`` reads the data the same way."""
+    (:func:`snn_cuda.training.check_resumable`), and ``--test`` reads the data the same way."""
     root = None if args.data_root is None else str(Path(args.data_root).resolve())
     return {"driver": driver, "data": data, "data_root": root}
 
@@ -369,7 +369,7 @@ def checkpoint_metadata(checkpoint: dict, path: str, driver: str) -> dict:
     return metadata
 
 
-def test_data_root(metadata: dict, path: str, args: argparse.Namespace) -> str | None:
+def data_root_for_testing(metadata: dict, path: str, args: argparse.Namespace) -> str | None:
     """The data folder to test a checkpoint on: ``--data-root``, else the one it was trained on (None: the synthetic
     set), which must then exist here. Says so when the two differ."""
     trained_on = metadata.get("data_root")
@@ -389,7 +389,7 @@ def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsF
     """``--test``: the test accuracy of one checkpoint of ``driver``, with the data settings stored in it."""
     checkpoint = load_checkpoint(path)
     metadata = checkpoint_metadata(checkpoint, path, driver)
-    data_root = test_data_root(metadata, path, args)
+    data_root = data_root_for_testing(metadata, path, args)
     with distributed.main_process_first():  # see run_comparison
         sets = datasets(metadata["data"], data_root, show_progress(args))
     model = model_from_checkpoint(path, backend=args.backend)
