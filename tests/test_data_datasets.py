@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -169,6 +170,22 @@ def test_gesture_framing_that_cannot_frame_the_sensor_fails_before_parsing(gestu
     with pytest.raises(ValueError, match="downsample must be a positive integer dividing sensor_size"):
         data.DVSGesture(gesture_root, "train", data.Framing(frames=8, downsample=3), cache_dir=cache)
     assert not cache.exists()  # no trial was parsed
+
+
+def test_gesture_trial_cache_lookup_removes_a_killed_parse_folder(gesture_root, tmp_path):
+    """A parse killed outright leaves its private folder beside the trial's cache; a later run, which finds the
+    cache complete and parses nothing, removes it once its process is gone and it is an hour old."""
+    cache = tmp_path / "cache"
+    data.DVSGesture(gesture_root, "test", cache_dir=cache, progress=False)
+    (trial,) = [folder.name for folder in cache.iterdir()]
+    abandoned = cache / f".{trial}.{2**22 + 12345}-0123abcd.partial"  # beyond any pid this kernel hands out
+    (abandoned / "half").mkdir(parents=True)
+    data.DVSGesture(gesture_root, "test", cache_dir=cache, progress=False)
+    assert abandoned.is_dir()  # under an hour old: perhaps a live parse on another machine
+    old = time.time() - 2 * paths.ABANDONED_AFTER_S
+    os.utime(abandoned, (old, old))
+    data.DVSGesture(gesture_root, "test", cache_dir=cache, progress=False)
+    assert [folder.name for folder in cache.iterdir()] == [trial]
 
 
 def test_gesture_cache_is_written_whole_or_not_at_all(gesture_root, tmp_path, monkeypatch):
