@@ -63,6 +63,13 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
+def dual_level_open() -> bool:
+    """Whether a forward-mode ``torch.autograd.forward_ad.dual_level`` is open, outside which no tensor carries a
+    tangent. Read from the module's private ``_current_level`` (-1 when none), so read with a default that says
+    one may be open, where callers then look closer."""
+    return getattr(torch.autograd.forward_ad, "_current_level", 0) >= 0
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The LIF kernels compute (and keep per-element parameters) in float64 for float64 input, else float32. (The
     IIR kernels compute float32 input in float64: ``ops.iir.iir_compute_dtype``.)"""

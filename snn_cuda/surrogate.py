@@ -11,6 +11,8 @@ import numbers
 
 import torch
 
+from ._checks import dual_level_open
+
 # name -> default parameter (models.md: rectangular w 0.5 as in He et al.'s MLP, gaussian sigma 0.4 as in
 # snn-iir, sigmoid alpha 4 and atan alpha 2 as in SpikingJelly, fast_sigmoid slope 25 as in SuperSpike/snnTorch).
 DEFAULT_PARAM: dict[str, float] = {
@@ -94,6 +96,6 @@ def _spike_outside_compile(u: torch.Tensor, name: str, p: float) -> torch.Tensor
 def spike(u: torch.Tensor, name: str, p: float) -> torch.Tensor:
     # torch.compile drops a custom Function's forward derivative (PyTorch 2.13: the tangent comes back None), so
     # under an open forward-mode dual_level the spike runs outside the compiled graph (a graph break)
-    if torch.compiler.is_compiling() and getattr(torch.autograd.forward_ad, "_current_level", 0) >= 0:
+    if torch.compiler.is_compiling() and dual_level_open():
         return _spike_outside_compile(u, name, p)
     return SpikeFunction.apply(u, name, p)

@@ -125,9 +125,9 @@ class Framing:
     downsample: int = 1
 
     def __post_init__(self) -> None:
-        # validate once at construction, so a bad config fails before any data is read
-        probe = np.zeros(0, dtype=EVENT_DTYPE)
-        events_to_frames(probe, (self.downsample, self.downsample), **self._options(), start_us=0, end_us=1)
+        # validate once at construction, so a bad config fails before any data is read (the sensor is not known
+        # yet: datasets check it against theirs)
+        self.check_sensor((self.downsample, self.downsample))
 
     def check_sensor(self, sensor_size: tuple[int, int]) -> Framing:
         """Raises ValueError if this framing cannot frame a ``sensor_size = (H, W)`` sensor (a ``downsample`` that

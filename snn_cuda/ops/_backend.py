@@ -8,6 +8,7 @@ import torch
 from torch.autograd import forward_ad
 
 from .. import _ext
+from .._checks import dual_level_open
 
 try:  # private, so guarded: without it the transforms fail with PyTorch's own message
     from torch._C._functorch import TransformType
@@ -55,10 +56,9 @@ def _carries_tangent(tensors: tuple) -> bool:
     """Whether a tensor among ``tensors`` is a forward-mode dual tensor (``torch.autograd.forward_ad``, which
     ``torch.autograd.functional.jacobian(strategy="forward-mode")`` uses too): the compiled ops' C++ autograd
     formula has no forward derivative, and PyTorch would drop the tangent without a word. Dual tensors exist only
-    inside a ``dual_level`` (``_current_level`` >= 0; private, so read with a default that checks every call).
-    While torch.compile traces, a tensor's tangent cannot be asked for: any open ``dual_level`` counts then."""
-    level = getattr(forward_ad, "_current_level", 0)
-    if level < 0:
+    inside a ``dual_level``. While torch.compile traces, a tensor's tangent cannot be asked for: any open
+    ``dual_level`` counts then."""
+    if not dual_level_open():
         return False
     if torch.compiler.is_compiling():
         return True
