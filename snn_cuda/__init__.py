@@ -7,7 +7,7 @@ Importing never fails because the compiled extension is missing: the ops then fa
 """
 
 from . import memory, reference, surrogate, synapse
-from .layers import IIRConv2d, IIRLayer, IIRLinear, OverTime, snn_iir_neuron
+from .layers import IIRConv2d, IIRLayer, IIRLinear, IIRPooling, OverTime, snn_iir_neuron
 from .memory import (
     cpu_cache_info,
     cpu_streaming_threshold,
@@ -26,6 +26,7 @@ __all__ = [
     "IIRConv2d",
     "IIRLayer",
     "IIRLinear",
+    "IIRPooling",
     "IIRSynapse",
     "OverTime",
     "cpu_cache_info",

@@ -2,8 +2,8 @@
 
 An snn-iir layer filters its *input* with one IIR synapse per input element and position, applies a Linear or
 Conv2d frame by frame, and feeds the snn-iir neuron (a configuration of :func:`snn_cuda.lif`). The pieces are
-public so that models can put pooling on the filtered signal, as the seeds do:
-``IIRLayer(IIRSynapse(...), nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(...)), snn_iir_neuron(tau_m))``.
+public so that models can be composed from them. A pooling stage of the seeds' CNNs filters its input and pools
+the filtered signal, without a neuron (:class:`IIRPooling`); the next layer filters the pooled signal again.
 """
 
 from __future__ import annotations
@@ -63,6 +63,25 @@ class IIRLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.neuron(self.transform(self.synapse(x)))
+
+
+class IIRPooling(nn.Module):
+    """snn-iir pooling stage: ``synapse`` on the input ``[T, B, C, H, W]`` -> ``pool`` frame by frame, no neuron.
+
+    snn-iir's CNNs pool the *filtered* signal (filter -> pool), and the layer after it filters the pooled signal
+    with synapses of its own (filter -> conv -> neuron). ``reset_state()`` clears the synapse's carried state.
+    """
+
+    def __init__(self, synapse: IIRSynapse, pool: nn.Module) -> None:
+        super().__init__()
+        self.synapse = synapse
+        self.pool = OverTime(pool)
+
+    def reset_state(self) -> None:
+        self.synapse.reset_state()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.synapse(x))
 
 
 class IIRLinear(IIRLayer):

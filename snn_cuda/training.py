@@ -173,12 +173,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return checkpoint
 
 
+def load_weights(model: torch.nn.Module, checkpoint: dict, path: str | os.PathLike) -> None:
+    """Loads a checkpoint's weights into ``model``; weights that do not fit the model its config builds (a
+    checkpoint of an snn_cuda whose architecture for that config differed) raise :class:`CheckpointError` naming
+    the file."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its config builds (written by "
+                              f"a version of snn_cuda that built this config differently?): {reason}") from None
+
+
 def model_from_checkpoint(path: str | os.PathLike, **overrides) -> SequenceModel:
     """Rebuilds the model stored in a checkpoint (its config, then its weights); ``overrides`` as in
     :func:`snn_cuda.models.build_model` (e.g. ``backend``)."""
     checkpoint = load_checkpoint(path)
     model = build_model(checkpoint["model_config"], **overrides)
-    model.load_state_dict(checkpoint["model"])
+    load_weights(model, checkpoint, path)
     return model
 
 
@@ -406,7 +418,7 @@ class Trainer:
         if "optimizer" not in checkpoint:
             raise CheckpointError(f"checkpoint {path} holds only weights; resuming needs a last.pt checkpoint")
         self._check_resumable(path, checkpoint)
-        self.model.load_state_dict(checkpoint["model"])
+        load_weights(self.model, checkpoint, path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         # Checkpoints written before NEVER hold step_size = their epochs + 1 for a constant rate.
@@ -491,5 +503,5 @@ class Trainer:
     def test(self, test_set) -> dict:
         """Evaluates the best dev checkpoint on ``test_set`` (the model keeps those weights afterwards)."""
         checkpoint = load_checkpoint(self.out_dir / BEST_CHECKPOINT, map_location=self.device)
-        self.model.load_state_dict(checkpoint["model"])
+        load_weights(self.model, checkpoint, self.out_dir / BEST_CHECKPOINT)
         return {"best_epoch": checkpoint["epoch"], **self.evaluate(test_set, desc="test")}

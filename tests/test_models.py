@@ -84,8 +84,6 @@ def test_config_errors_name_the_key():
         build_model(dict(arch="snn", spec="FC2"))
     with pytest.raises(TypeError, match=r"input_shape must be a tuple of positive ints, such as \[784\]"):
         build_model(dict(arch="snn", spec="FC2", input_shape=784))
-    with pytest.raises(ValueError, match="a dropout cannot follow a pooling"):
-        build_model(dict(arch="iir", spec="MP2-D0.5-FC10", input_shape=[1, 4, 4]))
 
 
 def test_config_round_trip_rebuilds_the_same_architecture():
@@ -153,17 +151,38 @@ def test_conv_recurrent_is_causal(cell, gen):
         build_model(dict(arch="rnn", cell=cell, input_shape=[2, 6, 6], spec="3C2-FC5"))
 
 
-def test_iir_pooling_acts_on_the_filtered_signal():
+def test_iir_pooling_filters_then_pools_and_the_next_layer_filters_again():
+    # snn-iir's snn_conv_1_mnist.py: axon4 (64x28x28) -> pool4 -> axon5 (64x14x14) -> conv5 -> neuron
     model = build_model("iir_cnn_mnist", backend="torch")
-    layers = [m for m in model.layers if isinstance(m, snn_cuda.IIRLayer)]
-    # 64C3p1 after MP2: its synapses filter the 64 x 28 x 28 input before the pooling
-    assert tuple(layers[3].synapse.a1.shape) == (64, 28, 28)
-    assert isinstance(layers[3].transform.module[0], nn.MaxPool2d)
-    assert tuple(layers[4].synapse.a1.shape) == (64, 14, 14)
+    stages = [m for m in model.layers if isinstance(m, (snn_cuda.IIRLayer, snn_cuda.IIRPooling))]
+    assert [type(m).__name__ for m in stages] == ["IIRLayer"] * 3 + ["IIRPooling", "IIRLayer", "IIRPooling"] + [
+        "IIRLayer"] * 2  # fmt: skip
+    shapes = [tuple(m.synapse.a1.shape) for m in stages]
+    assert shapes == [(1, 28, 28), (32, 28, 28), (32, 28, 28), (64, 28, 28), (64, 14, 14), (64, 14, 14),
+                      (64, 7, 7), (512,)]  # fmt: skip
+    assert isinstance(stages[3].pool.module, nn.MaxPool2d) and not hasattr(stages[3], "neuron")
+    coefficients = sum(p.numel() for m in model.modules() if isinstance(m, snn_cuda.IIRSynapse)
+                       for p in m.parameters())  # fmt: skip
+    assert coefficients == 3 * 129_872  # the seed's eight dual_exp_iir_layers: 389,616 coefficients
     a1, a2, b = snn_cuda.dual_exp(4.0, 1.0)
-    assert layers[0].synapse.a1[0, 0, 0].item() == pytest.approx(a1)
-    assert layers[0].synapse.a2[0, 0, 0].item() == pytest.approx(a2)
-    assert layers[0].synapse.b[0, 0, 0].item() == pytest.approx(b)
+    assert stages[0].synapse.a1[0, 0, 0].item() == pytest.approx(a1)
+    assert stages[0].synapse.a2[0, 0, 0].item() == pytest.approx(a2)
+    assert stages[0].synapse.b[0, 0, 0].item() == pytest.approx(b)
+
+
+def test_iir_pooling_stage_by_hand():
+    # One channel, 2x2 -> 1x1 average: the stage is the filter of each position, then the mean of the four.
+    model = build_model(dict(arch="iir", input_shape=[1, 2, 2], spec="AP2-FC1"), backend="torch")
+    pooling, dense = model.layers
+    x = torch.rand(6, 3, 1, 2, 2, dtype=torch.float64)
+    filtered = snn_cuda.reference.iir_filter(x, *[c.double() for c in (pooling.synapse.a1, pooling.synapse.a2,
+                                                                       pooling.synapse.b)])  # fmt: skip
+    pooling.double()
+    torch.testing.assert_close(pooling(x), filtered.mean(dim=(-2, -1), keepdim=True))
+    assert tuple(dense.synapse.a1.shape) == (1, 1, 1)
+    # A dropout may follow a pooling: it drops pooled, filtered values, which the next layer filters.
+    with_dropout = build_model(dict(arch="iir", input_shape=[1, 4, 4], spec="MP2-D0.5-FC10"), backend="torch")
+    assert [type(m).__name__ for m in with_dropout.layers] == ["IIRPooling", "Dropout", "IIRLayer"]
 
 
 def test_associative_memory_output_filter_is_fixed():

@@ -293,3 +293,18 @@ def test_without_a_dev_set_the_last_epoch_is_the_best(gen, tmp_path):
     history = trainer.fit(classification_set(gen))
     assert trainer.best["epoch"] == 5 == load_checkpoint(tmp_path / BEST_CHECKPOINT)["epoch"]
     assert trainer.best["accuracy"] == history[-1]["train_accuracy"]
+
+
+def test_checkpoint_weights_that_no_longer_fit_their_config_are_named(gen, tmp_path):
+    # As a checkpoint of an snn_cuda whose iir CNN had no filter before its poolings: same config, other weights.
+    model_config, loss, _ = FAMILIES["iir_cnn"]
+    config = TrainConfig(epochs=1, batch_size=8, loss=loss, progress=False)
+    train(model_config, config, classification_set(gen), tmp_path)
+    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+        checkpoint = load_checkpoint(tmp_path / name)
+        checkpoint["model"] = {key: value for key, value in checkpoint["model"].items() if "layers.1." not in key}
+        torch.save(checkpoint, tmp_path / name)
+    with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / BEST_CHECKPOINT}: its weights do not fit"):
+        model_from_checkpoint(tmp_path / BEST_CHECKPOINT)
+    with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / LAST_CHECKPOINT}: its weights do not fit"):
+        train(model_config, config, classification_set(gen), tmp_path, resume=True)

@@ -1,13 +1,15 @@
 """Fang et al.'s snn-iir networks: every weighted layer filters its input with trainable second-order IIR synapses
 (one per input element and position), then applies Linear or Conv2d and the snn-iir neuron (models.md section 3).
-Pooling tokens act on the filtered signal: they join the next weighted layer's per-frame transform."""
+A pooling token pools the filtered signal: it is a stage of its own, filter -> pool (no neuron), and the layer
+after it filters the pooled signal again, as snn-iir's CNNs do (snn_conv_1_mnist.py: axon4 -> pool4 -> axon5 ->
+conv5)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from .._checks import check_bool
-from ..layers import IIRLayer, snn_iir_neuron
+from ..layers import IIRLayer, IIRPooling, snn_iir_neuron
 from ..synapse import IIRSynapse, dual_exp, first_order, normalised_dual_exp
 from .base import SequenceModel
 from .spec import Dropout, Pool, frame_module, frame_shape, parse_spec
@@ -47,29 +49,19 @@ def iir_net(
         initial_state=initial_state, output_filter=output_filter, readout=readout, backend=backend,
     )  # fmt: skip
     coefficients = dual_exp(tau_m, tau_s) if synapse == "dual_exp" else first_order(tau_m)
-    shape, layers, pools = tuple(input_shape), [], []
+    shape, layers = tuple(input_shape), []
     for layer in parse_spec(spec):
         if isinstance(layer, Dropout):
-            if pools:  # the pooling runs inside the next layer, after its filter: the dropout cannot follow it
-                raise ValueError(f"spec {spec!r}: in an iir net a dropout cannot follow a pooling (which runs after "
-                                 "the next layer's filter); put it before the pooling")  # fmt: skip
             layers.append(nn.Dropout(layer.p))
-        elif isinstance(layer, Pool):
-            if len(shape) != 3:  # as frame_module says for the other families
-                raise ValueError(f"{layer} needs frames of shape [C, H, W], got per-frame shape {list(shape)}")
-            pools.append(layer.module())
+            continue
+        synapses = IIRSynapse(shape, coefficients, initial_state=initial_state, backend=backend)
+        transform = frame_module(layer, shape)
+        shape = frame_shape(transform, shape)
+        if isinstance(layer, Pool):
+            layers.append(IIRPooling(synapses, transform))
         else:
-            filtered_shape = shape
-            for pool in pools:
-                shape = frame_shape(pool, shape)
-            transform = nn.Sequential(*pools, frame_module(layer, shape))
-            shape = frame_shape(transform[-1], shape)
-            layers.append(IIRLayer(
-                IIRSynapse(filtered_shape, coefficients, initial_state=initial_state, backend=backend),
-                transform,
-                snn_iir_neuron(tau_m, initial_state=initial_state, backend=backend),
-            ))  # fmt: skip
-            pools = []
+            neuron = snn_iir_neuron(tau_m, initial_state=initial_state, backend=backend)
+            layers.append(IIRLayer(synapses, transform, neuron))
     if output_filter:
         layers.append(IIRSynapse(shape, normalised_dual_exp(tau_m, tau_s), learnable=False,
                                  initial_state=initial_state, backend=backend))  # fmt: skip
