@@ -1,5 +1,5 @@
-"""End to end: one training epoch of He et al.'s gesture SCNN (preset ``he_scnn_gesture``, models.md section 4)
-with its LIF neurons from snn_cuda, SpikingJelly and snnTorch.
+"""End to end: one training epoch of He et al.'s gesture SCNN (preset ``he_scnn_gesture``, models.md section 4,
+without its dropout) with its LIF neurons from snn_cuda, SpikingJelly and snnTorch.
 
 The three networks are one network: the snn_cuda model is built once (seeded), and each library's copy replaces
 only its LIF layers by that library's neuron (``benchmarks/peer_neurons.py``); convolutions, pooling and linear
@@ -47,7 +47,7 @@ from peer_neurons import LifSetting, NotExpressible, build, unavailable
 
 import snn_cuda
 from snn_cuda.experiment import load_config, markdown_table
-from snn_cuda.models import build_model
+from snn_cuda.models import HE_SCNN, build_model
 from snn_cuda.training import compute_loss, seed_everything, time_major
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.max_samples is not None:
         train = torch.utils.data.Subset(train, range(min(args.max_samples, len(train))))
     seed_everything(args.seed)
-    template = build_model("he_scnn_gesture", input_shape=gesture.input_shape(args.data)).to(device)
+    # Without the SCNN's dropout: every library then computes the same thing, and no random masks differ.
+    template = build_model("he_scnn_gesture", spec=HE_SCNN, input_shape=gesture.input_shape(args.data)).to(device)
     neuron = he_neuron(template, args.reset_gradient)
     notes = [f"data: synthetic DVS Gesture, framing {args.data['framing']}, {len(train)} training samples, batch "
              f"{args.batch_size}; Adam lr {args.lr}; neuron: {neuron.describe()}"]  # fmt: skip

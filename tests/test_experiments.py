@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import snn_cuda
 from snn_cuda.experiment import (
@@ -112,8 +113,19 @@ def test_conv_comparison_config_runs(gesture, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SNN_CUDA_DATA", str(data_dir))
     config = ROOT / "experiments" / "configs" / "gesture_conv_he2020.yaml"
     rows = gesture.main(["--config", str(config), "--smoke", "--quiet", "--out", str(tmp_path), "--device", "cpu"])
-    assert [row["model"] for row in rows] == ["scnn", "conv_rnn_rate", "conv_lstm_rate"]
+    assert [row["model"] for row in rows] == ["scnn", "conv_rnn_mainstream", "conv_rnn_rate", "conv_lstm_mainstream",
+                                              "conv_lstm_rate"]  # fmt: skip
     assert (tmp_path / "results.md").is_file()
+    from snn_cuda.training import load_checkpoint
+
+    configs = {row["model"]: load_checkpoint(tmp_path / row["model"] / "best.pt")["model_config"] for row in rows}
+    assert {name: (c.get("cell"), c["readout"]) for name, c in configs.items() if name != "scnn"} == {
+        "conv_rnn_mainstream": ("rnn", "last"), "conv_rnn_rate": ("rnn", "rate"),
+        "conv_lstm_mainstream": ("lstm", "last"), "conv_lstm_rate": ("lstm", "rate")}  # fmt: skip
+    # the full config (not the smoke one) gives the SCNN the seed's dropout and the recurrent nets none
+    full = yaml.safe_load(config.read_text())["models"]
+    assert full["scnn"]["spec"].count("D0.5") == 4
+    assert not any("-D" in m["spec"] for name, m in full.items() if name != "scnn")
 
 
 def test_iir_gesture_config_runs_each_framing(gesture, data_dir, tmp_path, monkeypatch):

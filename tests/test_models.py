@@ -105,6 +105,20 @@ def test_he_neurons_follow_the_seed():
     assert mlp.layers[1].options["backend"] == "torch"
 
 
+def test_he_scnn_drops_spikes_where_the_seed_does():
+    # scnn_gesture.py: F.dropout(p=0.5) on the conv0 spikes, the pool-1 spikes, the flattened pool-2 spikes and
+    # the fc1 spikes; not in the fully connected SNN
+    kinds = [type(m).__name__ for m in build_model("he_scnn_gesture", backend="torch").layers]
+    after = [kinds[i - 1] for i, kind in enumerate(kinds) if kind == "Dropout"]
+    assert after == ["LIF"] * 4
+    convs, dropouts = [i for i, k in enumerate(kinds) if k == "OverTime"], [i for i, k in enumerate(kinds) if
+                                                                           k == "Dropout"]  # fmt: skip
+    assert [sum(c < d for c in convs) for d in dropouts] == [1, 3, 5, 6]  # after conv0, pool1, pool2, fc1
+    model = build_model("he_scnn_gesture", backend="torch")
+    assert all(m.p == 0.5 for m in model.modules() if isinstance(m, nn.Dropout))
+    assert not any(isinstance(m, nn.Dropout) for m in build_model("he_fc_snn_gesture", backend="torch").modules())
+
+
 def test_he_pooling_layer_is_lif_on_avg_pooled_spikes(gen):
     model = build_model(dict(arch="snn", input_shape=[1, 4, 4], spec="AP2-FC3"), backend="torch")
     x = (torch.rand(5, 2, 1, 4, 4, generator=gen) < 0.5).float()

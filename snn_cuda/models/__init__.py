@@ -26,12 +26,15 @@ from .spiking import he_lif, spiking_net
 ARCHS = {"snn": spiking_net, "rnn": recurrent_net, "iir": iir_net}
 
 HE_SCNN = "64C3p1-128C3p1-AP2-128C3p1-AP2-FC256-FC11"
+# The SCNN as He et al. trained it (scnn_gesture.py, run "dvsGesture_stbp_cnn_10_dropout"): half the spikes dropped
+# after the first convolution, after both poolings and after FC256. Their convolutional RNN / LSTM have none.
+HE_SCNN_DROPOUT = "64C3p1-D0.5-128C3p1-AP2-D0.5-128C3p1-AP2-D0.5-FC256-D0.5-FC11"
 NMNIST, GESTURE, MNIST = [2, 34, 34], [2, 32, 32], [784]
 
 PRESETS: dict[str, dict] = {
     "he_fc_snn_nmnist": dict(arch="snn", input_shape=NMNIST, spec="FC512-FC10", surrogate_width=0.5),
     "he_fc_snn_gesture": dict(arch="snn", input_shape=GESTURE, spec="FC512-FC11", surrogate_width=0.5),
-    "he_scnn_gesture": dict(arch="snn", input_shape=GESTURE, spec=HE_SCNN, surrogate_width=1.0),
+    "he_scnn_gesture": dict(arch="snn", input_shape=GESTURE, spec=HE_SCNN_DROPOUT, surrogate_width=1.0),
     "he_rnn_nmnist": dict(arch="rnn", input_shape=NMNIST, spec="FC512-FC512-FC10", cell="rnn"),
     "he_lstm_nmnist": dict(arch="rnn", input_shape=NMNIST, spec="FC512-FC512-FC10", cell="lstm"),
     "he_rnn_gesture": dict(arch="rnn", input_shape=GESTURE, spec="FC512-FC512-FC11", cell="rnn"),
