@@ -62,6 +62,17 @@ def normalised_dual_exp(tau_m: float, tau_s: float) -> Coefficients:
     return a1, a2, b * dual_exp_peak_scale(tau_m, tau_s)
 
 
+def _learnable_names(learnable: object, first_order: bool) -> set[str]:
+    names = ("a1", "b") if first_order else ("a1", "a2", "b")
+    if isinstance(learnable, (tuple, list, set, frozenset)):
+        unknown = [name for name in learnable if name not in names]
+        if unknown:
+            raise ValueError(f"learnable names coefficients of this {'first' if first_order else 'second'}-order "
+                             f"filter, some of {names}; got {list(learnable)!r}")  # fmt: skip
+        return set(learnable)
+    return set(names) if check_bool(learnable, "learnable") else set()
+
+
 class IIRSynapse(nn.Module):
     """A per-element IIR filter running :func:`snn_cuda.iir_filter` over all time steps at once.
 
@@ -71,7 +82,9 @@ class IIRSynapse(nn.Module):
             ``[T, B, C, H, W]``, as snn-iir does).
         coefficients: initial ``(a1, a2, b)``, for example from :func:`dual_exp`. When ``a2`` is 0 the filter is
             first order and ``a2`` stays 0 (it is not a parameter).
-        learnable: make the coefficients parameters (trained freely), otherwise buffers.
+        learnable: True: every coefficient is a parameter (trained freely); False: none is (buffers); or the
+            names of those to train, such as ``("a1",)``: snn-iir's first-order synapse trains its pole and keeps
+            the input gain b at 1.
         initial_state: "zero" (every call starts from p = 0) or "preserved" (the final state of a call, detached,
             starts the next one: truncated BPTT); ``reset_state()`` forgets it.
         backend: as in :func:`snn_cuda.iir_filter`.
@@ -84,7 +97,7 @@ class IIRSynapse(nn.Module):
         shape: tuple[int, ...],
         coefficients: Coefficients,
         *,
-        learnable: bool = True,
+        learnable: bool | tuple[str, ...] = True,
         initial_state: str = "zero",
         backend: str = "auto",
     ) -> None:
@@ -96,13 +109,13 @@ class IIRSynapse(nn.Module):
             )
         a1, a2, b = (check_float(v, name) for v, name in zip(coefficients, ("a1", "a2", "b"), strict=True))
         check_choice(backend, "backend", BACKENDS)
-        learnable = check_bool(learnable, "learnable")
         self.first_order = a2 == 0.0
+        trained = _learnable_names(learnable, self.first_order)
         for name, value in (("a1", a1), ("a2", a2), ("b", b)):
             if name == "a2" and self.first_order:
                 continue
             tensor = torch.full(tuple(shape), value)
-            if learnable:
+            if name in trained:
                 self.register_parameter(name, nn.Parameter(tensor))
             else:
                 self.register_buffer(name, tensor)

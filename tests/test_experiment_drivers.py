@@ -106,11 +106,14 @@ def test_mnist_full_config_has_the_seeds_first_order_rows():
         model_config, data = model_settings(config, name)
         synapses = [m for m in build_model({**model_config, "input_shape": [1, 28, 28]}).modules()
                     if isinstance(m, IIRSynapse)]  # fmt: skip
-        assert len(synapses) == (3 if name.startswith("mlp") else 6)
+        assert len(synapses) == (3 if name.startswith("mlp") else 8)  # the CNN: a filter on each side of a pooling
         for synapse in synapses:
             assert synapse.first_order == (name in first_order)
-            if synapse.first_order:
+            if synapse.first_order:  # the seed's first_order_low_pass_cell trains alpha_1, its gain stays 1
                 assert torch.all(synapse.a1 == math.exp(-1 / 4)) and torch.all(synapse.b == 1)
+                assert [n for n, _ in synapse.named_parameters()] == ["a1"]
+            else:
+                assert [n for n, _ in synapse.named_parameters()] == ["a1", "a2", "b"]
         assert data["encoding"] == ("poisson" if "_poisson_" in name else "copy")
 
 

@@ -589,6 +589,15 @@ def test_synapse_zero_state_and_first_order(gen):
     torch.testing.assert_close(layer(x), snn_cuda.iir_filter(x, math.exp(-1 / 4), 0.0, 1.0, backend="torch"))
     frozen = snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable=False)
     assert list(frozen.parameters()) == [] and frozen.a2.shape == (5,)
+    pole_only = snn_cuda.IIRSynapse((5,), synapse.first_order(4), learnable=("a1",))
+    assert [name for name, _ in pole_only.named_parameters()] == ["a1"]
+    assert [name for name, _ in pole_only.named_buffers()] == ["b"]
+    pole_only(x).sum().backward()
+    assert pole_only.a1.grad.shape == (5,)
+    with pytest.raises(ValueError, match=r"coefficients of this first-order filter, some of \('a1', 'b'\)"):
+        snn_cuda.IIRSynapse((5,), synapse.first_order(4), learnable=("a2",))
+    with pytest.raises(TypeError, match="learnable"):
+        snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable="a1")
     with pytest.raises(ValueError, match="initial_state must be one of"):
         snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), initial_state="kept")
     with pytest.raises(ValueError, match="tau_m must exceed tau_s"):

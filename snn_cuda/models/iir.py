@@ -33,7 +33,8 @@ def iir_net(
 
     Args:
         tau_m, tau_s: membrane and synaptic time constants (steps) of the neurons and the initial synapses.
-        synapse: initial synapse filter, "dual_exp" (tau_m, tau_s) or "first_order" (tau_m, snn-iir's low pass).
+        synapse: initial synapse filter, "dual_exp" (tau_m, tau_s; a1, a2 and b trained) or "first_order"
+            (tau_m, snn-iir's low pass: its pole a1 trained, the input gain b fixed at 1 as in the seed).
         initial_state: "zero" or "preserved" (filter and neuron states carried across batches, detached).
         output_filter: filter the output spikes with the fixed normalised dual-exp filter (the associative
             memory's output, compared with equally filtered targets).
@@ -49,12 +50,13 @@ def iir_net(
         initial_state=initial_state, output_filter=output_filter, readout=readout, backend=backend,
     )  # fmt: skip
     coefficients = dual_exp(tau_m, tau_s) if synapse == "dual_exp" else first_order(tau_m)
+    trained = True if synapse == "dual_exp" else ("a1",)  # snn-iir's first_order_low_pass_cell trains alpha_1 only
     shape, layers = tuple(input_shape), []
     for layer in parse_spec(spec):
         if isinstance(layer, Dropout):
             layers.append(nn.Dropout(layer.p))
             continue
-        synapses = IIRSynapse(shape, coefficients, initial_state=initial_state, backend=backend)
+        synapses = IIRSynapse(shape, coefficients, learnable=trained, initial_state=initial_state, backend=backend)
         transform = frame_module(layer, shape)
         shape = frame_shape(transform, shape)
         if isinstance(layer, Pool):
