@@ -26,6 +26,7 @@ from torch import nn
 
 import snn_cuda
 from snn_cuda import synapse
+from snn_cuda._checks import compute_dtype
 from snn_cuda.ops import _backend
 
 # x: [T, B, C, H, W]; each coefficient layout broadcasts against the trailing shape (B, C, H, W).
@@ -71,9 +72,10 @@ def run_both(device, case, *, reference_dtype=torch.float64):
     own rounding error, accumulated through the filter's gain, exceeds the float32 tolerance.) With
     ``reference_dtype=None`` it runs on the very leaves the kernel gets. The loss weighs p and both final states
     with fixed weights, so every gradient path is exercised. Python-number coefficients stay numbers (no
-    gradient); tensors become leaves that require grad.
+    gradient), rounded as the kernel takes them (to float32 for float32 x); tensors become leaves that require grad.
     """
     results = []
+    taken = compute_dtype(case[0].dtype)
     for backend in (KERNEL_BACKEND[device], "torch"):
         dtype = reference_dtype if backend == "torch" else None
         leaves = [
@@ -81,7 +83,7 @@ def run_both(device, case, *, reference_dtype=torch.float64):
             .to(device=device, dtype=dtype or value.dtype)
             .requires_grad_()
             if isinstance(value, torch.Tensor)
-            else value
+            else value if value is None else torch.tensor(value, dtype=taken).item()
             for value in case
         ]
         x, a1, a2, b, p1, p2 = leaves
@@ -247,6 +249,23 @@ def test_poles_near_one_stay_precise_in_float32(gen, device):
     compare((fused, ref), torch.float32)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_input_takes_number_coefficients_at_the_value_the_reference_takes(device):
+    """A float32 x: the kernels compute in float64, but a number coefficient is first rounded to float32, the
+    value the reference takes. A pole 1 - 2^-26 (1.0 in float32) summing ones over T = 50000: 50000 for both
+    (with the number's float64 value the kernels gave 49981.4). A float64 tensor keeps its value in the kernels:
+    49981.4, as in float64 throughout (the reference rounds it to float32: 50000)."""
+    x = torch.ones(50000, 3, device=device)
+    pole = 1 - 2**-26
+    fused = snn_cuda.iir_filter(x, pole, 0.0, 1.0, backend=KERNEL_BACKEND[device])
+    assert torch.equal(fused.cpu(), snn_cuda.iir_filter(x, pole, 0.0, 1.0, backend="torch").cpu())
+    assert fused[-1, 0].item() == 50000.0
+    wide = torch.full((3,), pole, dtype=torch.float64, device=device)
+    fused = snn_cuda.iir_filter(x, wide, 0.0, 1.0, backend=KERNEL_BACKEND[device])
+    exact = snn_cuda.iir_filter(x[:, :1].double(), pole, 0.0, 1.0, backend="torch")[-1, 0].item()
+    assert exact == pytest.approx(49981.4, abs=0.1) and fused[-1, 0].item() == pytest.approx(exact, rel=1e-7)
+
+
 def test_gradcheck():
     """The op is linear in x, p1, p2 and polynomial in the coefficients: gradcheck every input, both orders, with
     coefficients per feature, 0-dim and per neuron."""
@@ -401,8 +420,9 @@ def test_torch_compile_takes_time_constants_that_change_and_carries_preserved_st
 def test_no_grad_call_matches_and_first_order_needs_no_a2_gradient(gen):
     x = torch.randn(9, 4, 7, generator=gen)
     with torch.no_grad():
-        # float32 is computed in float64 in the spec's order, then rounded once
-        expected = snn_cuda.iir_filter(x.double(), 0.8, -0.1, 0.5, backend="torch").float()
+        # float32 is computed in float64 in the spec's order, then rounded once; numbers at their float32 value
+        a1, a2, b = (torch.tensor(v, dtype=torch.float32).item() for v in (0.8, -0.1, 0.5))
+        expected = snn_cuda.iir_filter(x.double(), a1, a2, b, backend="torch").float()
         assert torch.equal(snn_cuda.iir_filter(x, 0.8, -0.1, 0.5, backend="cpp"), expected)
     a1 = torch.full((7,), 0.8, requires_grad=True)
     snn_cuda.iir_filter(x, a1, 0.0, 1.0, backend="cpp").sum().backward()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
-from .._checks import ParamLike
+from .._checks import ParamLike, compute_dtype
 from ..reference import iir_filter as reference
 from ..reference.iir import check_iir_args
 from . import _backend
@@ -51,10 +51,18 @@ def iir_filter(
     c = check_iir_args(x, a1, a2, b, p1, p2, return_state)
     if _backend.select("iir", backend, x, (c.a1, c.a2, c.b, c.p1, c.p2)) == "torch":
         return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
-    acc = iir_compute_dtype(x.dtype)
     shape = _backend.parameter_shape((c.a1, c.a2, c.b), x.shape[1:])  # first order's a2 is a number: no say
-    a1_t, b_t = (_backend.as_parameter(value, shape, acc, x.device) for value in (c.a1, c.b))
-    a2_t = None if c.first_order else _backend.as_parameter(c.a2, shape, acc, x.device)
+
+    def coefficient(value):
+        # A number is taken at the value the reference takes (in compute_dtype(x.dtype): rounded to float32 for
+        # float32 x), then widened to the kernels' compute dtype. A tensor keeps its own precision up to that
+        # dtype: a float64 tensor gives float32 x's filter its float64 value, which the reference rounds.
+        if not isinstance(value, torch.Tensor):
+            value = _backend.as_parameter(value, shape, compute_dtype(x.dtype), x.device)
+        return _backend.as_parameter(value, shape, iir_compute_dtype(x.dtype), x.device)
+
+    a1_t, b_t = coefficient(c.a1), coefficient(c.b)
+    a2_t = None if c.first_order else coefficient(c.a2)
     p, p_last, p_before_last = torch.ops.snn_cuda.iir_fwd(x, a1_t, a2_t, b_t, c.p1, c.p2)
     return (p, (p_last, p_before_last)) if return_state else p
 
