@@ -15,6 +15,7 @@ def check_sequence(x: object, name: str = "x") -> torch.Tensor:
     """A time-major floating tensor ``[T, *S]`` with T > 0."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [T, ...], got {type(x).__name__}")
+    check_dense(x, name)
     if x.dim() < 1:
         raise ValueError(f"{name} must have shape [T, ...] with at least one dimension, got a 0-dim tensor")
     if x.shape[0] == 0:
@@ -22,6 +23,12 @@ def check_sequence(x: object, name: str = "x") -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
+
+
+def check_dense(value: torch.Tensor, name: str) -> None:
+    """The ops take dense (strided) tensors: a sparse one would reach the kernels' dispatcher as an unknown key."""
+    if value.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {value.layout}; use {name}.to_dense()")
 
 
 def is_integer(value: object) -> bool:
@@ -96,6 +103,7 @@ def check_param(
     """A per-element parameter: a number (range-checked) or a tensor that broadcasts against ``x.shape[1:]``."""
     if not isinstance(value, torch.Tensor):
         return check_fits(check_float(value, name, low=low, high=high), name, x)
+    check_dense(value, name)
     state_shape = tuple(x.shape[1:])
     try:
         broadcast = torch.broadcast_shapes(tuple(value.shape), state_shape)
@@ -118,6 +126,7 @@ def check_state(value: torch.Tensor | None, name: str, x: torch.Tensor) -> torch
         return None
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
+    check_dense(value, name)
     if tuple(value.shape) != tuple(x.shape[1:]):
         raise ValueError(
             f"{name} must have shape {tuple(x.shape[1:])} (the trailing shape of x), got {tuple(value.shape)}"
