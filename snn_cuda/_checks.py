@@ -97,6 +97,13 @@ def check_fits(value: float, name: str, x: torch.Tensor, *, positive: bool = Fal
     return value
 
 
+def check_fits_dtype(value: float, name: str, dtype: torch.dtype) -> float:
+    """A number a module stores as a tensor of ``dtype``: finite there (torch.full would make it inf)."""
+    if abs(value) > torch.finfo(dtype).max:
+        raise ValueError(f"{name} = {value} overflows {dtype}, the dtype of the tensor that holds it")
+    return value
+
+
 def check_param(
     value: ParamLike, name: str, x: torch.Tensor, *, low: float | None = None, high: float | None = None
 ) -> ParamLike:

@@ -45,6 +45,12 @@ class OverTime(nn.Module):
         return y.reshape(T, B, *y.shape[1:])
 
 
+def _check_sizes(**sizes: object) -> None:
+    for name, value in sizes.items():
+        if not is_integer(value) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 class IIRLayer(nn.Module):
     """snn-iir layer: ``synapse`` on the input ``[T, B, *F]`` -> ``transform`` frame by frame -> ``neuron``.
 
@@ -107,9 +113,7 @@ class IIRLinear(IIRLayer):
         backend: str = "auto",
     ) -> None:
         coefficients = dual_exp(tau_m, tau_s) if coefficients is None else coefficients
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not is_integer(value) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        _check_sizes(in_features=in_features, out_features=out_features)
         super().__init__(
             IIRSynapse((in_features,), coefficients, initial_state=initial_state, backend=backend),
             nn.Linear(in_features, out_features),
@@ -140,6 +144,7 @@ class IIRConv2d(IIRLayer):
         backend: str = "auto",
     ) -> None:
         coefficients = dual_exp(tau_m, tau_s) if coefficients is None else coefficients
+        _check_sizes(in_channels=in_channels, out_channels=out_channels)
         input_size = check_shape(input_size, "input_size", example="(28, 28), the input frames' (H, W)", dims=2)
         super().__init__(
             IIRSynapse((in_channels, *input_size), coefficients, initial_state=initial_state, backend=backend),

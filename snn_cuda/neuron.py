@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_choice, check_float, check_shape
+from ._checks import check_bool, check_choice, check_fits_dtype, check_float, check_shape
 from ._state import apply_to_state, carried_state
 from .ops import lif
 from .ops._backend import BACKENDS
@@ -13,6 +13,7 @@ from .reference.lif import check_lif_options
 
 
 def _parameter_or_buffer(module: nn.Module, name: str, value: float, shape, learnable: bool) -> None:
+    check_fits_dtype(value, name, torch.get_default_dtype())
     tensor = torch.full(tuple(shape), float(value)) if shape is not None else torch.tensor(float(value))
     if learnable:
         module.register_parameter(name, nn.Parameter(tensor))

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_choice, check_float, check_shape
+from ._checks import check_bool, check_choice, check_fits_dtype, check_float, check_shape
 from ._state import apply_to_state, carried_state
 from .ops import iir_filter
 from .ops._backend import BACKENDS
@@ -114,7 +114,7 @@ class IIRSynapse(nn.Module):
         for name, value in (("a1", a1), ("a2", a2), ("b", b)):
             if name == "a2" and self.first_order:
                 continue
-            tensor = torch.full(tuple(shape), value)
+            tensor = torch.full(tuple(shape), check_fits_dtype(value, name, torch.get_default_dtype()))
             if name in trained:
                 self.register_parameter(name, nn.Parameter(tensor))
             else:

@@ -503,6 +503,11 @@ def test_bad_input_names_the_argument(kwargs, error, match):
          r"input_size must be a tuple of 2 positive ints, such as \(28, 28\)"),
         (lambda: snn_cuda.IIRConv2d(1, 2, 3, input_size=(28,), tau_m=4.0, tau_s=1.0), TypeError, "input_size must"),
         (lambda: snn_cuda.IIRSynapse((3,), (0.5, 0.1, 1.0), learnable="no"), TypeError, "learnable must be True"),
+        (lambda: snn_cuda.IIRSynapse((4,), (1e39, 0.0, 1.0)), ValueError, "a1 = 1e.* overflows torch.float32"),
+        (lambda: snn_cuda.IIRConv2d(2.0, 4, 3, input_size=(4, 4), tau_m=4.0, tau_s=1.0), ValueError,
+         "in_channels must be a positive int, got 2.0"),
+        (lambda: snn_cuda.IIRConv2d(2, 0, 3, input_size=(4, 4), tau_m=4.0, tau_s=1.0), ValueError,
+         "out_channels must be a positive int"),
     ],
 )  # fmt: skip
 def test_modules_check_their_options_when_built(make, error, match):

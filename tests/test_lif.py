@@ -794,6 +794,9 @@ def test_bad_input_names_the_argument(kwargs, error, match):
         (dict(stateful=1), TypeError, "stateful must be True or False, got int"),
         (dict(return_membrane="yes"), TypeError, "return_membrane must be True or False, got str"),
         (dict(detach_reset=None), TypeError, "detach_reset must be True or False, got NoneType"),
+        # stored as float32 tensors: torch.full would make them inf
+        (dict(theta=1e39), ValueError, "theta = 1e.* overflows torch.float32"),
+        (dict(shape=(4,), theta=-1e39, learn_theta=True), ValueError, "theta = .* overflows torch.float32"),
     ],
 )
 def test_module_checks_its_options_when_built(kwargs, error, match):
