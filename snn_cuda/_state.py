@@ -19,6 +19,21 @@ def carried_state(state: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return state
 
 
+def refuse_recomputation(module: str) -> None:
+    """Called by a module that carries state, before it reads it. Activation checkpointing
+    (``torch.utils.checkpoint``) runs a forward again during the backward pass; a carried state has advanced
+    since the first run, so the recomputed outputs, and with them the gradients, would be silently wrong."""
+    if torch.compiler.is_compiling():  # the graph task is not traceable; compiled code is not recomputed so
+        return
+    if torch._C._current_graph_task_id() != -1:  # the private hook torch.utils.checkpoint itself uses
+        raise RuntimeError(
+            f"{module} carries its state across calls and was called during a backward pass (activation "
+            "checkpointing recomputing it?): the state has advanced since the first call, so the recomputation "
+            "would differ. Leave such layers out of checkpointed regions, or pass the state explicitly "
+            "(snn_cuda.lif(v0=..., r0=...), snn_cuda.iir_filter(p1=..., p2=...))."
+        )
+
+
 def apply_to_state(state, fn):
     """``fn`` (what ``Module._apply`` applies to parameters and buffers: a device move, a dtype cast) applied to
     a carried state: None, a tensor, or a tuple of them. The state is not a buffer, which would make it part of

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ._checks import check_bool, check_choice, check_fits_dtype, check_float, check_shape
-from ._state import apply_to_state, carried_state
+from ._state import apply_to_state, carried_state, refuse_recomputation
 from .ops import lif
 from .ops._backend import BACKENDS
 from .reference.lif import check_lif_options
@@ -98,6 +98,8 @@ class LIF(nn.Module):
         if x.dim() < 2:
             raise ValueError(f"LIF expects input of shape [T, B, ...], got shape {tuple(x.shape)}")
         v0 = r0 = None
+        if self.stateful:
+            refuse_recomputation("LIF(stateful=True)")
         if self.stateful and self.v is not None:
             if self.v.shape != x.shape[1:]:
                 raise ValueError(

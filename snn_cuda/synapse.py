@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ._checks import check_bool, check_choice, check_fits_dtype, check_float, check_shape
-from ._state import apply_to_state, carried_state
+from ._state import apply_to_state, carried_state, refuse_recomputation
 from .ops import iir_filter
 from .ops._backend import BACKENDS
 
@@ -135,6 +135,8 @@ class IIRSynapse(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p1 = p2 = None
+        if self.initial_state == "preserved":
+            refuse_recomputation('IIRSynapse(initial_state="preserved")')
         if self.initial_state == "preserved" and self.state is not None:
             if self.state[0].shape != x.shape[1:]:
                 raise ValueError(
