@@ -12,11 +12,16 @@ def carried_state(state: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     for backward; outside that mode it is copied into a normal tensor, so evaluating a stateful model and then
     training it on from where it stopped works.
     """
-    state = state.to(dtype)
-    # torch.compile cannot trace is_inference(); a compiled module's state comes from a compiled call
-    if not torch.compiler.is_compiling() and state.is_inference() and not torch.is_inference_mode_enabled():
-        state = state.clone()
-    return state
+    return outside_inference(state.to(dtype))
+
+
+def outside_inference(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """A tensor made under `torch.inference_mode()` and used outside it: a normal copy, which autograd can save for
+    the backward (it refuses an inference tensor); any other tensor (or None) as it is."""
+    # torch.compile cannot trace is_inference(); a compiled call's tensors come from compiled or eager code alike
+    if tensor is None or torch.compiler.is_compiling() or torch.is_inference_mode_enabled():
+        return tensor
+    return tensor.clone() if tensor.is_inference() else tensor
 
 
 def refuse_recomputation(module: str) -> None:

@@ -370,23 +370,24 @@ def test_state_outputs_take_part_in_autograd_as_in_the_reference(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_initial_states_made_in_inference_mode_as_in_the_reference(gen, device):
-    """A state from a chunk run under inference mode, passed on while x requires grad: autograd cannot keep an
-    inference tensor, and the kernels' backward reads the states only for the a1, a2 gradients, so it keeps them
-    only then (as the reference's autograd does)."""
+def test_input_and_states_made_in_inference_mode_as_in_the_reference(gen, device):
+    """An input or state made under inference mode (a frozen encoder, a warm-up chunk), used where a graph is
+    recorded: autograd cannot keep an inference tensor, so both backends keep a copy of what their backward reads
+    (x for the b gradient, the states for the a1, a2 gradients) and give the same gradients. The a1 gradient with
+    such states, and the b gradient with such an input, were refused before."""
     with torch.inference_mode():
+        x_inf = torch.randn(5, 3, generator=gen).to(device)
         _, (p1, p2) = snn_cuda.iir_filter(torch.randn(4, 3, generator=gen).to(device), 0.5, 0.1, 1.0,
                                           return_state=True)  # fmt: skip
     x = torch.randn(5, 3, generator=gen).to(device).requires_grad_()
-    grads = []
-    for backend in (KERNEL_BACKEND[device], "torch"):
-        p = snn_cuda.iir_filter(x, 0.5, 0.1, 1.0, p1=p1, p2=p2, backend=backend)
-        grads.append(torch.autograd.grad((p * p).sum(), x)[0])
-    torch.testing.assert_close(grads[0], grads[1])
-    a1 = torch.full((3,), 0.5, device=device, requires_grad=True)
-    for backend in (KERNEL_BACKEND[device], "torch"):  # the a1 gradient reads them: refused by both
-        with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
-            snn_cuda.iir_filter(x, a1, 0.1, 1.0, p1=p1, p2=p2, backend=backend)
+    a1, b = (torch.full((3,), v, device=device, requires_grad=True) for v in (0.5, 1.0))
+    for inputs, wrt in (((x, p1, p2), (x, a1, b)), ((x_inf, None, None), (a1, b)), ((x_inf, p1, p2), (a1, b))):
+        grads = []
+        for backend in (KERNEL_BACKEND[device], "torch"):
+            p = snn_cuda.iir_filter(inputs[0], a1, 0.1, b, p1=inputs[1], p2=inputs[2], backend=backend)
+            grads.append(torch.autograd.grad((p * p).sum(), wrt))
+        for got, want in zip(*grads, strict=True):
+            torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("device", DEVICES)

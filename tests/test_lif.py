@@ -940,22 +940,28 @@ def test_forward_mode_dual_tensors_take_the_reference(gen):
         torch.testing.assert_close(got, expected, msg=name)
 
 
-def test_initial_state_made_in_inference_mode_as_in_the_reference(gen):
-    """A state from a chunk run under inference mode (a warm-up), passed on while x requires grad: autograd cannot
-    keep an inference tensor, so the compiled op keeps a copy of it (its backward always reads it) and runs, as
-    the reference does. (With alpha requiring grad the reference's own autograd refuses, keeping alpha * v0's
-    v0; the op still runs, with the reference's gradients for a normal copy of the state.)"""
+def test_input_and_state_made_in_inference_mode_as_in_the_reference(gen):
+    """An input or state made under inference mode (a frozen encoder, a warm-up chunk), used where a graph is
+    recorded: autograd cannot keep an inference tensor, so both backends keep a copy of what their backward reads
+    (the kernels: x and the states; the reference: v0 through alpha * v) and give the same gradients. Each was
+    refused by one backend or the other before."""
     with torch.inference_mode():
+        x_inf = torch.rand(6, 3, 5, generator=gen) * 2
         _, (v0, r0) = snn_cuda.lif(torch.rand(4, 3, 5, generator=gen) * 2, gamma=0.5, return_state=True)
+    assert x_inf.is_inference() and v0.is_inference()
     x = (torch.rand(6, 3, 5, generator=gen) * 2).requires_grad_()
     alpha = torch.full((5,), 0.7, requires_grad=True)
-    for wrt, alpha_arg, reference_state in (((x,), 0.7, (v0, r0)), ((x, alpha), alpha, (v0.clone(), r0.clone()))):
+    theta = torch.full((5,), 0.9, requires_grad=True)
+    for inputs, wrt in (((x, v0, r0), (x,)), ((x, v0, r0), (x, alpha, theta)), ((x_inf, None, None), (alpha, theta)),
+                        ((x_inf, v0, r0), (alpha,))):  # fmt: skip
         grads = []
-        for backend, state in (("cpp", (v0, r0)), ("torch", reference_state)):
-            spikes = snn_cuda.lif(x, alpha=alpha_arg, gamma=0.5, v0=state[0], r0=state[1], backend=backend)
+        for backend in ("cpp", "torch"):
+            spikes = snn_cuda.lif(inputs[0], alpha=alpha, theta=theta, gamma=0.5, v0=inputs[1], r0=inputs[2],
+                                  backend=backend)  # fmt: skip
             grads.append(torch.autograd.grad((spikes * torch.arange(5.0)).sum(), wrt))
         for got, want in zip(*grads, strict=True):
             torch.testing.assert_close(got, want)
+            assert got.abs().sum() > 0
 
 
 def test_kernel_checks_arguments_directly():
@@ -992,6 +998,19 @@ def test_cuda_kernels_name_the_tensor_left_on_the_cpu(device):
         torch.ops.snn_cuda.lif_bwd(torch.rand_like(x), None, None, h, None, good, good, None, None, "hard", 0.0,
                                    None, 1.0, False, "atan", 2.0, False)  # fmt: skip
 
+
+
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_cuda_op_refuses_a_graph_without_h_when_called(device):
+    """The CUDA backward reads h: a direct lif_fwd call on CUDA that records a graph with store_h=False is refused
+    at the call (it failed only at backward time), while store_h=True trains as the public op does."""
+    x = torch.rand(3, 2, 4, device=device, requires_grad=True)
+    good = torch.full((2, 4), 0.5, device=device)
+    with pytest.raises(RuntimeError, match="a call on CUDA that records a graph needs store_h=True"):
+        torch.ops.snn_cuda.lif_fwd(x, good, good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0, False)
+    out = torch.ops.snn_cuda.lif_fwd(x, good, good, None, None, "hard", 0.0, None, 1.0, False, "atan", 2.0, True)
+    out[0].sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
 
 _ISA_SCRIPT = """
 import itertools, sys, torch, snn_cuda

@@ -100,10 +100,10 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
                                     .call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
                                           surrogate, surrogate_param, store_h, store_v_seq));
     // The only [T, N] tensor kept for the backward is h (store_h) or else the input x, from which the kernel
-    // recomputes h; spikes and v[t-1] are recomputed from h. The initial state, which the backward always reads,
-    // may come from a chunk run under inference mode, which autograd cannot keep: then a copy (of size [N]) is
-    // kept, and the call runs as it does in the reference.
-    ctx->save_for_backward({store_h ? out[3] : at::Tensor(), store_h ? at::Tensor() : x, alpha, theta,
+    // recomputes h; spikes and v[t-1] are recomputed from h. The input and the initial state, which the backward
+    // reads, may have been made under inference mode (a frozen encoder, a chunk run in evaluation), which autograd
+    // cannot keep: then a copy is kept, and the call runs as it does in the reference.
+    ctx->save_for_backward({store_h ? out[3] : at::Tensor(), store_h ? at::Tensor() : savable(x), alpha, theta,
                             savable(v0), savable(r0)});
     ctx->saved_data["reset"] = reset;
     ctx->saved_data["v_reset"] = v_reset;
@@ -167,6 +167,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_fwd_a
         .call(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset, surrogate, surrogate_param,
               store_h, store_v_seq);
   }
+  // The CUDA backward reads h: a graph recorded without it could never run its backward (the public op asks for
+  // h on every device but the CPU's; a direct call of the op is refused here rather than at backward time).
+  TORCH_CHECK(store_h || !x.is_cuda(),
+              "snn_cuda::lif_fwd: a call on CUDA that records a graph needs store_h=True (the CUDA backward reads h)");
   const variable_list out = LifFunction::apply(x, alpha, theta, v0, r0, reset, v_reset, gamma, rho, detach_reset,
                                                surrogate, surrogate_param, store_h, store_v_seq);
   return to_tuple<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>>(
@@ -184,12 +188,12 @@ struct IirFunction : torch::autograd::Function<IirFunction> {
     variable_list out = to_list(op<IirFwdSignature>("snn_cuda::iir_fwd").call(x, a1, a2, b, p1, p2));
     // The backward reads the output p (for the a1, a2 gradients) and the input x (for the b gradient), and nothing
     // else of size [T, N]; each is kept only when its gradient can be asked for. So are the initial states, which
-    // only the a1, a2 gradients read (states made under inference mode, which autograd cannot keep, then work
-    // as in the reference).
+    // only the a1, a2 gradients read. An input or state made under inference mode, which autograd cannot keep, is
+    // kept as a copy, as the reference takes it.
     const bool keep_p = a1.requires_grad() || requires_grad(a2);
-    ctx->save_for_backward({keep_p ? out[0] : at::Tensor(), b.requires_grad() ? x : at::Tensor(), a1,
-                            or_undefined(a2), b, keep_p ? or_undefined(p1) : at::Tensor(),
-                            keep_p ? or_undefined(p2) : at::Tensor()});
+    ctx->save_for_backward({keep_p ? out[0] : at::Tensor(), b.requires_grad() ? savable(x) : at::Tensor(), a1,
+                            or_undefined(a2), b, keep_p ? savable(p1) : at::Tensor(),
+                            keep_p ? savable(p2) : at::Tensor()});
     ctx->saved_data["has_a2"] = a2.has_value();
     ctx->saved_data["has_p1"] = p1.has_value();
     ctx->saved_data["has_p2"] = p2.has_value();

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import ParamLike, check_bool, check_param, check_sequence, check_state
+from .._state import outside_inference
 from ._precision import compute_dtype
 
 
@@ -68,10 +69,12 @@ def iir_filter(
     storage = x.dtype
     compute = compute_dtype(storage)
     a1_, a2_, b_ = (v.to(compute) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
-    p_prev = c.p1.to(compute) if c.p1 is not None else x.new_zeros(x.shape[1:], dtype=compute)
-    p_prev2 = c.p2.to(compute) if c.p2 is not None else x.new_zeros(x.shape[1:], dtype=compute)
+    # Input and states made under inference mode are taken as copies (autograd cannot save them), as the kernels do.
+    x_, p1, p2 = outside_inference(x), outside_inference(c.p1), outside_inference(c.p2)
+    p_prev = p1.to(compute) if p1 is not None else x.new_zeros(x.shape[1:], dtype=compute)
+    p_prev2 = p2.to(compute) if p2 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     outputs = []
-    for x_t in x.to(compute).unbind(0):  # not x[t], whose backward is quadratic in T (see reference/lif.py)
+    for x_t in x_.to(compute).unbind(0):  # not x[t], whose backward is quadratic in T (see reference/lif.py)
         p = a1_ * p_prev + a2_ * p_prev2 + b_ * x_t
         outputs.append(p)
         p_prev2, p_prev = p_prev, p

@@ -20,6 +20,7 @@ from .._checks import (
     check_sequence,
     check_state,
 )
+from .._state import outside_inference
 from ._precision import compute_dtype
 
 RESET_MODES = ("hard", "soft", "none")
@@ -124,8 +125,10 @@ def lif(
     storage = x.dtype
     compute = compute_dtype(storage)
     alpha_, theta_ = (p.to(compute) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
-    v = c.v0.to(compute) if c.v0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
-    r = c.r0.to(compute) if c.r0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
+    # An initial state made under inference mode is taken as a copy (autograd cannot save it), as the kernels do.
+    v0, r0 = outside_inference(c.v0), outside_inference(c.r0)
+    v = v0.to(compute) if v0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
+    r = r0.to(compute) if r0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     spikes, membrane = [], []
     # x.unbind(0), not x[t]: autograd turns each x[t] into a zero-filled [T, *S] gradient, which makes the
     # backward quadratic in T; unbind's backward is one stack.
