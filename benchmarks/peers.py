@@ -21,9 +21,10 @@ steps after warm-up, the device synchronised. Peers that are not installed are s
 
     make bench-peers                                  # the documented CPU run (THP on, default sizes)
     python benchmarks/peers.py --device cuda          # GPU sizes; SpikingJelly's torch, cuda and triton kernels
-    python benchmarks/peers.py --settings neuron --T 8 --neurons 256 --repeats 2   # seconds
+    python benchmarks/peers.py --settings neuron --T 8 --neurons 256 --repeats 2 --out /tmp/peers   # seconds
 
-Writes peers_cpu.{csv,md,png} (peers_gpu.* on CUDA) under benchmarks/results/ (or --out).
+Writes peers_cpu.{csv,md,png} (peers_gpu.* on CUDA; another --dtype adds it to the name) under
+benchmarks/results/, which holds the documented run: a run with other settings, sizes or repeats needs --out.
 """
 
 from __future__ import annotations
@@ -293,6 +294,10 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(figure)
 
 
+COMPARISON_FLAGS = ("settings", "T", "batch", "neurons", "linear_neurons", "linear_T", "linear_batch", "repeats",
+                    "linear_repeats", "warmup", "alpha", "theta", "synapse_decay")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
@@ -319,6 +324,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="torch CPU threads (default: torch's); 1 keeps timings stable on a shared machine")
     parser.add_argument("--out", type=output_folder, default=RESULTS)
     args = parser.parse_args(argv)
+    # What makes a run the documented comparison, which the committed peers_<device>.* hold; --device, --dtype
+    # (other dtypes get files of their own), --threads and --out do not.
+    args.changed = [name for name in COMPARISON_FLAGS if getattr(args, name) != parser.get_default(name)]
     cuda = torch.device(args.device).type == "cuda"
     defaults = {"neurons": (4096, 65536), "linear_neurons": ([4096, 8192], [4096, 8192, 16384]),
                 "repeats": (5, 20), "linear_repeats": (3, 10)}  # fmt: skip
@@ -355,6 +363,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not present:
             raise SystemExit(f"peers.py: no peer to compare with; snn_cuda alone is not written over {RESULTS}: "
                              "pass --out")  # fmt: skip
+        if args.changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in args.changed)
+            raise SystemExit(f"peers.py: {flags} changed from the documented run, which is not written over "
+                             f"{RESULTS}: pass --out")  # fmt: skip
     # Prove each peer computes what snn_cuda computes before timing anything.
     chosen: dict[str, list[Implementation]] = {}
     for setting in args.settings:

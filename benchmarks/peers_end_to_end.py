@@ -17,7 +17,7 @@ far its final weights are from snn_cuda's.
     make bench-peers-e2e      # the documented run: 20 frames of 75 ms, 32x32, 64 samples (minutes on 2 cores)
     python benchmarks/peers_end_to_end.py                   # the config's data: 60 frames of 25 ms, all samples
     python benchmarks/peers_end_to_end.py --device cuda --libraries snn_cuda spikingjelly
-    python benchmarks/peers_end_to_end.py --smoke           # seconds (the tests)
+    python benchmarks/peers_end_to_end.py --smoke --out /tmp/e2e   # seconds (the tests)
 
 Writes peers_end_to_end_cpu.{csv,md} (``_gpu`` on CUDA) under benchmarks/results/ (or --out).
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.metadata
 import importlib.util
 import sys
 from pathlib import Path
@@ -130,6 +131,21 @@ def test_a_partial_comparison_is_not_written_over_the_committed_one(monkeypatch)
     monkeypatch.setattr(peers, "unavailable", lambda peer: f"No module named {peer!r}")
     with pytest.raises(SystemExit, match=r"'snntorch', 'spikingjelly'\] not installed .* not written over"):
         peers.main(["--settings", "neuron", "--T", "3"])
+    # every peer there, but not the documented run (the docstring's example once replaced the committed tables)
+    monkeypatch.setattr(peers, "unavailable", lambda peer: None)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0")
+    with pytest.raises(SystemExit, match="--settings, --T, --neurons, --repeats changed from the documented run"):
+        peers.main(["--settings", "neuron", "--T", "8", "--neurons", "256", "--repeats", "2"])
+
+    class PastTheGuard(Exception):
+        pass
+
+    def stop(*args):
+        raise PastTheGuard
+
+    monkeypatch.setattr(peers, "implementations", stop)
+    with pytest.raises(PastTheGuard):  # the documented run, in another dtype or with fewer threads, goes on
+        peers.main(["--dtype", "bfloat16", "--threads", "1"])
 
 
 def test_benchmark_flags_are_checked_before_anything_runs(capsys):
