@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import dataclasses
 import math
 import os
 import platform
@@ -73,6 +74,15 @@ _ConfigLoader.add_implicit_resolver(
 )
 
 
+def _yaml_reason(exc: Exception) -> str:
+    """One line: PyYAML's problem and where (its own message spans several, with the line quoted)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(exc).strip().splitlines()[0]
+
+
 def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple[str, ...] = ("training", "models"),
                 ) -> dict:  # fmt: skip
     """Reads a YAML experiment config; with ``smoke`` its ``smoke`` section is merged over it (a run of seconds).
@@ -84,7 +94,7 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
     try:
         config = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_reason(exc)}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections {list(sections)}, got "
                           f"{type(config).__name__}")  # fmt: skip
@@ -317,6 +327,10 @@ FROM_COMMAND_LINE = {"device": "--device", "amp": "--amp", "progress": "--quiet"
 
 def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
     """The config's training section with the command line's overrides."""
+    settable = sorted({field.name for field in dataclasses.fields(TrainConfig)} - set(FROM_COMMAND_LINE))
+    unknown = sorted(set(config["training"]) - set(settable) - set(FROM_COMMAND_LINE))
+    if unknown:
+        raise ConfigError(f"training config has unknown keys {unknown}; accepted: {settable}")
     misplaced = [key for key in FROM_COMMAND_LINE if key in config["training"]]
     if misplaced:
         options = ", ".join(FROM_COMMAND_LINE[key] for key in misplaced)

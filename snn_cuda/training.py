@@ -25,6 +25,7 @@ import dataclasses
 import math
 import numbers
 import os
+import pickle
 import random
 import tempfile
 import time
@@ -166,8 +167,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's weights-only loader refused it: several lines of advice to load it unsafely, which does not fit
+        raise CheckpointError(f"checkpoint {path} cannot be read: not a file torch.save wrote with tensors and plain "
+                              "data (corrupt or truncated, or another kind of file?)") from None  # fmt: skip
     except Exception as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read (corrupt or truncated?): {error}") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} cannot be read (corrupt or truncated?): {reason}") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a snn_cuda checkpoint of format {CHECKPOINT_FORMAT}")
     return checkpoint

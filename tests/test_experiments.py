@@ -277,7 +277,7 @@ def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("data: [unclosed", "is not valid YAML"),
+        ("data: [unclosed", r"is not valid YAML: expected ',' or '\]', but got '<stream end>' at line 1, column 16$"),
         ("just a string", "must hold a mapping of sections"),
         ("data: {}\nmodels: {}\n", r"lacks the sections \['training'\]"),
         ("data: {}\ntraining: {}\nmodels: {}\nepochs: 99\n", r"unknown keys \['epochs'\]"),
@@ -286,8 +286,9 @@ def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
 def test_config_file_errors_name_the_problem(tmp_path, text, match):
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as refused:
         load_config(path)
+    assert "\n" not in str(refused.value)  # the drivers print it as one line
 
 
 def test_config_reads_exponent_notation_as_a_float(tmp_path):
@@ -419,6 +420,9 @@ def test_refused_run_leaves_a_finished_run_as_it_was(gesture, data_dir, tmp_path
          [], ValueError, r"model second: data has unknown keys \['dev_fracton'\]"),
         (("loss: mse}", "loss: mse, device: cuda}"), [], ValueError,
          r"training \['device'\] are set on the command line \(--device\)"),
+        (("loss: mse}", "loss: mse, epoch: 3}"), [], ValueError,  # the accepted keys are the config's, not --amp's
+         r"training config has unknown keys \['epoch'\]; accepted: \['batch_size', 'epochs', 'loss', 'lr', "
+         r"'lr_gamma', 'lr_step_epochs', 'max_batches', 'seed', 'weight_decay'\]$"),
         (("", ""), ["--resume", "--data-root", str(elsewhere)], CheckpointError,
          f"cannot resume .*data_root: None -> '{elsewhere}'"),
     ]:  # fmt: skip

@@ -200,8 +200,13 @@ def test_corrupt_or_foreign_checkpoints_are_named(gen, tmp_path):
         train(model_config, config, classification_set(gen), tmp_path / "run", resume=True)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=f"checkpoint {garbage} cannot be read"):
+    with pytest.raises(CheckpointError, match=f"checkpoint {garbage} cannot be read") as refused:
         load_checkpoint(garbage)
+    text = tmp_path / "config.yaml"
+    text.write_text("data: {}\n")  # a config given to --test: torch's loader answers with lines of advice
+    with pytest.raises(CheckpointError, match=f"checkpoint {text} cannot be read: not a file torch.save wrote"):
+        load_checkpoint(text)
+    assert "\n" not in str(refused.value)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
     with pytest.raises(CheckpointError, match=f"checkpoint {foreign} is not a snn_cuda checkpoint"):
