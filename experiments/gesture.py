@@ -30,7 +30,7 @@ DATA_KEYS = ("framing", "synthetic", "dev_fraction")  # what the datasets read f
 def gesture_datasets(data: dict, data_root: str | None, progress: bool) -> dict:
     """Train / dev / test sets of frames ``[T, 2, H, W]`` in memory, from ``data_root`` or the synthetic set."""
     root = data_root if data_root is not None else synthetic_gesture(**data.get("synthetic", {}), progress=progress)
-    framing = Framing(**data["framing"])
+    framing = Framing.from_config(data["framing"])
     options = dict(framing=framing, dev_fraction=data.get("dev_fraction", 128 / 1056), progress=progress)
     return materialize_splits(lambda split: DVSGesture(root, split, **options), desc="framing", progress=progress)
 

@@ -32,7 +32,7 @@ def nmnist_datasets(data: dict, data_root: str | None, progress: bool) -> dict:
     """Train / dev / test sets of frames ``[T, 2, H, W]`` in memory, from ``data_root`` or the synthetic set
     (train / dev: the training folder split 5:1 as snn-iir does)."""
     root = data_root if data_root is not None else synthetic_nmnist(**data.get("synthetic", {}), progress=progress)
-    framing = Framing(**data["framing"])
+    framing = Framing.from_config(data["framing"])
     return materialize_splits(lambda split: NMNIST(root, split, framing), desc="framing", progress=progress)
 
 

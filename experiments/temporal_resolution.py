@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]] | dict:
     write_table(rows, GENERALISATION_COLUMNS, out, name="generalisation", body=matrices, notes=notes, title=title)
     plot_sweep(sweep_rows, rows, out)
     print(matrices)
-    print(f"written: {out / 'results.md'}, {out / 'generalisation.md'}, {out / 'accuracy_vs_dt.png'}, "
-          f"{out / 'generalisation.png'}")  # fmt: skip
+    print(f"written: {out / 'results.csv'}, {out / 'results.md'}, {out / 'generalisation.csv'}, "
+          f"{out / 'generalisation.md'}, {out / 'accuracy_vs_dt.png'}, {out / 'generalisation.png'}")  # fmt: skip
     return sweep_rows, rows
 
 

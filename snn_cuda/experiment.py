@@ -112,6 +112,10 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
             raise ConfigError(f"config file {path}: model {name!r} must be a mapping of its settings (with an "
                               f"optional mapping 'data'), got {entry!r}")  # fmt: skip
     smoke_section = config.pop("smoke", {}) or {}
+    strays = sorted(set(smoke_section.get("models") or {}) - set(config.get("models") or {}))
+    if strays:
+        raise ConfigError(f"config file {path}: the smoke section's models {strays} are not in its models "
+                          f"{list(config.get('models') or {})}")  # fmt: skip
     return merge(config, smoke_section) if smoke else config
 
 

@@ -151,3 +151,11 @@ def test_events_off_the_sensor_or_of_another_dtype_are_refused():
         data.events_to_frames(np.zeros((3, 4)), (4, 4), frames=1)
     with pytest.raises(ValueError, match="mode must be one of"):
         data.Framing(frames=3, mode="average")
+
+
+def test_framing_from_a_config_names_unknown_keys():
+    assert data.Framing.from_config({"frames": 20, "mode": "sum"}) == data.Framing(frames=20, mode="sum")
+    with pytest.raises(ValueError, match=r"framing has unknown keys \['frame'\]; accepted: \['frames', 'dt_ms'"):
+        data.Framing.from_config({"frame": 20})  # was: Framing.__init__() got an unexpected keyword argument
+    with pytest.raises(ValueError, match="framing must be a mapping"):
+        data.Framing.from_config("frames: 20")

@@ -281,6 +281,8 @@ def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
         ("just a string", "must hold a mapping of sections"),
         ("data: {}\nmodels: {}\n", r"lacks the sections \['training'\]"),
         ("data: {}\ntraining: {}\nmodels: {}\nepochs: 99\n", r"unknown keys \['epochs'\]"),
+        ("data: {}\ntraining: {}\nmodels: {snn: {}}\nsmoke: {models: {snn_lf: {}}}\n",
+         r"the smoke section's models \['snn_lf'\] are not in its models \['snn'\]"),
     ],
 )
 def test_config_file_errors_name_the_problem(tmp_path, text, match):

@@ -19,6 +19,7 @@ blocks before accumulation (so ``or`` marks a block with any event).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +129,17 @@ class Framing:
         # validate once at construction, so a bad config fails before any data is read (the sensor is not known
         # yet: datasets check it against theirs)
         self.check_sensor((self.downsample, self.downsample))
+
+    @classmethod
+    def from_config(cls, options: dict) -> Framing:
+        """A framing from a config's mapping, whose keys are checked by name (not as Python keyword arguments)."""
+        if not isinstance(options, dict):
+            raise ValueError(f"framing must be a mapping such as {{frames: 30, mode: or}}, got {options!r}")
+        fields = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise ValueError(f"framing has unknown keys {unknown}; accepted: {fields}")
+        return cls(**options)
 
     def check_sensor(self, sensor_size: tuple[int, int]) -> Framing:
         """Raises ValueError if this framing cannot frame a ``sensor_size = (H, W)`` sensor (a ``downsample`` that
