@@ -294,8 +294,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(figure)
 
 
-COMPARISON_FLAGS = ("settings", "T", "batch", "neurons", "linear_neurons", "linear_T", "linear_batch", "repeats",
-                    "linear_repeats", "warmup", "alpha", "theta", "synapse_decay")
+COMPARISON_FLAGS = ("settings", "peers", "T", "batch", "neurons", "linear_neurons", "linear_T", "linear_batch",
+                    "repeats", "linear_repeats", "warmup", "alpha", "theta", "synapse_decay")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -324,15 +324,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="torch CPU threads (default: torch's); 1 keeps timings stable on a shared machine")
     parser.add_argument("--out", type=output_folder, default=RESULTS)
     args = parser.parse_args(argv)
-    # What makes a run the documented comparison, which the committed peers_<device>.* hold; --device, --dtype
-    # (other dtypes get files of their own), --threads and --out do not.
-    args.changed = [name for name in COMPARISON_FLAGS if getattr(args, name) != parser.get_default(name)]
     cuda = torch.device(args.device).type == "cuda"
     defaults = {"neurons": (4096, 65536), "linear_neurons": ([4096, 8192], [4096, 8192, 16384]),
                 "repeats": (5, 20), "linear_repeats": (3, 10)}  # fmt: skip
     for name, (cpu_value, cuda_value) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, cuda_value if cuda else cpu_value)
+    # What makes a run the documented comparison, which the committed peers_<device>.* hold (a default given
+    # explicitly is the default; --settings and --peers in any order); --device, --dtype (other dtypes get files
+    # of their own), --threads and --out do not.
+    args.changed = []
+    for name in COMPARISON_FLAGS:
+        value, default = getattr(args, name), parser.get_default(name)
+        if name in defaults:
+            default = defaults[name][cuda]
+        if name in ("settings", "peers"):
+            value, default = sorted(value), sorted(default)
+        if value != default:
+            args.changed.append(name)
     return args
 
 
@@ -359,7 +368,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         missing = sorted(set(args.peers) - set(present))
         if missing:
             raise SystemExit(f"peers.py: {missing} not installed (make peers); a partial comparison is not written "
-                             f"over {RESULTS}: pass --out, or --peers with the installed ones")  # fmt: skip
+                             f"over {RESULTS}: pass --out")  # fmt: skip
         if not present:
             raise SystemExit(f"peers.py: no peer to compare with; snn_cuda alone is not written over {RESULTS}: "
                              "pass --out")  # fmt: skip

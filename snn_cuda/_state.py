@@ -16,10 +16,12 @@ def carried_state(state: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def outside_inference(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    """A tensor made under `torch.inference_mode()` and used outside it: a normal copy, which autograd can save for
-    the backward (it refuses an inference tensor); any other tensor (or None) as it is."""
+    """A tensor made under `torch.inference_mode()` and used outside it where gradients are recorded: a normal copy,
+    which autograd can save for the backward (it refuses an inference tensor); any other tensor (or None) as it is."""
     # torch.compile cannot trace is_inference(); a compiled call's tensors come from compiled or eager code alike
     if tensor is None or torch.compiler.is_compiling() or torch.is_inference_mode_enabled():
+        return tensor
+    if not torch.is_grad_enabled():  # nothing is saved for a backward
         return tensor
     return tensor.clone() if tensor.is_inference() else tensor
 
@@ -28,7 +30,10 @@ def refuse_recomputation(module: str) -> None:
     """Called by a module that carries state, before it reads it. Activation checkpointing
     (``torch.utils.checkpoint``) runs a forward again during the backward pass; a carried state has advanced
     since the first run, so the recomputed outputs, and with them the gradients, would be silently wrong."""
-    if torch.compiler.is_compiling():  # the graph task is not traceable; compiled code is not recomputed so
+    # Not under torch.compile, which cannot trace the graph task: a compiled stateful layer inside a checkpointed
+    # region is not caught (README). A call in a backward pass with gradients off (an evaluation in a hook) is not
+    # a recomputation, which always records a graph.
+    if torch.compiler.is_compiling() or not torch.is_grad_enabled():
         return
     if torch._C._current_graph_task_id() != -1:  # the private hook torch.utils.checkpoint itself uses
         raise RuntimeError(

@@ -112,6 +112,9 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
             raise ConfigError(f"config file {path}: model {name!r} must be a mapping of its settings (with an "
                               f"optional mapping 'data'), got {entry!r}")  # fmt: skip
     smoke_section = config.pop("smoke", {}) or {}
+    if not isinstance(smoke_section.get("models") or {}, dict):
+        raise ConfigError(f"config file {path}: the smoke section's models must be a mapping of model names, got "
+                          f"{smoke_section['models']!r}")  # fmt: skip
     strays = sorted(set(smoke_section.get("models") or {}) - set(config.get("models") or {}))
     if strays:
         raise ConfigError(f"config file {path}: the smoke section's models {strays} are not in its models "
@@ -331,17 +334,18 @@ FROM_COMMAND_LINE = {"device": "--device", "amp": "--amp", "progress": "--quiet"
 
 def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
     """The config's training section with the command line's overrides."""
+    section = config["training"] or {}  # an empty section: every default
     settable = sorted({field.name for field in dataclasses.fields(TrainConfig)} - set(FROM_COMMAND_LINE))
-    unknown = sorted(set(config["training"]) - set(settable) - set(FROM_COMMAND_LINE))
+    unknown = sorted(set(section) - set(settable) - set(FROM_COMMAND_LINE))
     if unknown:
         raise ConfigError(f"training config has unknown keys {unknown}; accepted: {settable}")
-    misplaced = [key for key in FROM_COMMAND_LINE if key in config["training"]]
+    misplaced = [key for key in FROM_COMMAND_LINE if key in section]
     if misplaced:
         options = ", ".join(FROM_COMMAND_LINE[key] for key in misplaced)
         raise ConfigError(f"training {misplaced} are set on the command line ({options}), not in the config")
     overrides = {"epochs": args.epochs, "seed": args.seed}
     return TrainConfig.from_dict({
-        **config["training"], **{k: v for k, v in overrides.items() if v is not None},
+        **section, **{k: v for k, v in overrides.items() if v is not None},
         "device": args.device, "amp": args.amp, "progress": not args.quiet,
     })  # fmt: skip
 

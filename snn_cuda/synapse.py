@@ -7,6 +7,7 @@ as floats; the module holds them per element as parameters that are then trained
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -64,7 +65,8 @@ def normalised_dual_exp(tau_m: float, tau_s: float) -> Coefficients:
 
 def _learnable_names(learnable: object, first_order: bool) -> set[str]:
     names = ("a1", "b") if first_order else ("a1", "a2", "b")
-    if isinstance(learnable, (tuple, list, set, frozenset)):
+    if isinstance(learnable, Iterable) and not isinstance(learnable, (str, bytes)):
+        learnable = list(learnable)  # a generator is read once
         unknown = [name for name in learnable if name not in names]
         if unknown:
             raise ValueError(f"learnable names coefficients of this {'first' if first_order else 'second'}-order "

@@ -186,9 +186,12 @@ def load_weights(model: torch.nn.Module, checkpoint: dict, path: str | os.PathLi
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        reason = str(error).strip().splitlines()[0]
+        # torch's message: a header line, then one line per kind of mismatch (missing keys, unexpected keys, sizes)
+        details = "; ".join(line.strip() for line in str(error).strip().splitlines()[1:] if line.strip())
+        if len(details) > 300:
+            details = details[:300] + " ..."
         raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its config builds (written by "
-                              f"a version of snn_cuda that built this config differently?): {reason}") from None
+                              f"a version of snn_cuda that built this config differently?): {details}") from None
 
 
 def model_from_checkpoint(path: str | os.PathLike, **overrides) -> SequenceModel:
@@ -425,7 +428,11 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} holds only weights; resuming needs a last.pt checkpoint")
         self._check_resumable(path, checkpoint)
         load_weights(self.model, checkpoint, path)
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except ValueError as error:  # torch's: the saved groups' sizes differ from the model's parameters
+            raise CheckpointError(f"checkpoint {path}: its optimizer state does not fit the model's parameters "
+                                  f"(written by a version of snn_cuda that trained others?): {error}") from None
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         # Checkpoints written before NEVER hold step_size = their epochs + 1 for a constant rate.
         self.scheduler.step_size = self._lr_step_size()

@@ -172,6 +172,14 @@ def test_gesture_framing_that_cannot_frame_the_sensor_fails_before_parsing(gestu
     assert not cache.exists()  # no trial was parsed
 
 
+def test_gesture_refuses_a_trial_in_both_lists(gesture_root, tmp_path):
+    # a trial in both lists would be trained on and tested on
+    data.write_trial_list(gesture_root / "trials_to_test.txt", ["user03_led.aedat", "user02_lab.aedat"])
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match=r"trials in both trials_to_train.txt and .*\['user02_lab.aedat'\]"):
+            data.DVSGesture(gesture_root, split, cache_dir=tmp_path / "cache", progress=False)
+
+
 def test_gesture_trial_cache_lookup_removes_a_killed_parse_folder(gesture_root, tmp_path):
     """A parse killed outright leaves its private folder beside the trial's cache; a later run, which finds the
     cache complete and parses nothing, removes it once its process is gone and it is an hour old."""

@@ -227,6 +227,9 @@ def test_trial_list_round_trip_and_empty_list(tmp_path):
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(ValueError, match=r"empty\.txt.*empty"):
         data.read_trial_list(tmp_path / "empty.txt")
+    (tmp_path / "twice.txt").write_text("user01_led.aedat\nuser02_lab.aedat\nuser01_led.aedat\n")
+    with pytest.raises(ValueError, match=r"twice\.txt: trials listed more than once: \['user01_led.aedat'\]"):
+        data.read_trial_list(tmp_path / "twice.txt")
 
 
 # --------------------------------------------------------------------------------------------------- IDX

@@ -283,6 +283,8 @@ def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):
         ("data: {}\ntraining: {}\nmodels: {}\nepochs: 99\n", r"unknown keys \['epochs'\]"),
         ("data: {}\ntraining: {}\nmodels: {snn: {}}\nsmoke: {models: {snn_lf: {}}}\n",
          r"the smoke section's models \['snn_lf'\] are not in its models \['snn'\]"),
+        ("data: {}\ntraining: {}\nmodels: {snn: {}}\nsmoke: {models: snn}\n",
+         "the smoke section's models must be a mapping of model names, got 'snn'"),
     ],
 )
 def test_config_file_errors_name_the_problem(tmp_path, text, match):
@@ -291,6 +293,16 @@ def test_config_file_errors_name_the_problem(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match) as refused:
         load_config(path)
     assert "\n" not in str(refused.value)  # the drivers print it as one line
+
+
+def test_an_empty_training_section_takes_every_default(tmp_path):
+    from snn_cuda.experiment import training_config
+    from snn_cuda.training import TrainConfig
+
+    path = tmp_path / "config.yaml"
+    path.write_text("data: {}\ntraining:\nmodels: {snn: {}}\n")  # was: 'NoneType' object is not iterable
+    args = argparse.Namespace(epochs=None, seed=None, device="cpu", amp=None, quiet=True)
+    assert training_config(load_config(path), args) == TrainConfig(progress=False)
 
 
 def test_config_reads_exponent_notation_as_a_float(tmp_path):

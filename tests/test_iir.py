@@ -381,10 +381,14 @@ def test_input_and_states_made_in_inference_mode_as_in_the_reference(gen, device
                                           return_state=True)  # fmt: skip
     x = torch.randn(5, 3, generator=gen).to(device).requires_grad_()
     a1, b = (torch.full((3,), v, device=device, requires_grad=True) for v in (0.5, 1.0))
-    for inputs, wrt in (((x, p1, p2), (x, a1, b)), ((x_inf, None, None), (a1, b)), ((x_inf, p1, p2), (a1, b))):
+    with torch.inference_mode():
+        fixed = torch.full((3,), 0.5, device=device)  # a fixed coefficient made under inference mode
+    for inputs, wrt in (((x, p1, p2), (x, a1, b)), ((x_inf, None, None), (a1, b)), ((x_inf, p1, p2), (a1, b)),
+                        ((x, p1, p2, fixed), (x, b))):  # fmt: skip
         grads = []
         for backend in (KERNEL_BACKEND[device], "torch"):
-            p = snn_cuda.iir_filter(inputs[0], a1, 0.1, b, p1=inputs[1], p2=inputs[2], backend=backend)
+            pole = inputs[3] if len(inputs) > 3 else a1
+            p = snn_cuda.iir_filter(inputs[0], pole, 0.1, b, p1=inputs[1], p2=inputs[2], backend=backend)
             grads.append(torch.autograd.grad((p * p).sum(), wrt))
         for got, want in zip(*grads, strict=True):
             torch.testing.assert_close(got, want)
@@ -627,6 +631,8 @@ def test_synapse_zero_state_and_first_order(gen):
         snn_cuda.IIRSynapse((5,), synapse.first_order(4), learnable=("a2",))
     with pytest.raises(TypeError, match="learnable"):
         snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable="a1")
+    generated = snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable=(name for name in ("a1", "b")))
+    assert [name for name, _ in generated.named_parameters()] == ["a1", "b"]
     with pytest.raises(ValueError, match="initial_state must be one of"):
         snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), initial_state="kept")
     with pytest.raises(ValueError, match="tau_m must exceed tau_s"):

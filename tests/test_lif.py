@@ -592,6 +592,12 @@ def test_stateful_modules_refuse_the_recomputation_of_activation_checkpointing(g
     out = checkpoint(layer, inputs, use_reentrant=use_reentrant)
     with pytest.raises(RuntimeError, match="carries its state across calls and was called during a backward pass"):
         out.sum().backward()
+    # not a recomputation: an evaluation with gradients off from a backward hook runs (and advances the state)
+    evaluated = []
+    inputs = x.clone().requires_grad_()
+    inputs.register_hook(lambda grad: evaluated.append(torch.no_grad()(layer)(x)))
+    (inputs * 2).sum().backward()
+    assert len(evaluated) == 1 and evaluated[0].shape == x.shape
     plain = make()
     if isinstance(plain, snn_cuda.LIF):
         plain.stateful = False
@@ -952,11 +958,14 @@ def test_input_and_state_made_in_inference_mode_as_in_the_reference(gen):
     x = (torch.rand(6, 3, 5, generator=gen) * 2).requires_grad_()
     alpha = torch.full((5,), 0.7, requires_grad=True)
     theta = torch.full((5,), 0.9, requires_grad=True)
+    with torch.inference_mode():
+        fixed_alpha = torch.full((5,), 0.7)  # a fixed parameter made under inference mode
     for inputs, wrt in (((x, v0, r0), (x,)), ((x, v0, r0), (x, alpha, theta)), ((x_inf, None, None), (alpha, theta)),
-                        ((x_inf, v0, r0), (alpha,))):  # fmt: skip
+                        ((x_inf, v0, r0), (alpha,)), ((x, v0, r0, fixed_alpha), (x, theta))):  # fmt: skip
         grads = []
         for backend in ("cpp", "torch"):
-            spikes = snn_cuda.lif(inputs[0], alpha=alpha, theta=theta, gamma=0.5, v0=inputs[1], r0=inputs[2],
+            decay = inputs[3] if len(inputs) > 3 else alpha
+            spikes = snn_cuda.lif(inputs[0], alpha=decay, theta=theta, gamma=0.5, v0=inputs[1], r0=inputs[2],
                                   backend=backend)  # fmt: skip
             grads.append(torch.autograd.grad((spikes * torch.arange(5.0)).sum(), wrt))
         for got, want in zip(*grads, strict=True):

@@ -144,8 +144,12 @@ def test_a_partial_comparison_is_not_written_over_the_committed_one(monkeypatch)
         raise PastTheGuard
 
     monkeypatch.setattr(peers, "implementations", stop)
-    with pytest.raises(PastTheGuard):  # the documented run, in another dtype or with fewer threads, goes on
-        peers.main(["--dtype", "bfloat16", "--threads", "1"])
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # --threads must not outlive the test
+    with pytest.raises(PastTheGuard):  # the documented run, in another dtype, with fewer threads, goes on
+        peers.main(["--dtype", "bfloat16", "--threads", "1", "--settings", "synapse", "linear", "neuron",
+                    "--neurons", "4096"])  # fmt: skip
+    with pytest.raises(SystemExit, match="--peers changed from the documented run"):  # a subset of the peers
+        peers.main(["--peers", "snntorch"])
 
 
 def test_benchmark_flags_are_checked_before_anything_runs(capsys):

@@ -101,10 +101,10 @@ struct LifFunction : torch::autograd::Function<LifFunction> {
                                           surrogate, surrogate_param, store_h, store_v_seq));
     // The only [T, N] tensor kept for the backward is h (store_h) or else the input x, from which the kernel
     // recomputes h; spikes and v[t-1] are recomputed from h. The input and the initial state, which the backward
-    // reads, may have been made under inference mode (a frozen encoder, a chunk run in evaluation), which autograd
-    // cannot keep: then a copy is kept, and the call runs as it does in the reference.
-    ctx->save_for_backward({store_h ? out[3] : at::Tensor(), store_h ? at::Tensor() : savable(x), alpha, theta,
-                            savable(v0), savable(r0)});
+    // reads, may have been made under inference mode (a frozen encoder, a chunk run in evaluation), as may a fixed
+    // parameter, which autograd cannot keep: then a copy is kept, and the call runs as it does in the reference.
+    ctx->save_for_backward({store_h ? out[3] : at::Tensor(), store_h ? at::Tensor() : savable(x), savable(alpha),
+                            savable(theta), savable(v0), savable(r0)});
     ctx->saved_data["reset"] = reset;
     ctx->saved_data["v_reset"] = v_reset;
     ctx->saved_data["gamma"] = gamma;
@@ -188,11 +188,11 @@ struct IirFunction : torch::autograd::Function<IirFunction> {
     variable_list out = to_list(op<IirFwdSignature>("snn_cuda::iir_fwd").call(x, a1, a2, b, p1, p2));
     // The backward reads the output p (for the a1, a2 gradients) and the input x (for the b gradient), and nothing
     // else of size [T, N]; each is kept only when its gradient can be asked for. So are the initial states, which
-    // only the a1, a2 gradients read. An input or state made under inference mode, which autograd cannot keep, is
-    // kept as a copy, as the reference takes it.
+    // only the a1, a2 gradients read. An input, state or fixed coefficient made under inference mode, which
+    // autograd cannot keep, is kept as a copy, as the reference takes it.
     const bool keep_p = a1.requires_grad() || requires_grad(a2);
-    ctx->save_for_backward({keep_p ? out[0] : at::Tensor(), b.requires_grad() ? savable(x) : at::Tensor(), a1,
-                            or_undefined(a2), b, keep_p ? savable(p1) : at::Tensor(),
+    ctx->save_for_backward({keep_p ? out[0] : at::Tensor(), b.requires_grad() ? savable(x) : at::Tensor(),
+                            savable(a1), savable(a2), savable(b), keep_p ? savable(p1) : at::Tensor(),
                             keep_p ? savable(p2) : at::Tensor()});
     ctx->saved_data["has_a2"] = a2.has_value();
     ctx->saved_data["has_p1"] = p1.has_value();

@@ -215,10 +215,15 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
 
 
 def read_trial_list(path: str | os.PathLike) -> list[str]:
-    """Reads ``trials_to_train.txt`` / ``trials_to_test.txt``: one trial file name a line (blank lines ignored)."""
+    """Reads ``trials_to_train.txt`` / ``trials_to_test.txt``: one trial file name a line (blank lines ignored).
+    A name listed twice is refused: its samples would be read twice (and could land in the dev and training sets
+    at once)."""
     names = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
     if not names:
         raise ValueError(f"{path}: the trial list is empty")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: trials listed more than once: {repeated}")
     return names
 
 

@@ -196,6 +196,11 @@ class DVSGesture(torch.utils.data.Dataset):
         self.framing = (framing if framing is not None else Framing(frames=30, mode="or")).check_sensor(SENSOR_SIZE)
         cache_dir = default_cache_dir(root) if cache_dir is None else Path(cache_dir)
         trials = read_trial_list(trial_list)
+        other = root / TRIAL_LISTS["train" if split == "test" else "test"]
+        shared = sorted(set(trials) & set(read_trial_list(other))) if other.is_file() else []
+        if shared:
+            raise ValueError(f"DVS Gesture root {root}: trials in both {TRIAL_LISTS['train']} and "
+                             f"{TRIAL_LISTS['test']}: {shared}")  # fmt: skip
         samples: list[GestureSample] = []
         self.skipped: list[str] = []
         for trial in tqdm(trials, desc=f"DVS Gesture {split}: caching trials", disable=not progress, leave=False):

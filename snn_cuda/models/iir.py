@@ -56,14 +56,15 @@ def iir_net(
         if isinstance(layer, Dropout):
             layers.append(nn.Dropout(layer.p))
             continue
-        synapses = IIRSynapse(shape, coefficients, learnable=trained, initial_state=initial_state, backend=backend)
+        input_filter = IIRSynapse(shape, coefficients, learnable=trained, initial_state=initial_state,
+                                  backend=backend)
         transform = frame_module(layer, shape)
         shape = frame_shape(transform, shape)
         if isinstance(layer, Pool):
-            layers.append(IIRPooling(synapses, transform))
+            layers.append(IIRPooling(input_filter, transform))
         else:
             neuron = snn_iir_neuron(tau_m, initial_state=initial_state, backend=backend)
-            layers.append(IIRLayer(synapses, transform, neuron))
+            layers.append(IIRLayer(input_filter, transform, neuron))
     if output_filter:
         layers.append(IIRSynapse(shape, normalised_dual_exp(tau_m, tau_s), learnable=False,
                                  initial_state=initial_state, backend=backend))  # fmt: skip

@@ -68,8 +68,9 @@ def iir_filter(
     # As the kernels compute (_precision.py): 16-bit storage in float32.
     storage = x.dtype
     compute = compute_dtype(storage)
-    a1_, a2_, b_ = (v.to(compute) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
-    # Input and states made under inference mode are taken as copies (autograd cannot save them), as the kernels do.
+    # Tensors made under inference mode (fixed coefficients, input, states) are taken as copies, which autograd can
+    # save, as the kernels do.
+    a1_, a2_, b_ = (outside_inference(v).to(compute) if isinstance(v, torch.Tensor) else v for v in (c.a1, c.a2, c.b))
     x_, p1, p2 = outside_inference(x), outside_inference(c.p1), outside_inference(c.p2)
     p_prev = p1.to(compute) if p1 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     p_prev2 = p2.to(compute) if p2 is not None else x.new_zeros(x.shape[1:], dtype=compute)

@@ -124,8 +124,10 @@ def lif(
     # its surrogate taken) on h rounded to the storage dtype, as the kernels store h for their backward (README).
     storage = x.dtype
     compute = compute_dtype(storage)
-    alpha_, theta_ = (p.to(compute) if isinstance(p, torch.Tensor) else p for p in (c.alpha, c.theta))
-    # An initial state made under inference mode is taken as a copy (autograd cannot save it), as the kernels do.
+    # Tensors made under inference mode (a fixed parameter, an initial state) are taken as copies, which autograd
+    # can save, as the kernels do.
+    alpha_, theta_ = (outside_inference(p).to(compute) if isinstance(p, torch.Tensor) else p
+                      for p in (c.alpha, c.theta))
     v0, r0 = outside_inference(c.v0), outside_inference(c.r0)
     v = v0.to(compute) if v0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
     r = r0.to(compute) if r0 is not None else x.new_zeros(x.shape[1:], dtype=compute)
