@@ -576,6 +576,33 @@ def test_kernel_checks_arguments_directly():
 
 
 @pytest.mark.parametrize("device", DEVICES[1:])
+def test_cuda_op_runs_on_the_current_stream_and_device(gen, device):
+    """As for the LIF op: a side stream, and a second GPU while the first is current, give the default's results."""
+    x = torch.randn(40, 4, 300, generator=gen).to(device)
+    a1 = torch.full((300,), 0.9, device=device)
+
+    def run(inputs, pole):
+        inputs, pole = inputs.clone().requires_grad_(), pole.clone().requires_grad_()
+        p = snn_cuda.iir_filter(inputs, pole, -0.2, 0.5, backend="cuda")
+        return (p, *torch.autograd.grad((p * p).sum(), (inputs, pole)))
+
+    expected = run(x, a1)
+    side = torch.cuda.Stream(device=x.device)
+    side.wait_stream(torch.cuda.current_stream(x.device))
+    with torch.cuda.stream(side):
+        got = run(x, a1)
+    torch.cuda.current_stream(x.device).wait_stream(side)
+    torch.cuda.synchronize(x.device)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)
+    if torch.cuda.device_count() > 1:
+        with torch.cuda.device(0):
+            on_second = run(x.to("cuda:1"), a1.to("cuda:1"))
+        for a, b in zip(on_second, expected, strict=True):
+            assert a.device == torch.device("cuda:1") and torch.equal(a.cpu(), b.cpu())
+
+
+@pytest.mark.parametrize("device", DEVICES[1:])
 def test_cuda_kernels_name_the_tensor_left_on_the_cpu(device):
     """Any CUDA argument sends a direct torch.ops call to the CUDA kernel; a CPU x must be named, not crash."""
     x = torch.rand(3, 2, 4)

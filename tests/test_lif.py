@@ -1010,6 +1010,33 @@ def test_cuda_kernels_name_the_tensor_left_on_the_cpu(device):
 
 
 @pytest.mark.parametrize("device", DEVICES[1:])
+def test_cuda_op_runs_on_the_current_stream_and_device(gen, device):
+    """The CUDA glue launches on PyTorch's current stream, under a guard for x's device: a side stream (and, where
+    there are two GPUs, the second one while the first is current) gives what the default stream gives."""
+    x = (torch.rand(16, 4, 300, generator=gen) * 2).to(device)
+
+    def run(inputs):
+        inputs = inputs.clone().requires_grad_()
+        spikes = snn_cuda.lif(inputs, alpha=0.8, theta=0.9, reset="soft", backend="cuda")
+        return spikes, torch.autograd.grad((spikes * torch.arange(300.0, device=inputs.device)).sum(), inputs)[0]
+
+    expected = run(x)
+    side = torch.cuda.Stream(device=x.device)
+    side.wait_stream(torch.cuda.current_stream(x.device))
+    with torch.cuda.stream(side):
+        got = run(x)
+    torch.cuda.current_stream(x.device).wait_stream(side)
+    torch.cuda.synchronize(x.device)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)
+    if torch.cuda.device_count() > 1:
+        with torch.cuda.device(0):
+            on_second = run(x.to("cuda:1"))
+        for a, b in zip(on_second, expected, strict=True):
+            assert a.device == torch.device("cuda:1") and torch.equal(a.cpu(), b.cpu())
+
+
+@pytest.mark.parametrize("device", DEVICES[1:])
 def test_cuda_op_refuses_a_graph_without_h_when_called(device):
     """The CUDA backward reads h: a direct lif_fwd call on CUDA that records a graph with store_h=False is refused
     at the call (it failed only at backward time), while store_h=True trains as the public op does."""
