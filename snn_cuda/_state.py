@@ -31,9 +31,10 @@ def refuse_recomputation(module: str) -> None:
     (``torch.utils.checkpoint``) runs a forward again during the backward pass; a carried state has advanced
     since the first run, so the recomputed outputs, and with them the gradients, would be silently wrong."""
     # Not under torch.compile, which cannot trace the graph task: a compiled stateful layer inside a checkpointed
-    # region is not caught (README). A call in a backward pass with gradients off (an evaluation in a hook) is not
-    # a recomputation, which always records a graph.
-    if torch.compiler.is_compiling() or not torch.is_grad_enabled():
+    # region is not caught (README). Any call in a backward pass is refused, with gradients on or off: a
+    # checkpointed block may run a stateful layer under no_grad (a frozen encoder), and its recomputation would
+    # still start from the advanced state.
+    if torch.compiler.is_compiling():
         return
     if torch._C._current_graph_task_id() != -1:  # the private hook torch.utils.checkpoint itself uses
         raise RuntimeError(

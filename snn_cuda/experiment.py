@@ -101,7 +101,7 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
     missing = [key for key in sections if key not in config]
     if missing:
         raise ConfigError(f"config file {path} lacks the sections {missing}")
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    unknown = sorted(set(config) - set(CONFIG_KEYS), key=str)  # YAML keys need not be strings
     if unknown:
         raise ConfigError(f"config file {path} has unknown keys {unknown}; accepted: {list(CONFIG_KEYS)}")
     for key, value in config.items():

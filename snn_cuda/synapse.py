@@ -7,7 +7,7 @@ as floats; the module holds them per element as parameters that are then trained
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -65,7 +65,7 @@ def normalised_dual_exp(tau_m: float, tau_s: float) -> Coefficients:
 
 def _learnable_names(learnable: object, first_order: bool) -> set[str]:
     names = ("a1", "b") if first_order else ("a1", "a2", "b")
-    if isinstance(learnable, Iterable) and not isinstance(learnable, (str, bytes)):
+    if isinstance(learnable, Iterable) and not isinstance(learnable, (str, bytes, Mapping)):
         learnable = list(learnable)  # a generator is read once
         unknown = [name for name in learnable if name not in names]
         if unknown:
@@ -99,7 +99,7 @@ class IIRSynapse(nn.Module):
         shape: tuple[int, ...],
         coefficients: Coefficients,
         *,
-        learnable: bool | tuple[str, ...] = True,
+        learnable: bool | Iterable[str] = True,
         initial_state: str = "zero",
         backend: str = "auto",
     ) -> None:

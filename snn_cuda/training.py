@@ -186,10 +186,10 @@ def load_weights(model: torch.nn.Module, checkpoint: dict, path: str | os.PathLi
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        # torch's message: a header line, then one line per kind of mismatch (missing keys, unexpected keys, sizes)
-        details = "; ".join(line.strip() for line in str(error).strip().splitlines()[1:] if line.strip())
-        if len(details) > 300:
-            details = details[:300] + " ..."
+        # torch's message: a header line, then one line per kind of mismatch (missing keys, unexpected keys, sizes),
+        # each shortened on its own so that none pushes out the others
+        lines = [line.strip() for line in str(error).strip().splitlines()[1:] if line.strip()]
+        details = "; ".join(line if len(line) <= 160 else line[:160] + " ..." for line in lines)
         raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its config builds (written by "
                               f"a version of snn_cuda that built this config differently?): {details}") from None
 

@@ -174,10 +174,13 @@ def test_gesture_framing_that_cannot_frame_the_sensor_fails_before_parsing(gestu
 
 def test_gesture_refuses_a_trial_in_both_lists(gesture_root, tmp_path):
     # a trial in both lists would be trained on and tested on
-    data.write_trial_list(gesture_root / "trials_to_test.txt", ["user03_led.aedat", "user02_lab.aedat"])
+    data.write_trial_list(gesture_root / "trials_to_test.txt", ["user03_led.aedat", "./user02_lab.aedat"])
     for split in ("train", "test"):
         with pytest.raises(ValueError, match=r"trials in both trials_to_train.txt and .*\['user02_lab.aedat'\]"):
             data.DVSGesture(gesture_root, split, cache_dir=tmp_path / "cache", progress=False)
+    # the other list's own problems are the other split's to report: an empty test list still trains
+    (gesture_root / "trials_to_test.txt").write_text("\n")
+    assert len(data.DVSGesture(gesture_root, "train", cache_dir=tmp_path / "cache", progress=False)) > 0
 
 
 def test_gesture_trial_cache_lookup_removes_a_killed_parse_folder(gesture_root, tmp_path):

@@ -159,3 +159,5 @@ def test_framing_from_a_config_names_unknown_keys():
         data.Framing.from_config({"frame": 20})  # was: Framing.__init__() got an unexpected keyword argument
     with pytest.raises(ValueError, match="framing must be a mapping"):
         data.Framing.from_config("frames: 20")
+    with pytest.raises(ValueError, match=r"unknown keys \[1, 'frame'\]"):  # a YAML key need not be a string
+        data.Framing.from_config({1: 2, "frame": 20})

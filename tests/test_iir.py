@@ -660,6 +660,8 @@ def test_synapse_zero_state_and_first_order(gen):
         snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable="a1")
     generated = snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable=(name for name in ("a1", "b")))
     assert [name for name, _ in generated.named_parameters()] == ["a1", "b"]
+    with pytest.raises(TypeError, match="learnable must be True or False"):  # a mapping's False would be ignored
+        snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), learnable={"a1": True, "b": False})
     with pytest.raises(ValueError, match="initial_state must be one of"):
         snn_cuda.IIRSynapse((5,), synapse.dual_exp(4, 1), initial_state="kept")
     with pytest.raises(ValueError, match="tau_m must exceed tau_s"):

@@ -312,6 +312,12 @@ def test_checkpoint_weights_that_no_longer_fit_their_config_are_named(gen, tmp_p
     with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / BEST_CHECKPOINT}: its weights do not fit"
                        r".*Missing key\(s\) in state_dict: \"layers.1.synapse.a1\""):  # fmt: skip
         model_from_checkpoint(tmp_path / BEST_CHECKPOINT)
+    # many missing keys do not push the unexpected ones out of the message
+    checkpoint = load_checkpoint(tmp_path / BEST_CHECKPOINT)
+    checkpoint["model"] = {f"renamed.{key}": value for key, value in checkpoint["model"].items()}
+    torch.save(checkpoint, tmp_path / BEST_CHECKPOINT)
+    with pytest.raises(CheckpointError, match=r"Missing key\(s\).* \.\.\.; Unexpected key\(s\) in state_dict: \"ren"):
+        model_from_checkpoint(tmp_path / BEST_CHECKPOINT)
     with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / LAST_CHECKPOINT}: its weights do not fit"):
         train(model_config, config, classification_set(gen), tmp_path, resume=True)
     # the weights fit, the optimizer's groups do not (a parameter made a buffer since, as the first-order gain)

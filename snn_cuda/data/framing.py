@@ -136,7 +136,7 @@ class Framing:
         if not isinstance(options, dict):
             raise ValueError(f"framing must be a mapping such as {{frames: 30, mode: or}}, got {options!r}")
         fields = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(fields))
+        unknown = sorted(set(options) - set(fields), key=str)  # YAML keys need not be strings
         if unknown:
             raise ValueError(f"framing has unknown keys {unknown}; accepted: {fields}")
         return cls(**options)

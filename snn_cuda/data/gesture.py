@@ -155,6 +155,19 @@ def _remove_older_versions(aedat_path: Path, folder: Path) -> None:
             shutil.rmtree(other, ignore_errors=True)
 
 
+def _other_list(path: Path) -> list[str]:
+    """The names of the split's other trial list, for the overlap check only: its own problems (empty, absent, a
+    name repeated) are the other split's to report."""
+    try:
+        return read_trial_list(path)
+    except (OSError, ValueError):
+        return []
+
+
+def _names(trials: list[str]) -> set[str]:
+    return {os.path.normpath(name) for name in trials}  # ./user01_led.aedat is user01_led.aedat
+
+
 class DVSGesture(torch.utils.data.Dataset):
     """DVS128 Gesture samples as frames: items ``(frames: [T, 2, H, W] float32, label: int)``.
 
@@ -196,8 +209,8 @@ class DVSGesture(torch.utils.data.Dataset):
         self.framing = (framing if framing is not None else Framing(frames=30, mode="or")).check_sensor(SENSOR_SIZE)
         cache_dir = default_cache_dir(root) if cache_dir is None else Path(cache_dir)
         trials = read_trial_list(trial_list)
-        other = root / TRIAL_LISTS["train" if split == "test" else "test"]
-        shared = sorted(set(trials) & set(read_trial_list(other))) if other.is_file() else []
+        other = _other_list(root / TRIAL_LISTS["train" if split == "test" else "test"])
+        shared = sorted(_names(trials) & _names(other))
         if shared:
             raise ValueError(f"DVS Gesture root {root}: trials in both {TRIAL_LISTS['train']} and "
                              f"{TRIAL_LISTS['test']}: {shared}")  # fmt: skip
