@@ -93,6 +93,27 @@ class BatchFirst(torch.nn.Module):
         return self.inner(x.transpose(0, 1)).transpose(0, 1)
 
 
+def assert_same_on_other_streams_and_devices(run, *inputs: torch.Tensor) -> None:
+    """``run(*inputs)`` (a tuple of tensors, CUDA inputs) gives bitwise the same on a side stream, and, where there
+    are two GPUs, on the second one while the first is current, as on the default stream: the CUDA glue launches
+    on PyTorch's current stream under a guard for its tensors' device."""
+    device = inputs[0].device
+    expected = run(*inputs)
+    side = torch.cuda.Stream(device=device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        got = run(*inputs)
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.synchronize(device)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)
+    if torch.cuda.device_count() > 1:
+        with torch.cuda.device(0):
+            on_second = run(*(t.to("cuda:1") for t in inputs))
+        for a, b in zip(on_second, expected, strict=True):
+            assert a.device == torch.device("cuda:1") and torch.equal(a.cpu(), b.cpu())
+
+
 def eager_and_compiled_step(model: torch.nn.Module, x: torch.Tensor, compile_backend: str):
     """One training step of ``model`` on ``x``, eagerly and under ``torch.compile(fullgraph=True)``: returns
     ``(output, parameter gradients)`` of each. The loss weighs every output element differently."""

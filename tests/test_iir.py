@@ -19,6 +19,7 @@ from conftest import (
     TOLERANCES,
     BatchFirst,
     assert_close,
+    assert_same_on_other_streams_and_devices,
     assert_within_roundings,
     eager_and_compiled_step,
 )
@@ -586,20 +587,7 @@ def test_cuda_op_runs_on_the_current_stream_and_device(gen, device):
         p = snn_cuda.iir_filter(inputs, pole, -0.2, 0.5, backend="cuda")
         return (p, *torch.autograd.grad((p * p).sum(), (inputs, pole)))
 
-    expected = run(x, a1)
-    side = torch.cuda.Stream(device=x.device)
-    side.wait_stream(torch.cuda.current_stream(x.device))
-    with torch.cuda.stream(side):
-        got = run(x, a1)
-    torch.cuda.current_stream(x.device).wait_stream(side)
-    torch.cuda.synchronize(x.device)
-    for a, b in zip(got, expected, strict=True):
-        assert torch.equal(a, b)
-    if torch.cuda.device_count() > 1:
-        with torch.cuda.device(0):
-            on_second = run(x.to("cuda:1"), a1.to("cuda:1"))
-        for a, b in zip(on_second, expected, strict=True):
-            assert a.device == torch.device("cuda:1") and torch.equal(a.cpu(), b.cpu())
+    assert_same_on_other_streams_and_devices(run, x, a1)
 
 
 @pytest.mark.parametrize("device", DEVICES[1:])

@@ -23,6 +23,7 @@ from conftest import (
     LOW_PRECISION,
     BatchFirst,
     assert_close,
+    assert_same_on_other_streams_and_devices,
     assert_within_roundings,
     eager_and_compiled_step,
 )
@@ -1027,20 +1028,7 @@ def test_cuda_op_runs_on_the_current_stream_and_device(gen, device):
         spikes = snn_cuda.lif(inputs, alpha=0.8, theta=0.9, reset="soft", backend="cuda")
         return spikes, torch.autograd.grad((spikes * torch.arange(300.0, device=inputs.device)).sum(), inputs)[0]
 
-    expected = run(x)
-    side = torch.cuda.Stream(device=x.device)
-    side.wait_stream(torch.cuda.current_stream(x.device))
-    with torch.cuda.stream(side):
-        got = run(x)
-    torch.cuda.current_stream(x.device).wait_stream(side)
-    torch.cuda.synchronize(x.device)
-    for a, b in zip(got, expected, strict=True):
-        assert torch.equal(a, b)
-    if torch.cuda.device_count() > 1:
-        with torch.cuda.device(0):
-            on_second = run(x.to("cuda:1"))
-        for a, b in zip(on_second, expected, strict=True):
-            assert a.device == torch.device("cuda:1") and torch.equal(a.cpu(), b.cpu())
+    assert_same_on_other_streams_and_devices(run, x)
 
 
 @pytest.mark.parametrize("device", DEVICES[1:])
