@@ -31,6 +31,14 @@ def check_dense(value: torch.Tensor, name: str) -> None:
         raise TypeError(f"{name} must be a dense (strided) tensor, got layout {value.layout}; use {name}.to_dense()")
 
 
+def check_keys(keys: object, accepted, where: str, *, error: type[Exception] = ValueError) -> None:
+    """A mapping's ``keys`` are among ``accepted`` (listed in the error in their order): a misspelt key of a config
+    would otherwise be ignored. YAML keys need not be strings, so they are sorted as text."""
+    unknown = sorted(set(keys) - set(accepted), key=str)
+    if unknown:
+        raise error(f"{where} has unknown keys {unknown}; accepted: {list(accepted)}")
+
+
 def is_integer(value: object) -> bool:
     """An integer, numpy's included (np.int64 is not an int), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
@@ -90,17 +98,17 @@ def check_fits(value: float, name: str, x: torch.Tensor, *, positive: bool = Fal
     dtype = compute_dtype(x.dtype)
     finfo = torch.finfo(dtype)
     where = f"in which every backend takes numbers for x of dtype {x.dtype}"
-    if abs(value) > finfo.max:
-        raise ValueError(f"{name} = {value} overflows {dtype}, {where}")
+    check_fits_dtype(value, name, dtype, where=where)
     if positive and value < finfo.tiny:
         raise ValueError(f"{name} = {value} is below {finfo.tiny}, the smallest normal {dtype}, {where}")
     return value
 
 
-def check_fits_dtype(value: float, name: str, dtype: torch.dtype) -> float:
-    """A number a module stores as a tensor of ``dtype``: finite there (torch.full would make it inf)."""
+def check_fits_dtype(value: float, name: str, dtype: torch.dtype, *,
+                     where: str = "the dtype of the tensor that holds it") -> float:  # fmt: skip
+    """A number finite in ``dtype`` (a module's tensor would hold it as inf; ``where`` says why that dtype)."""
     if abs(value) > torch.finfo(dtype).max:
-        raise ValueError(f"{name} = {value} overflows {dtype}, the dtype of the tensor that holds it")
+        raise ValueError(f"{name} = {value} overflows {dtype}, {where}")
     return value
 
 

@@ -25,6 +25,7 @@ import yaml
 from tqdm import tqdm
 
 from . import __version__, distributed
+from ._checks import check_keys
 from .complexity import measure_cost, saved_for_backward_bytes
 from .models import build_model
 from .training import (
@@ -101,9 +102,7 @@ def load_config(path: str | os.PathLike, *, smoke: bool = False, sections: tuple
     missing = [key for key in sections if key not in config]
     if missing:
         raise ConfigError(f"config file {path} lacks the sections {missing}")
-    unknown = sorted(set(config) - set(CONFIG_KEYS), key=str)  # YAML keys need not be strings
-    if unknown:
-        raise ConfigError(f"config file {path} has unknown keys {unknown}; accepted: {list(CONFIG_KEYS)}")
+    check_keys(config, CONFIG_KEYS, f"config file {path}", error=ConfigError)
     for key, value in config.items():
         if key not in ("title", "dataset") and not isinstance(value, dict | None):
             raise ConfigError(f"config file {path}: section {key!r} must be a mapping, got {value!r}")
@@ -336,9 +335,8 @@ def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
     """The config's training section with the command line's overrides."""
     section = config["training"] or {}  # an empty section: every default
     settable = sorted({field.name for field in dataclasses.fields(TrainConfig)} - set(FROM_COMMAND_LINE))
-    unknown = sorted(set(section) - set(settable) - set(FROM_COMMAND_LINE))
-    if unknown:
-        raise ConfigError(f"training config has unknown keys {unknown}; accepted: {settable}")
+    # device, amp and progress are known, and refused below with the option that sets them
+    check_keys(set(section) - set(FROM_COMMAND_LINE), settable, "training config", error=ConfigError)
     misplaced = [key for key in FROM_COMMAND_LINE if key in section]
     if misplaced:
         options = ", ".join(FROM_COMMAND_LINE[key] for key in misplaced)
@@ -468,9 +466,7 @@ def model_settings(config: dict, name: str) -> tuple[dict, dict]:
 
 def check_data_keys(data: dict, accepted: tuple[str, ...], where: str) -> None:
     """A data section holds only keys its driver reads: a misspelt one would otherwise be ignored."""
-    unknown = sorted(set(data) - set(accepted))
-    if unknown:
-        raise ConfigError(f"{where}: data has unknown keys {unknown}; accepted: {list(accepted)}")
+    check_keys(data, accepted, f"{where}: data", error=ConfigError)
 
 
 def check_models(runs: list[tuple[str, dict, dict]], training: TrainConfig, args: argparse.Namespace, out: Path,

@@ -100,14 +100,14 @@ class LIF(nn.Module):
         v0 = r0 = None
         if self.stateful:
             refuse_recomputation("LIF(stateful=True)")
-        if self.stateful and self.v is not None:
-            if self.v.shape != x.shape[1:]:
-                raise ValueError(
-                    f"LIF carries state of shape {tuple(self.v.shape)} but the input has trailing shape "
-                    f"{tuple(x.shape[1:])}; call reset_state() when the batch changes"
-                )
-            v0 = carried_state(self.v, x.dtype)
-            r0 = carried_state(self.r, x.dtype) if self.options["gamma"] is not None else None
+            if self.v is not None:
+                if self.v.shape != x.shape[1:]:
+                    raise ValueError(
+                        f"LIF carries state of shape {tuple(self.v.shape)} but the input has trailing shape "
+                        f"{tuple(x.shape[1:])}; call reset_state() when the batch changes"
+                    )
+                v0 = carried_state(self.v, x.dtype)
+                r0 = carried_state(self.r, x.dtype) if self.options["gamma"] is not None else None
         spikes, *membrane, (v_last, r_last) = lif(
             x, alpha=self.alpha, theta=self.theta, v0=v0, r0=r0, return_state=True,
             return_membrane=self.return_membrane, **self.options,

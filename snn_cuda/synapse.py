@@ -139,13 +139,13 @@ class IIRSynapse(nn.Module):
         p1 = p2 = None
         if self.initial_state == "preserved":
             refuse_recomputation('IIRSynapse(initial_state="preserved")')
-        if self.initial_state == "preserved" and self.state is not None:
-            if self.state[0].shape != x.shape[1:]:
-                raise ValueError(
-                    f"IIRSynapse carries state of shape {tuple(self.state[0].shape)} but the input has trailing "
-                    f"shape {tuple(x.shape[1:])}; call reset_state() when the batch changes"
-                )
-            p1, p2 = (carried_state(s, x.dtype) for s in self.state)
+            if self.state is not None:
+                if self.state[0].shape != x.shape[1:]:
+                    raise ValueError(
+                        f"IIRSynapse carries state of shape {tuple(self.state[0].shape)} but the input has "
+                        f"trailing shape {tuple(x.shape[1:])}; call reset_state() when the batch changes"
+                    )
+                p1, p2 = (carried_state(s, x.dtype) for s in self.state)
         a2 = 0.0 if self.first_order else self.a2
         p, state = iir_filter(x, self.a1, a2, self.b, p1=p1, p2=p2, return_state=True, backend=self.backend)
         if self.initial_state == "preserved":

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from . import distributed
-from ._checks import check_bool, is_integer
+from ._checks import check_bool, check_keys, is_integer
 from .models import SequenceModel, apply_readout, build_model
 
 LOSSES = ("mse", "ce", "sequence_mse")
@@ -108,10 +108,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"training config has unknown keys {unknown}; accepted: {sorted(known)}")
+        check_keys(values, sorted(field.name for field in dataclasses.fields(cls)), "training config")
         return cls(**values)
 
 

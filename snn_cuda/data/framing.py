@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_float, is_integer
+from .._checks import check_float, check_keys, is_integer
 from .events import EVENT_DTYPE, check_events
 
 MODES = ("or", "sum", "sum_max")
@@ -135,10 +135,7 @@ class Framing:
         """A framing from a config's mapping, whose keys are checked by name (not as Python keyword arguments)."""
         if not isinstance(options, dict):
             raise ValueError(f"framing must be a mapping such as {{frames: 30, mode: or}}, got {options!r}")
-        fields = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(fields), key=str)  # YAML keys need not be strings
-        if unknown:
-            raise ValueError(f"framing has unknown keys {unknown}; accepted: {fields}")
+        check_keys(options, [field.name for field in dataclasses.fields(cls)], "framing")
         return cls(**options)
 
     def check_sensor(self, sensor_size: tuple[int, int]) -> Framing:

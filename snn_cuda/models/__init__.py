@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 
-from .._checks import check_shape
+from .._checks import check_keys, check_shape
 from .base import READOUTS, SequenceModel, apply_readout
 from .iir import iir_net
 from .recurrent import ConvRecurrent, StackedRecurrent, recurrent_net
@@ -70,9 +70,7 @@ def build_model(config: str | Mapping, **overrides) -> SequenceModel:
     accepted = inspect.signature(builder).parameters
     if "backend" not in accepted:
         options.pop("backend", None)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"config for arch {arch!r} has unknown keys {unknown}; accepted: {sorted(accepted)}")
+    check_keys(options, sorted(accepted), f"config for arch {arch!r}")
     if "input_shape" not in options:
         raise ValueError(f"config for arch {arch!r} needs input_shape, the shape of one frame (such as [784] or "
                          "[2, 128, 128])")  # fmt: skip
