@@ -8,7 +8,10 @@ implementation.
 - Ops (``lif``, ``iir``) on ``[T, batch, neurons]``: the fused kernel vs the reference. Each fused row also
   reports the bytes the kernel must move and the achieved fraction of the copy bandwidth measured in the run.
   ``lif_membrane`` (not in the default list) is ``lif`` with the membrane sequence as a second output, both
-  outputs differentiated: the cost of ``return_membrane=True``.
+  outputs differentiated: the cost of ``return_membrane=True``. With ``--channels-last C`` the ops' neurons are C
+  channels of a square frame, ``[T, batch, C, H, W]`` stored channels-last per frame (a channels-last conv's
+  output, its gradient laid out alike), with one more row, ``fused_copied``: the op on ``x.contiguous()``, its
+  output copied back into x's layout, which is what a kernel that copies such an input costs a channels-last net.
 - Layers on ``[T, batch, inputs]`` -> ``hidden`` units (defaults: He et al.'s gesture net, 2048 -> 512):
   ``snn_layer`` (Linear + LIF, He et al.'s neuron), ``iir_layer`` (IIR synapses on the input, Linear, snn-iir
   neuron), each with the fused ops and with the reference; ``rnn`` and ``lstm`` (one torch.nn.RNN / LSTM layer:
@@ -19,6 +22,8 @@ implementation.
     python benchmarks/timestep_scaling.py                       # every case, T = 8 .. 256, float32, CPU
     python benchmarks/timestep_scaling.py --ops lif iir --device cuda --dtype float16 --neurons 65536
     python benchmarks/timestep_scaling.py --ops snn_layer lstm --hidden 256 --inputs 1024 --T 8 16 --repeats 3
+    python benchmarks/timestep_scaling.py --ops lif iir --T 64 --batch 16 --neurons 16384 --channels-last 16 \
+        --out benchmarks/results/cpu_thp1_channels_last
 
 Writes timestep_scaling_<device>_<dtype>.{csv,md,png} under benchmarks/results/ (or --out).
 """
@@ -26,9 +31,11 @@ Writes timestep_scaling_<device>_<dtype>.{csv,md,png} under benchmarks/results/ 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -60,6 +67,40 @@ class Sizes:
     neurons: int  # of the ops
     inputs: int  # of the layers
     hidden: int
+    channels: int | None = None  # of the ops' channels-last frames (--channels-last), or flat neurons
+
+    @property
+    def frame(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of the ops' channels-last frames, H = W (``neurons = C * H * W``), or None."""
+        if self.channels is None:
+            return None
+        side = math.isqrt(self.neurons // self.channels)
+        return self.channels, side, side
+
+
+def op_input(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, scale: float) -> torch.Tensor:
+    """An op's input, uniform in [0, scale): ``[T, batch, neurons]``, or ``[T, batch, C, H, W]`` stored
+    channels-last per frame (``neurons = C * H * W``, ``H = W``) with ``sizes.channels`` C."""
+    if sizes.frame is None:
+        return (torch.rand(T, sizes.batch, sizes.neurons, device=device) * scale).to(dtype).requires_grad_()
+    C, H, W = sizes.frame
+    stored = torch.rand(T, sizes.batch, H, W, C, device=device) * scale
+    return stored.to(dtype).permute(0, 1, 4, 2, 3).requires_grad_()
+
+
+def op_implementations(op: Callable[..., torch.Tensor], backend: str, sizes: Sizes) -> dict[str, Callable]:
+    """The implementations timed for ``op(x, *coefficients, backend=...)``: fused and reference, and with
+    channels-last frames the fused op on a contiguous copy of x, its output copied back into x's layout."""
+
+    def copied(x, *coefficients):
+        out = op(x.contiguous(), *coefficients, backend=backend)
+        laid_out_as_x = [torch.empty_like(x).copy_(t) for t in (out if isinstance(out, tuple) else (out,))]
+        return tuple(laid_out_as_x) if isinstance(out, tuple) else laid_out_as_x[0]
+
+    implementations = {"fused": partial(op, backend=backend), "reference": partial(op, backend="torch")}
+    if sizes.frame is not None:
+        implementations["fused_copied"] = copied
+    return implementations
 
 
 @dataclass
@@ -84,35 +125,29 @@ def lif_cases(membrane: bool):
     """The LIF op, with the membrane sequence as a second output or not."""
 
     def cases(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
-        x = (torch.rand(T, sizes.batch, sizes.neurons, device=device) * 1.5).to(dtype).requires_grad_()
+        x = op_input(T, sizes, dtype, device, 1.5)
         options = dict(alpha=0.5, theta=1.0, reset="hard", surrogate="atan", return_membrane=membrane)
         tensor_bytes = x.numel() * x.element_size()
         forward_passes, backward_passes = lif_tensor_passes(device.type)
         # the membrane: one more tensor written by the forward, its gradient read by the backward
         moved = dict(bytes_forward=(forward_passes + membrane) * tensor_bytes,
                      bytes_backward=(backward_passes + membrane) * tensor_bytes)
-        return {
-            impl: Case([x], lambda x, backend=op_backend: snn_cuda.lif(x, backend=backend, **options),
-                       sizes.neurons, **moved)
-            for impl, op_backend in (("fused", backend), ("reference", "torch"))
-        }
+        implementations = op_implementations(partial(snn_cuda.lif, **options), backend, sizes)
+        return {impl: Case([x], fn, sizes.neurons, **moved) for impl, fn in implementations.items()}
 
     return cases  # fmt: skip
 
 
 def iir_case(T: int, sizes: Sizes, dtype: torch.dtype, device: torch.device, backend: str) -> dict[str, Case]:
-    x = torch.rand(T, sizes.batch, sizes.neurons, device=device).to(dtype).requires_grad_()
-    # Learnable per-feature dual-exp coefficients (tau_m 4, tau_s 1), as in an snn-iir layer.
-    a1, a2, b = (torch.full((sizes.neurons,), v, device=device, requires_grad=True) for v in snn_cuda.dual_exp(4, 1))
+    x = op_input(T, sizes, dtype, device, 1.0)
+    # Learnable dual-exp coefficients (tau_m 4, tau_s 1) per feature or per element of a frame, as in an snn-iir
+    # layer.
+    a1, a2, b = (torch.full(x.shape[2:], v, device=device, requires_grad=True) for v in snn_cuda.dual_exp(4, 1))
     tensor_bytes = x.numel() * x.element_size()
     # forward reads x, writes p; backward reads grad_p, p and x, writes grad_x
     moved = dict(bytes_forward=2 * tensor_bytes, bytes_backward=4 * tensor_bytes)
-    return {
-        impl: Case([x, a1, a2, b],
-                   lambda x, a1, a2, b, backend=op_backend: snn_cuda.iir_filter(x, a1, a2, b, backend=backend),
-                   sizes.neurons, **moved)
-        for impl, op_backend in (("fused", backend), ("reference", "torch"))
-    }  # fmt: skip
+    implementations = op_implementations(snn_cuda.iir_filter, backend, sizes)
+    return {impl: Case([x, a1, a2, b], fn, sizes.neurons, **moved) for impl, fn in implementations.items()}
 
 
 def layer_case(model: SequenceModel, x: torch.Tensor, sizes: Sizes) -> Case:
@@ -184,13 +219,13 @@ def blank_if_none(value: object) -> object:
     return "" if value is None else value
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, sizes: Sizes) -> list[dict]:
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     backend = "cuda" if device.type == "cuda" else "cpp"
     bandwidth = copy_bandwidth_gbps(device, megabytes=args.copy_mb)
     print(f"copy bandwidth: {bandwidth:.1f} GB/s (read + write)")
-    sizes = Sizes(batch=args.batch, neurons=args.neurons, inputs=args.inputs, hidden=args.hidden)
+    frame = "" if sizes.frame is None else "x".join(map(str, sizes.frame)) + " channels-last"
     rows = []
     for op in args.ops:
         for T in args.T:
@@ -203,7 +238,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                 for phase, ms in phases.items():
                     row = {
                         "op": op, "impl": impl, "T": T, "batch": args.batch, "neurons": case.neurons,
-                        "inputs": blank_if_none(case.layer_inputs), "dtype": args.dtype, "device": device.type,
+                        "inputs": blank_if_none(case.layer_inputs),
+                        "frame": frame if case.layer_inputs is None else "", "dtype": args.dtype,
+                        "device": device.type,
                         "phase": phase, "median_ms": round(ms, 3), "fused_bytes_MB": "", "GBps": "",
                         "fraction_of_copy_bw": "", "speedup_vs_reference": "", "params": blank_if_none(case.params),
                         "macs_per_step": blank_if_none(case.macs_per_step),
@@ -234,7 +271,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {"fused": "-o", "reference": "--s", "torch.nn": ":^"}
+    styles = {"fused": "-o", "reference": "--s", "fused_copied": "-.x", "torch.nn": ":^"}
     fig, (ax_time, ax_bw) = plt.subplots(1, 2, figsize=(11, 4))
     for op in dict.fromkeys(r["op"] for r in rows):
         for impl, style in styles.items():
@@ -273,6 +310,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--neurons", type=positive_int, default=4096, help="neurons of the ops")
     parser.add_argument("--inputs", type=positive_int, default=2048, help="input features of the layers")
     parser.add_argument("--hidden", type=positive_int, default=512, help="hidden units (neurons) of the layers")
+    parser.add_argument("--channels-last", type=positive_int, default=None, metavar="C",
+                        help="the ops' neurons as C channels of square frames stored channels-last")  # fmt: skip
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--device", type=device_argument, default="cpu")
     parser.add_argument("--repeats", type=positive_int, default=5)
@@ -281,9 +320,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
     parser.add_argument("--out", type=output_folder, default=RESULTS)
     args = parser.parse_args(argv)
+    sizes = Sizes(batch=args.batch, neurons=args.neurons, inputs=args.inputs, hidden=args.hidden,
+                  channels=args.channels_last)  # fmt: skip
+    if sizes.frame is not None and math.prod(sizes.frame) != args.neurons:
+        parser.error(f"argument --channels-last: --neurons {args.neurons} is not {args.channels_last} channels "
+                     "of a square frame")  # fmt: skip
 
     torch.manual_seed(args.seed)  # the same inputs every run, so rows differ only in time
-    rows = run(args)
+    rows = run(args, sizes)
     env = environment(torch.device(args.device))  # after the run: its load average covers the run
     stem = args.out / f"timestep_scaling_{torch.device(args.device).type}_{args.dtype}"
     write_csv(stem.with_suffix(".csv"), rows)
@@ -291,8 +335,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     columns = ["op", "impl", "T", "phase", "median_ms", "GBps", "fraction_of_copy_bw", "speedup_vs_reference",
                "params", "macs_per_step", "acs_per_step"]  # fmt: skip
     table = markdown_table(rows, tuple(columns))
-    shape = (f"ops [T, {args.batch}, {args.neurons}], layers [T, {args.batch}, {args.inputs}] -> {args.hidden}, "
-             f"{args.dtype}")  # fmt: skip
+    ops_shape = f"[T, {args.batch}, {args.neurons}]"
+    if sizes.frame is not None:
+        ops_shape = f"[T, {args.batch}, {', '.join(map(str, sizes.frame))}] channels-last"
+    shape = f"ops {ops_shape}, layers [T, {args.batch}, {args.inputs}] -> {args.hidden}, {args.dtype}"
     stem.with_suffix(".md").write_text(
         f"# Timestep scaling, {shape}\n\n{header}\n\ncopy bandwidth {rows[0]['copy_bw_GBps']} GB/s; params, MACs "
         f"and ACs per sample and time step\n\n{table}\n"

@@ -114,9 +114,12 @@ def assert_same_on_other_streams_and_devices(run, *inputs: torch.Tensor) -> None
             assert a.device == torch.device("cuda:1") and torch.equal(a.cpu(), b.cpu())
 
 
-def eager_and_compiled_step(model: torch.nn.Module, x: torch.Tensor, compile_backend: str):
-    """One training step of ``model`` on ``x``, eagerly and under ``torch.compile(fullgraph=True)``: returns
-    ``(output, parameter gradients)`` of each. The loss weighs every output element differently."""
+def eager_and_compiled_step(
+    model: torch.nn.Module, x: torch.Tensor, compile_backend: str, *, dynamic: bool | None = None
+):
+    """One training step of ``model`` on ``x``, eagerly and under ``torch.compile(fullgraph=True)`` (with
+    ``dynamic`` shapes as given): returns ``(output, parameter gradients)`` of each. The loss weighs every output
+    element differently."""
 
     def step(module):
         module.zero_grad()
@@ -124,7 +127,7 @@ def eager_and_compiled_step(model: torch.nn.Module, x: torch.Tensor, compile_bac
         (out * torch.arange(out.numel(), device=out.device).view_as(out) / out.numel()).sum().backward()
         return out, [p.grad.clone() for p in module.parameters()]
 
-    return step(model), step(torch.compile(model, backend=compile_backend, fullgraph=True))
+    return step(model), step(torch.compile(model, backend=compile_backend, fullgraph=True, dynamic=dynamic))
 
 
 @pytest.fixture

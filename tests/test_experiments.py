@@ -208,6 +208,8 @@ def test_complexity_benchmark_json():
     "script, args, message",
     [
         ("timestep_scaling.py", ["--repeats", "0"], "argument --repeats: must be at least 1, got 0"),
+        ("timestep_scaling.py", ["--neurons", "1000", "--channels-last", "16"],
+         "argument --channels-last: --neurons 1000 is not 16 channels of a square frame"),
         ("peers.py", ["--neurons", "-4"], "argument --neurons: must be at least 1, got -4"),
         ("complexity.py", ["--T", "x"], "argument --T: 'x' is not an integer"),
     ],
@@ -233,6 +235,20 @@ def test_timestep_scaling_benchmark_times_the_membrane_output(tmp_path):
     for phase, extra in (("fwd", 1), ("bwd", 1), ("fwd_bwd", 2)):
         assert megabytes[("lif_membrane", phase)] == megabytes[("lif", phase)] + extra * tensor_mb > 0
     assert all(float(row["median_ms"]) > 0 and row["speedup_vs_reference"] for row in rows if row["impl"] == "fused")
+
+
+def test_timestep_scaling_benchmark_times_channels_last_frames(tmp_path):
+    """With --channels-last the ops run on channels-last frames, with a third row: the op on a contiguous copy."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "timestep_scaling.py"), "--ops", "lif", "iir", "--T", "2",
+               "--repeats", "1", "--batch", "3", "--neurons", "48", "--channels-last", "3", "--copy-mb", "1",
+               "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    stem = tmp_path / "timestep_scaling_cpu_float32"
+    rows = read_rows(stem.with_suffix(".csv"))
+    assert {(row["op"], row["impl"]) for row in rows} == {(op, impl) for op in ("lif", "iir")
+                                                          for impl in ("fused", "reference", "fused_copied")}
+    assert all(row["frame"] == "3x4x4 channels-last" and row["neurons"] == "48" for row in rows)
+    assert "ops [T, 3, 3, 4, 4] channels-last" in stem.with_suffix(".md").read_text()
 
 
 def test_timestep_scaling_benchmark_writes_op_and_layer_rows(tmp_path):

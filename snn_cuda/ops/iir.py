@@ -51,7 +51,8 @@ def iir_filter(
     c = check_iir_args(x, a1, a2, b, p1, p2, return_state)
     if _backend.select("iir", backend, x, (c.a1, c.a2, c.b, c.p1, c.p2)) == "torch":
         return reference(x, c.a1, c.a2, c.b, p1=c.p1, p2=c.p2, return_state=return_state)
-    shape = _backend.parameter_shape((c.a1, c.a2, c.b), x.shape[1:])  # first order's a2 is a number: no say
+    layout = _backend.MemoryOrder(x, (c.a1, c.a2, c.b))  # first order's a2 is a number: no say in the shape
+    shape = layout.parameter_shape
 
     def coefficient(value):
         # A number is taken at the value the reference takes (in compute_dtype(x.dtype): rounded to float32 for
@@ -59,12 +60,15 @@ def iir_filter(
         # dtype: a float64 tensor gives float32 x's filter its float64 value, which the reference rounds.
         if not isinstance(value, torch.Tensor):
             value = _backend.as_parameter(value, shape, compute_dtype(x.dtype), x.device)
-        return _backend.as_parameter(value, shape, iir_compute_dtype(x.dtype), x.device)
+        return layout.parameter(_backend.as_parameter(value, shape, iir_compute_dtype(x.dtype), x.device))
 
     a1_t, b_t = coefficient(c.a1), coefficient(c.b)
     a2_t = None if c.first_order else coefficient(c.a2)
-    p, p_last, p_before_last = torch.ops.snn_cuda.iir_fwd(x, a1_t, a2_t, b_t, c.p1, c.p2)
-    return (p, (p_last, p_before_last)) if return_state else p
+    p, p_last, p_before_last = torch.ops.snn_cuda.iir_fwd(
+        layout.sequence(x), a1_t, a2_t, b_t, layout.state(c.p1), layout.state(c.p2)
+    )
+    p = layout.sequence_back(p)
+    return (p, (layout.state_back(p_last), layout.state_back(p_before_last))) if return_state else p
 
 
 def _register() -> None:

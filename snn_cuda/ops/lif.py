@@ -67,11 +67,10 @@ def lif(
             detach_reset=c.detach_reset, surrogate=c.surrogate, surrogate_param=c.surrogate_param, v0=c.v0,
             r0=c.r0, return_state=return_state, return_membrane=return_membrane,
         )  # fmt: skip
-    state_shape = x.shape[1:]
     acc = compute_dtype(x.dtype)
-    shape = _backend.parameter_shape((c.alpha, c.theta), state_shape)
-    alpha_t = _backend.as_parameter(c.alpha, shape, acc, x.device)
-    theta_t = _backend.as_parameter(c.theta, shape, acc, x.device)
+    layout = _backend.MemoryOrder(x, (c.alpha, c.theta))
+    alpha_t = layout.parameter(_backend.as_parameter(c.alpha, layout.parameter_shape, acc, x.device))
+    theta_t = layout.parameter(_backend.as_parameter(c.theta, layout.parameter_shape, acc, x.device))
     # What the backward reads: on the CPU it recomputes h from x (a fresh [T, N] tensor costs more in page faults
     # and memory traffic than running the recurrence again in cache); the CUDA kernel reads h saved here. The
     # graph test is the one records_graph (csrc/torch/autograd.cpp) makes again below the dispatcher: store_h must
@@ -82,10 +81,14 @@ def lif(
         and any(t is not None and t.requires_grad for t in (x, alpha_t, theta_t, c.v0, c.r0))
     )
     spikes, v_last, r_last, _, v_seq = torch.ops.snn_cuda.lif_fwd(
-        x, alpha_t, theta_t, c.v0, c.r0, c.reset, c.v_reset, c.gamma, c.rho, c.detach_reset, c.surrogate,
-        c.surrogate_param, store_h, return_membrane,
+        layout.sequence(x), alpha_t, theta_t, layout.state(c.v0), layout.state(c.r0), c.reset, c.v_reset, c.gamma,
+        c.rho, c.detach_reset, c.surrogate, c.surrogate_param, store_h, return_membrane,
     )  # fmt: skip
-    return lif_outputs(spikes, v_seq if return_membrane else None, (v_last, r_last) if return_state else None)
+    return lif_outputs(
+        layout.sequence_back(spikes),
+        layout.sequence_back(v_seq) if return_membrane else None,
+        (layout.state_back(v_last), layout.state_back(r_last)) if return_state else None,
+    )
 
 
 def _register() -> None:
