@@ -18,6 +18,11 @@ far its final weights are from snn_cuda's.
     python benchmarks/peers_end_to_end.py                   # the config's data: 60 frames of 25 ms, all samples
     python benchmarks/peers_end_to_end.py --device cuda --libraries snn_cuda spikingjelly
     python benchmarks/peers_end_to_end.py --smoke --out /tmp/e2e   # seconds (the tests)
+    python benchmarks/peers_end_to_end.py --frames 20 --dt-ms 75 --max-samples 64 --quiet --channels-last \
+        --out benchmarks/results/peers_end_to_end_channels_last   # conv weights and frames channels-last
+
+With ``--channels-last`` every library's network stores its conv weights and input frames channels-last (the
+training drivers' ``--channels-last``); the neurons see frames in that layout.
 
 Writes peers_end_to_end_cpu.{csv,md} (``_gpu`` on CUDA) under benchmarks/results/ (or --out).
 """
@@ -131,7 +136,7 @@ def train_epoch(model: torch.nn.Module, dataset, args: argparse.Namespace, devic
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     seconds, total_loss, seen = 0.0, 0.0, 0
     for batch in loader(dataset, args.batch_size, args.seed):
-        x, target = time_major(batch, device)
+        x, target = time_major(batch, device, channels_last=args.channels_last)
         synchronize(device)
         start = time.perf_counter()
         loss = loss_of(model, x, target)
@@ -143,6 +148,13 @@ def train_epoch(model: torch.nn.Module, dataset, args: argparse.Namespace, devic
         total_loss += loss.item() * x.shape[1]
         seen += x.shape[1]
     return {"epoch_s": seconds, "samples_per_s": seen / seconds, "mean_train_loss": total_loss / seen}
+
+
+def refuse_partial_comparison(skipped: list[str], args: argparse.Namespace) -> None:
+    """As in peers.py: the committed peers_end_to_end_<device>.* hold the full comparison."""
+    if skipped and args.out.resolve() == RESULTS.resolve():
+        raise SystemExit(f"peers_end_to_end.py: {skipped} skipped (above); a partial comparison is not written over "
+                         f"{RESULTS}: pass --out, or --libraries with the ones that run")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,6 +172,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reset-gradient", default="detached", choices=("detached", "through"),
                         help="He et al.'s reset passes gradients (through); snnTorch can only detach it")
     parser.add_argument("--device", type=device_argument, default="cpu")
+    parser.add_argument("--channels-last", action="store_true", help="conv weights and input frames channels-last")
     parser.add_argument("--out", type=output_folder, default=RESULTS)
     parser.add_argument("--smoke", action="store_true", help="the config's smoke data and batch size: seconds")
     parser.add_argument("--quiet", action="store_true", help="no progress bars while framing")
@@ -175,6 +188,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    # Refused before the data is framed: a missing peer, and runs that are not the documented one.
+    missing = {library: unavailable(library) for library in args.libraries}
+    missing = {library: reason for library, reason in missing.items() if reason is not None}
+    if args.out.resolve() == RESULTS.resolve():
+        for library, reason in missing.items():
+            print(f"{library}: skipped: {reason}")
+    refuse_partial_comparison(list(missing), args)
+    for flag, what in (("smoke", "times a few samples"), ("channels_last", "times another layout")):
+        if getattr(args, flag) and args.out.resolve() == RESULTS.resolve():
+            raise SystemExit(f"peers_end_to_end.py: --{flag.replace('_', '-')} {what}, not written over the "
+                             f"committed results in {RESULTS}: pass --out")  # fmt: skip
     device = torch.device(args.device)
     load_before = os.getloadavg()
     gesture = load_gesture_script()
@@ -184,9 +208,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     seed_everything(args.seed)
     # Without the SCNN's dropout: every library then computes the same thing, and no random masks differ.
     template = build_model("he_scnn_gesture", spec=HE_SCNN, input_shape=gesture.input_shape(args.data)).to(device)
+    if args.channels_last:
+        template.to(memory_format=torch.channels_last)
     neuron = he_neuron(template, args.reset_gradient)
     notes = [f"data: synthetic DVS Gesture, framing {args.data['framing']}, {len(train)} training samples, batch "
-             f"{args.batch_size}; Adam lr {args.lr}; neuron: {neuron.describe()}"]  # fmt: skip
+             f"{args.batch_size}; Adam lr {args.lr}; neuron: {neuron.describe()}"
+             + ("; conv weights and input frames channels-last" if args.channels_last else "")]  # fmt: skip
     models = {}
     for library in dict.fromkeys(["snn_cuda", *args.libraries]):
         try:
@@ -197,20 +224,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         except NotExpressible as error:
             notes.append(f"{library}: skipped: {error}")
             print(notes[-1])
-    skipped = [library for library in args.libraries if library not in models]
-    if skipped and args.out.resolve() == RESULTS.resolve():
-        # As in peers.py: the committed peers_end_to_end_<device>.* hold the full comparison.
-        raise SystemExit(f"peers_end_to_end.py: {skipped} skipped (above); a partial comparison is not written over "
-                         f"{RESULTS}: pass --out, or --libraries with the ones that run")  # fmt: skip
-    if args.smoke and args.out.resolve() == RESULTS.resolve():
-        raise SystemExit(f"peers_end_to_end.py: --smoke times a few samples, not written over the committed "
-                         f"results in {RESULTS}: pass --out")  # fmt: skip
-    check_x, check_target = time_major(next(iter(loader(train, min(args.batch_size, 4), args.seed))), device)
+    refuse_partial_comparison([library for library in args.libraries if library not in models], args)
+    layout = dict(channels_last=args.channels_last)
+    check_x, check_target = time_major(next(iter(loader(train, min(args.batch_size, 4), args.seed))), device,
+                                       **layout)  # fmt: skip
     for summary in check_same_network(models, check_x, check_target):
         notes.append(summary)
         print(summary, flush=True)
 
-    eval_x, eval_target = time_major(next(iter(loader(train, args.batch_size, args.seed + 1))), device)
+    eval_x, eval_target = time_major(next(iter(loader(train, args.batch_size, args.seed + 1))), device, **layout)
     rows, final_weights, epoch_seconds = [], {}, []
     for library, model in models.items():
         # One forward+backward on a copy: the memory measurement, and a warm-up that leaves the weights alone.

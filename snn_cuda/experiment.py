@@ -307,6 +307,8 @@ def driver_parser(doc: str, default_config: Path, *, name: str, data_help: str) 
     parser.add_argument("--device", type=device_argument, default="cuda" if torch.cuda.is_available() else "cpu",
                         help="cpu, cuda or cuda:N (default: cuda where available)")  # fmt: skip
     parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="conv weights and input frames channels-last: faster convolutions")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--test", metavar="CHECKPOINT", default=None, help="only evaluate this checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -328,7 +330,7 @@ def device_argument(value: str) -> str:
 
 # Training settings of where a run goes and what it shows: the machine's, not the protocol's that a config records
 # (config.yaml leaves them out, so a run's record serves as --config again).
-FROM_COMMAND_LINE = {"device": "--device", "amp": "--amp", "progress": "--quiet"}
+FROM_COMMAND_LINE = {"device": "--device", "amp": "--amp", "progress": "--quiet", "channels_last": "--channels-last"}
 
 
 def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
@@ -344,7 +346,7 @@ def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
     overrides = {"epochs": args.epochs, "seed": args.seed}
     return TrainConfig.from_dict({
         **section, **{k: v for k, v in overrides.items() if v is not None},
-        "device": args.device, "amp": args.amp, "progress": not args.quiet,
+        "device": args.device, "amp": args.amp, "progress": not args.quiet, "channels_last": args.channels_last,
     })  # fmt: skip
 
 
@@ -414,7 +416,7 @@ def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsF
         sets = datasets(metadata["data"], data_root, show_progress(args))
     model = model_from_checkpoint(path, backend=args.backend)
     training = TrainConfig.from_dict({**checkpoint["train_config"], "device": args.device, "amp": args.amp,
-                                      "progress": not args.quiet})  # fmt: skip
+                                      "progress": not args.quiet, "channels_last": args.channels_last})  # fmt: skip
     result = Trainer(model, training, Path(path).parent, name=checkpoint["name"]).evaluate(sets["test"], desc="test")
     distributed.print_once(f"{checkpoint['name']} (epoch {checkpoint['epoch']}): test accuracy "
                            f"{result['accuracy']:.4f}, loss {result['loss']:.4f}, "
@@ -454,6 +456,7 @@ def training_note(training: TrainConfig, args: argparse.Namespace) -> str:
         f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}"
         + (f" x{training.lr_gamma} every {training.lr_step_epochs} epochs" if training.lr_step_epochs else "")
         + f", loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}"
+        + (", channels-last" if training.channels_last else "")
     )
 
 

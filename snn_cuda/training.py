@@ -60,7 +60,9 @@ class TrainConfig:
     """Training settings (YAML-friendly). ``batch_size``: the global batch, split evenly over the processes of a
     data-parallel run (so the protocol does not depend on how many there are). ``lr_step_epochs``: multiply the
     learning rate by ``lr_gamma`` every so many epochs (None: constant). ``max_batches``: cap on batches per epoch
-    and per evaluation (smoke runs)."""
+    and per evaluation (smoke runs). ``channels_last``: store the model's conv weights and the input frames
+    channels-last, the layout in which the CPU's and cuDNN's convolutions run fastest (the spiking ops keep it,
+    without a copy); a setting of the machine, like ``device``: results differ by rounding only."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -74,6 +76,7 @@ class TrainConfig:
     amp: str | None = None
     max_batches: int | None = None
     progress: bool = True
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         # Types first: a YAML value of the wrong type ("1e-3" read as a string, say) would otherwise fail deep in
@@ -96,6 +99,7 @@ class TrainConfig:
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"training {name} must be a string, got {getattr(self, name)!r}")
         check_bool(self.progress, "training progress")
+        check_bool(self.channels_last, "training channels_last")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.amp is not None and self.amp not in AMP_DTYPES:
@@ -119,10 +123,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def time_major(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x: [B, T, ...], target: [B] or [B, T, F])`` -> ``(x: [T, B, ...], target: [B] or [T, B, F])``."""
+def time_major(
+    batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, *, channels_last: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x: [B, T, ...], target: [B] or [B, T, F])`` -> ``(x: [T, B, ...], target: [B] or [T, B, F])``; with
+    ``channels_last``, frames ``[T, B, C, H, W]`` are stored time-major with each frame channels-last."""
     x, target = batch
     x = x.to(device, non_blocking=True).transpose(0, 1)
+    if channels_last and x.dim() == 5:
+        x = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
     target = target.to(device, non_blocking=True)
     return x, target.transpose(0, 1) if target.dim() >= 2 else target
 
@@ -242,7 +251,7 @@ def check_resumable(path: Path, checkpoint: dict, config: TrainConfig, model_con
     experiment's driver, data settings and data folder) it was saved with; only the number of epochs may grow (and
     the device, the backend and the progress display change). A metadata entry the checkpoint lacks was not
     recorded by the version that wrote it, and is not compared."""
-    free = {"epochs", "device", "progress"}
+    free = {"epochs", "device", "progress", "channels_last"}
     saved, current = checkpoint["train_config"], dataclasses.asdict(config)
     changed = [f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in current
                if key not in free and saved.get(key) != current[key]]  # fmt: skip
@@ -282,6 +291,8 @@ class Trainer:
         self.config = config
         self.device = distributed.rank_device(config.device)
         self.model = model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # conv weights; the optimizer takes them as they are
         self.world_size = distributed.world_size()
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the number of "
@@ -364,7 +375,7 @@ class Trainer:
             for index, batch in enumerate(loader):
                 if index == batches:
                     break
-                x, target = time_major(batch, self.device)
+                x, target = time_major(batch, self.device, channels_last=self.config.channels_last)
                 if index and x.shape[1] != size:
                     self.model.reset_state()
                 start = time.perf_counter()

@@ -317,7 +317,7 @@ def test_an_empty_training_section_takes_every_default(tmp_path):
 
     path = tmp_path / "config.yaml"
     path.write_text("data: {}\ntraining:\nmodels: {snn: {}}\n")  # was: 'NoneType' object is not iterable
-    args = argparse.Namespace(epochs=None, seed=None, device="cpu", amp=None, quiet=True)
+    args = argparse.Namespace(epochs=None, seed=None, device="cpu", amp=None, quiet=True, channels_last=False)
     assert training_config(load_config(path), args) == TrainConfig(progress=False)
 
 

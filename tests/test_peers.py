@@ -106,11 +106,13 @@ def load_end_to_end():
     return end_to_end
 
 
-def test_end_to_end_smoke(tmp_path, monkeypatch):
-    """One epoch of the He SCNN on the smoke data: every installed peer trains to the same loss as snn_cuda."""
+@pytest.mark.parametrize("layout", [[], ["--channels-last"]])
+def test_end_to_end_smoke(tmp_path, monkeypatch, layout):
+    """One epoch of the He SCNN on the smoke data: every installed peer trains to the same loss as snn_cuda, with
+    the conv weights and frames in the default layout and channels-last."""
     monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path / "data"))
     end_to_end = load_end_to_end()
-    rows = end_to_end.main(["--smoke", "--quiet", "--max-samples", "8", "--out", str(tmp_path)])
+    rows = end_to_end.main(["--smoke", "--quiet", "--max-samples", "8", "--out", str(tmp_path), *layout])
     expected = ["snn_cuda"] + [name for name in end_to_end.LIBRARIES[1:] if peer_neurons.unavailable(name) is None]
     assert [row["library"] for row in rows] == expected
     for row in rows:
@@ -177,4 +179,6 @@ def test_a_partial_end_to_end_comparison_is_not_written_over_the_committed_one(t
     monkeypatch.setattr(end_to_end, "unavailable", lambda name: None)
     with pytest.raises(SystemExit, match="--smoke times a few samples, not written over the committed results"):
         end_to_end.main(["--smoke", "--quiet", "--max-samples", "2", "--libraries", "snn_cuda"])
+    with pytest.raises(SystemExit, match="--channels-last times another layout, not written over the committed"):
+        end_to_end.main(["--quiet", "--max-samples", "2", "--libraries", "snn_cuda", "--channels-last"])
     assert not (tmp_path / "committed").exists() and results.is_dir()

@@ -107,6 +107,33 @@ def test_compiled_and_reference_backends_train_identically(family, gen, tmp_path
         torch.testing.assert_close(parameter, reference[name], rtol=1e-9, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("family", ["he_scnn", "iir_cnn", "conv_lstm"])
+def test_channels_last_trains_as_the_default_layout_does(family, gen, tmp_path):
+    """channels_last stores the conv weights and the input frames channels-last, and the spiking ops keep the
+    layout: the same training, up to the convolutions' rounding."""
+    model_config, loss, _ = FAMILIES[family]
+    data = classification_set(gen, samples=8)
+    runs = {}
+    for channels_last in (False, True):
+        config = TrainConfig(epochs=2, batch_size=4, lr=3e-3, loss=loss, progress=False, channels_last=channels_last)
+        torch.manual_seed(0)
+        trainer = Trainer(build_model(model_config), config, tmp_path / str(channels_last), name="m")
+        inputs = []
+        trainer.model.register_forward_pre_hook(lambda module, args, seen=inputs: seen.append(args[0]))
+        trainer.fit(data, data)
+        runs[channels_last] = trainer
+        # frames [T, B, C, H, W], each stored channels-last (or not), time outermost
+        assert inputs and all(x.permute(0, 1, 3, 4, 2).is_contiguous() == channels_last for x in inputs)
+        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    for plain, permuted in zip(runs[False].history, runs[True].history, strict=True):
+        print(plain["train_loss"], permuted["train_loss"])
+        assert permuted["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-4)
+    plain = dict(runs[False].model.named_parameters())
+    for name, parameter in runs[True].model.named_parameters():
+        torch.testing.assert_close(parameter, plain[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_resume_reproduces_an_uninterrupted_run(gen, tmp_path):
     # dropout and shuffling draw random numbers, the learning rate steps every epoch: all must be restored
     model_config = dict(arch="iir", input_shape=[2, 4, 4], spec="FC24-D0.3-FC4")
