@@ -62,7 +62,8 @@ class TrainConfig:
     learning rate by ``lr_gamma`` every so many epochs (None: constant). ``max_batches``: cap on batches per epoch
     and per evaluation (smoke runs). ``channels_last``: store the model's conv weights and the input frames
     channels-last, the layout in which the CPU's and cuDNN's convolutions run fastest (the spiking ops keep it,
-    without a copy); a setting of the machine, like ``device``: results differ by rounding only."""
+    without a copy); a setting of the machine, like ``device``: results differ by rounding only. A model without
+    convolutions is left as it is (its first layer would only copy the frames back)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -291,7 +292,8 @@ class Trainer:
         self.config = config
         self.device = distributed.rank_device(config.device)
         self.model = model.to(self.device)
-        if config.channels_last:
+        self.channels_last = config.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)  # conv weights; the optimizer takes them as they are
         self.world_size = distributed.world_size()
         if config.batch_size % self.world_size:
@@ -375,7 +377,7 @@ class Trainer:
             for index, batch in enumerate(loader):
                 if index == batches:
                     break
-                x, target = time_major(batch, self.device, channels_last=self.config.channels_last)
+                x, target = time_major(batch, self.device, channels_last=self.channels_last)
                 if index and x.shape[1] != size:
                     self.model.reset_state()
                 start = time.perf_counter()

@@ -107,11 +107,12 @@ def test_compiled_and_reference_backends_train_identically(family, gen, tmp_path
         torch.testing.assert_close(parameter, reference[name], rtol=1e-9, atol=1e-12, msg=name)
 
 
-@pytest.mark.parametrize("family", ["he_scnn", "iir_cnn", "conv_lstm"])
+@pytest.mark.parametrize("family", ["he_scnn", "iir_cnn", "conv_lstm", "he_fc_snn"])
 def test_channels_last_trains_as_the_default_layout_does(family, gen, tmp_path):
     """channels_last stores the conv weights and the input frames channels-last, and the spiking ops keep the
-    layout: the same training, up to the convolutions' rounding."""
+    layout: the same training, up to the convolutions' rounding. A net without convolutions is left alone."""
     model_config, loss, _ = FAMILIES[family]
+    has_conv = "C3" in model_config["spec"]
     data = classification_set(gen, samples=8)
     runs = {}
     for channels_last in (False, True):
@@ -123,9 +124,11 @@ def test_channels_last_trains_as_the_default_layout_does(family, gen, tmp_path):
         trainer.fit(data, data)
         runs[channels_last] = trainer
         # frames [T, B, C, H, W], each stored channels-last (or not), time outermost
-        assert inputs and all(x.permute(0, 1, 3, 4, 2).is_contiguous() == channels_last for x in inputs)
-        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
-        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        converted = channels_last and has_conv
+        assert trainer.channels_last == converted
+        assert inputs and all(x.permute(0, 1, 3, 4, 2).is_contiguous() == converted for x in inputs)
+        for conv in (m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)):
+            assert conv.weight.is_contiguous(memory_format=torch.channels_last) == converted
     for plain, permuted in zip(runs[False].history, runs[True].history, strict=True):
         print(plain["train_loss"], permuted["train_loss"])
         assert permuted["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-4)
