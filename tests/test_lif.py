@@ -687,6 +687,36 @@ def test_module_learns_per_feature_parameters(gen):
         assert_close(name, fused, ref, torch.float64, summed=True)
 
 
+class SigmoidDecay(torch.nn.Module):
+    """alpha = sigmoid(w), w set to logit(alpha) when registered."""
+
+    def forward(self, w):
+        return torch.sigmoid(w)
+
+    def right_inverse(self, alpha):
+        return torch.logit(alpha)
+
+
+def test_module_parameters_take_torch_parametrizations(gen):
+    """A decay learned through alpha = sigmoid(w) (torch.nn.utils.parametrize, as the README says): the kernel's
+    gradient reaches w through the sigmoid (the chain rule on the op's own alpha gradient), as on the reference."""
+    x = torch.rand(8, 3, 5, generator=gen, dtype=torch.float64) * 2
+    grads = []
+    for backend in ("cpp", "torch"):
+        layer = snn_cuda.LIF((5,), alpha=0.6, learn_alpha=True, backend=backend).double()
+        torch.nn.utils.parametrize.register_parametrization(layer, "alpha", SigmoidDecay())
+        w = layer.parametrizations.alpha.original
+        initial = torch.full((5,), 0.6).double()  # the module's float32 parameter, then cast
+        torch.testing.assert_close(layer.alpha, initial)  # the value it had
+        layer(x).sum().backward()
+        grads.append(w.grad)
+    alpha = initial.clone().requires_grad_()
+    (alpha_grad,) = torch.autograd.grad(snn_cuda.lif(x, alpha=alpha, theta=1.0, backend="cpp").sum(), alpha)
+    assert grads[0].abs().sum() > 0
+    assert_close("w", grads[0], alpha_grad * initial * (1 - initial), torch.float64, summed=True)  # sigmoid'
+    assert_close("w vs reference", grads[0], grads[1], torch.float64, summed=True)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_runs_the_16_bit_kernels(gen, dtype):
     """Under torch.autocast("cpu") a Linear hands the spiking modules 16-bit activations: the IIR synapse and the LIF
