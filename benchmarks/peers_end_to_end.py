@@ -19,7 +19,7 @@ far its final weights are from snn_cuda's.
     python benchmarks/peers_end_to_end.py --device cuda --libraries snn_cuda spikingjelly
     python benchmarks/peers_end_to_end.py --smoke --out /tmp/e2e   # seconds (the tests)
     python benchmarks/peers_end_to_end.py --frames 20 --dt-ms 75 --max-samples 64 --quiet --channels-last \
-        --out benchmarks/results/peers_end_to_end_channels_last   # conv weights and frames channels-last
+        --out benchmarks/results/peers_end_to_end_layouts/channels_last   # conv weights and frames channels-last
 
 With ``--channels-last`` every library's network stores its conv weights and input frames channels-last (the
 training drivers' ``--channels-last``); the neurons see frames in that layout.

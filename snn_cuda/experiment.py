@@ -456,7 +456,7 @@ def training_note(training: TrainConfig, args: argparse.Namespace) -> str:
         f"training: {training.epochs} epochs, batch {training.batch_size}, Adam lr {training.lr}"
         + (f" x{training.lr_gamma} every {training.lr_step_epochs} epochs" if training.lr_step_epochs else "")
         + f", loss {training.loss}, seed {training.seed}, device {training.device}, backend {args.backend}"
-        + (", channels-last" if training.channels_last else "")
+        + (", conv nets channels-last" if training.channels_last else "")
     )
 
 

@@ -292,8 +292,10 @@ class Trainer:
         self.config = config
         self.device = distributed.rank_device(config.device)
         self.model = model.to(self.device)
-        self.channels_last = config.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-        if self.channels_last:
+        if config.channels_last and not any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+            # what the model ran with, as its checkpoints record it
+            self.config = config = dataclasses.replace(config, channels_last=False)
+        if config.channels_last:
             self.model.to(memory_format=torch.channels_last)  # conv weights; the optimizer takes them as they are
         self.world_size = distributed.world_size()
         if config.batch_size % self.world_size:
@@ -377,7 +379,7 @@ class Trainer:
             for index, batch in enumerate(loader):
                 if index == batches:
                     break
-                x, target = time_major(batch, self.device, channels_last=self.channels_last)
+                x, target = time_major(batch, self.device, channels_last=self.config.channels_last)
                 if index and x.shape[1] != size:
                     self.model.reset_state()
                 start = time.perf_counter()

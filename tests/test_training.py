@@ -125,7 +125,9 @@ def test_channels_last_trains_as_the_default_layout_does(family, gen, tmp_path):
         runs[channels_last] = trainer
         # frames [T, B, C, H, W], each stored channels-last (or not), time outermost
         converted = channels_last and has_conv
-        assert trainer.channels_last == converted
+        assert trainer.config.channels_last == converted  # as the checkpoints record it
+        assert load_checkpoint(tmp_path / str(channels_last) / LAST_CHECKPOINT)["train_config"][
+            "channels_last"] == converted  # fmt: skip
         assert inputs and all(x.permute(0, 1, 3, 4, 2).is_contiguous() == converted for x in inputs)
         for conv in (m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)):
             assert conv.weight.is_contiguous(memory_format=torch.channels_last) == converted
