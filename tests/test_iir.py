@@ -722,3 +722,23 @@ def test_snn_iir_layer_preserved_state_splits_sequences(gen):
     assert torch.equal(whole, halves) and 0 < whole.mean() < 1
     layer.reset_state()
     assert layer.synapse.state is None and layer.neuron.v is None
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_with_dynamic_shapes_compiles_once_for_every_batch_size(device):
+    """Traced with symbolic shapes, the op's autograd formula must not fix x's sizes: one graph serves every batch
+    size (before, the C++ formula's size() fixed them all, a recompile per batch size)."""
+    from torch._dynamo.testing import CompileCounter
+
+    counter = CompileCounter()
+
+    def step(x, a1):
+        return snn_cuda.iir_filter(x, a1, -0.1, 1.0, backend=KERNEL_BACKEND[device])
+
+    compiled = torch.compile(step, backend=counter, dynamic=True, fullgraph=True)
+    for batch in (2, 3, 4, 5):
+        x = torch.rand(5, batch, 3, device=device, requires_grad=True)
+        a1 = torch.full((3,), 0.7, device=device, requires_grad=True)
+        compiled(x, a1).sum().backward()
+        assert x.grad.shape == x.shape and a1.grad.abs().sum() > 0
+    assert counter.frame_count == 1

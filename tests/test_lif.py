@@ -1246,3 +1246,23 @@ def test_state_outputs_take_part_in_autograd_as_in_the_reference(device):
             _, (v_last, r_last) = snn_cuda.lif(x, gamma=gamma, return_state=True, backend=backend)
             flags.append((v_last.requires_grad, r_last.requires_grad))
         assert flags[0] == flags[1] == (True, gamma is not None), gamma
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_with_dynamic_shapes_compiles_once_for_every_batch_size(device):
+    """Traced with symbolic shapes, neither the wrapper nor the op's autograd formula fixes x's sizes: one graph
+    serves every batch size."""
+    from torch._dynamo.testing import CompileCounter
+
+    counter = CompileCounter()
+
+    def step(x, alpha):
+        return snn_cuda.lif(x, alpha=alpha, theta=0.4, backend=KERNEL_BACKEND[device])
+
+    compiled = torch.compile(step, backend=counter, dynamic=True, fullgraph=True)
+    for batch in (2, 3, 4, 5):
+        x = torch.rand(5, batch, 3, device=device, requires_grad=True)
+        alpha = torch.full((3,), 0.7, device=device, requires_grad=True)
+        compiled(x, alpha).sum().backward()
+        assert x.grad.shape == x.shape and alpha.grad.abs().sum() > 0
+    assert counter.frame_count == 1

@@ -198,8 +198,9 @@ struct IirFunction : torch::autograd::Function<IirFunction> {
     ctx->saved_data["has_p1"] = p1.has_value();
     ctx->saved_data["has_p2"] = p2.has_value();
     // At T = 1 p_before_last is p1 (differentiable as p1 is), or zeros that depend on nothing without it (as in
-    // the reference).
-    if (x.size(0) == 1 && !requires_grad(p1)) ctx->mark_non_differentiable({out[2]});
+    // the reference). sym_size, not size: traced by torch.compile with dynamic shapes, size() would fix every
+    // dimension of x (a recompile per batch size), where this compares T alone.
+    if (x.sym_size(0) == 1 && !requires_grad(p1)) ctx->mark_non_differentiable({out[2]});
     return out;
   }
 
