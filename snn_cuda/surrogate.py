@@ -36,7 +36,9 @@ def resolve(name: str, param: float | None) -> float:
     if isinstance(param, bool) or not isinstance(param, numbers.Real):
         raise TypeError(f"surrogate_param must be a number or None, got {type(param).__name__}")
     param = float(param)
-    if not math.isfinite(param) or param <= 0:
+    # a comparison, as in _checks.check_float: under torch.compile with dynamic shapes the number is a SymFloat,
+    # which math.isfinite breaks the graph on; NaN fails the comparison too
+    if not 0 < param < math.inf:
         raise ValueError(f"surrogate_param must be a positive finite number for surrogate {name!r}, got {param}")
     return param
 

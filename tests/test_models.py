@@ -47,6 +47,17 @@ def test_presets_map_time_major_input_to_per_step_outputs(name, gen):
         assert set(y.unique().tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("name", ["he_fc_snn_nmnist", "iir_mlp_mnist"])
+def test_spiking_presets_compile_whole_with_dynamic_shapes(name):
+    """A spiking preset compiles as one graph with symbolic shapes (its neurons' surrogate parameters among the
+    symbolic numbers) and runs as eagerly on two batch sizes (in eval mode: no dropout masks to compare)."""
+    model = build_model(name, backend="cpp").eval()
+    compiled = torch.compile(model, backend="aot_eager", dynamic=True, fullgraph=True)
+    for batch in (2, 3):
+        x = (torch.rand(4, batch, *model.input_shape) < 0.2).float()
+        assert torch.equal(compiled(x), model(x))
+
+
 def test_wrong_input_shape_is_named():
     model = build_model("he_fc_snn_gesture")
     with pytest.raises(ValueError, match=r"x must have shape \[T, B, 2, 32, 32\]"):
