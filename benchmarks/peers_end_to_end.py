@@ -150,9 +150,13 @@ def train_epoch(model: torch.nn.Module, dataset, args: argparse.Namespace, devic
     return {"epoch_s": seconds, "samples_per_s": seen / seconds, "mean_train_loss": total_loss / seen}
 
 
+def writes_committed_results(args: argparse.Namespace) -> bool:
+    return args.out.resolve() == RESULTS.resolve()
+
+
 def refuse_partial_comparison(skipped: list[str], args: argparse.Namespace) -> None:
     """As in peers.py: the committed peers_end_to_end_<device>.* hold the full comparison."""
-    if skipped and args.out.resolve() == RESULTS.resolve():
+    if skipped and writes_committed_results(args):
         raise SystemExit(f"peers_end_to_end.py: {skipped} skipped (above); a partial comparison is not written over "
                          f"{RESULTS}: pass --out, or --libraries with the ones that run")  # fmt: skip
 
@@ -189,14 +193,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     # Refused before the data is framed: a missing peer, and runs that are not the documented one.
-    missing = {library: unavailable(library) for library in args.libraries}
-    missing = {library: reason for library, reason in missing.items() if reason is not None}
-    if args.out.resolve() == RESULTS.resolve():
+    missing = {library: unavailable(library) for library in dict.fromkeys(["snn_cuda", *args.libraries])}
+    if writes_committed_results(args):
         for library, reason in missing.items():
-            print(f"{library}: skipped: {reason}")
-    refuse_partial_comparison(list(missing), args)
+            if reason is not None:
+                print(f"{library}: skipped: {reason}")
+    refuse_partial_comparison([library for library in args.libraries if missing[library] is not None], args)
     for flag, what in (("smoke", "times a few samples"), ("channels_last", "times another layout")):
-        if getattr(args, flag) and args.out.resolve() == RESULTS.resolve():
+        if getattr(args, flag) and writes_committed_results(args):
             raise SystemExit(f"peers_end_to_end.py: --{flag.replace('_', '-')} {what}, not written over the "
                              f"committed results in {RESULTS}: pass --out")  # fmt: skip
     device = torch.device(args.device)
@@ -215,9 +219,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
              f"{args.batch_size}; Adam lr {args.lr}; neuron: {neuron.describe()}"
              + ("; conv weights and input frames channels-last" if args.channels_last else "")]  # fmt: skip
     models = {}
-    for library in dict.fromkeys(["snn_cuda", *args.libraries]):
+    for library, reason in missing.items():
         try:
-            reason = unavailable(library)
             if reason is not None:
                 raise NotExpressible(reason)
             models[library] = with_neurons(template, library, neuron)

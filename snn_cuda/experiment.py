@@ -308,7 +308,7 @@ def driver_parser(doc: str, default_config: Path, *, name: str, data_help: str) 
                         help="cpu, cuda or cuda:N (default: cuda where available)")  # fmt: skip
     parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
     parser.add_argument("--channels-last", action="store_true",
-                        help="conv nets' weights and input frames channels-last: faster convolutions")  # fmt: skip
+                        help="conv nets' weights and input frames channels-last, as convolutions prefer")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--test", metavar="CHECKPOINT", default=None, help="only evaluate this checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -7,11 +7,10 @@ implement the same table in ``csrc/core/lif_step.h``; this module is the torch v
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from ._checks import dual_level_open
+from ._checks import check_float, dual_level_open
 
 # name -> default parameter (models.md: rectangular w 0.5 as in He et al.'s MLP, gaussian sigma 0.4 as in
 # snn-iir, sigmoid alpha 4 and atan alpha 2 as in SpikingJelly, fast_sigmoid slope 25 as in SuperSpike/snnTorch).
@@ -33,12 +32,8 @@ def resolve(name: str, param: float | None) -> float:
         raise ValueError(f"surrogate must be one of {', '.join(repr(n) for n in NAMES)}, got {name!r}")
     if param is None:
         return DEFAULT_PARAM[name]
-    if isinstance(param, bool) or not isinstance(param, numbers.Real):
-        raise TypeError(f"surrogate_param must be a number or None, got {type(param).__name__}")
-    param = float(param)
-    # a comparison, as in _checks.check_float: under torch.compile with dynamic shapes the number is a SymFloat,
-    # which math.isfinite breaks the graph on; NaN fails the comparison too
-    if not 0 < param < math.inf:
+    param = check_float(param, "surrogate_param")  # a finite number (taking a symbolic one under torch.compile)
+    if not param > 0:
         raise ValueError(f"surrogate_param must be a positive finite number for surrogate {name!r}, got {param}")
     return param
 

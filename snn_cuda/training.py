@@ -61,7 +61,7 @@ class TrainConfig:
     data-parallel run (so the protocol does not depend on how many there are). ``lr_step_epochs``: multiply the
     learning rate by ``lr_gamma`` every so many epochs (None: constant). ``max_batches``: cap on batches per epoch
     and per evaluation (smoke runs). ``channels_last``: store the model's conv weights and the input frames
-    channels-last, the layout in which the CPU's and cuDNN's convolutions run fastest (the spiking ops keep it,
+    channels-last, the layout oneDNN's and cuDNN's convolutions prefer (the spiking ops keep it,
     without a copy); a setting of the machine, like ``device``: results differ by rounding only. A model without
     convolutions is left as it is (its first layer would only copy the frames back)."""
 
@@ -250,8 +250,8 @@ def _changed_entries(saved: object, current: object, prefix: str = "") -> list[s
 def check_resumable(path: Path, checkpoint: dict, config: TrainConfig, model_config: dict, metadata: dict) -> None:
     """A run continues from ``checkpoint`` only with the model, the training settings and the metadata (an
     experiment's driver, data settings and data folder) it was saved with; only the number of epochs may grow (and
-    the device, the backend and the progress display change). A metadata entry the checkpoint lacks was not
-    recorded by the version that wrote it, and is not compared."""
+    the device, the backend, the memory layout and the progress display change). A metadata entry the checkpoint
+    lacks was not recorded by the version that wrote it, and is not compared."""
     free = {"epochs", "device", "progress", "channels_last"}
     saved, current = checkpoint["train_config"], dataclasses.asdict(config)
     changed = [f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in current
@@ -445,6 +445,7 @@ class Trainer:
         except ValueError as error:  # torch's: the saved groups' sizes differ from the model's parameters
             raise CheckpointError(f"checkpoint {path}: its optimizer state does not fit the model's parameters "
                                   f"(written by a version of snn_cuda that trained others?): {error}") from None
+        self._lay_out_optimizer_state_as_parameters()
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         # Checkpoints written before NEVER hold step_size = their epochs + 1 for a constant rate.
         self.scheduler.step_size = self._lr_step_size()
@@ -452,6 +453,17 @@ class Trainer:
             self.scaler.load_state_dict(checkpoint["scaler"])
         _set_rng_state(checkpoint["rng"])
         self.epoch, self.history, self.best = checkpoint["epoch"], checkpoint["history"], checkpoint["best"]
+
+    def _lay_out_optimizer_state_as_parameters(self) -> None:
+        """Adam's moments in their parameters' memory layout. A run resumed in the other layout (--channels-last
+        switched) loads them as saved, and torch's fused Adam pairs a parameter, its gradient and its state element
+        by element in memory: mismatched layouts train wrong weights without an error."""
+        for group in self.optimizer.param_groups:
+            for parameter in group["params"]:
+                state = self.optimizer.state.get(parameter, {})
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
+                        state[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
     def _check_resumable(self, path: Path, checkpoint: dict) -> None:
         check_resumable(path, checkpoint, self.config, self.model.config, self.metadata)

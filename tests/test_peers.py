@@ -166,11 +166,13 @@ def test_benchmark_flags_are_checked_before_anything_runs(capsys):
 
 
 def test_a_partial_end_to_end_comparison_is_not_written_over_the_committed_one(tmp_path, monkeypatch):
-    """The same for peers_end_to_end.py: a skipped library stops it before training, without --out only."""
+    """The same for peers_end_to_end.py: a missing library, --smoke and --channels-last stop it before the data
+    is framed, without --out only."""
     monkeypatch.setenv("SNN_CUDA_DATA", str(tmp_path / "data"))
     end_to_end = load_end_to_end()
     results = end_to_end.RESULTS
     monkeypatch.setattr(end_to_end, "RESULTS", tmp_path / "committed")  # so a failing guard writes nothing real
+    monkeypatch.setattr(end_to_end, "load_gesture_script", lambda: pytest.fail("framed the data despite the guard"))
     monkeypatch.setattr(end_to_end, "unavailable", lambda name: f"No module named {name!r}" if name == "snntorch"
                         else None)  # fmt: skip
     monkeypatch.setattr(end_to_end, "train_epoch", lambda *args: pytest.fail("trained despite the guard"))

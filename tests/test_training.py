@@ -139,6 +139,25 @@ def test_channels_last_trains_as_the_default_layout_does(family, gen, tmp_path):
         torch.testing.assert_close(parameter, plain[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("first, then", [(False, True), (True, False)])
+def test_resuming_in_the_other_layout_continues_the_run(first, then, gen, tmp_path):
+    """A run resumed with channels_last switched continues as an uninterrupted run does, up to the convolutions'
+    rounding: the optimizer's moments follow their parameters' new layout (fused Adam pairs them in memory)."""
+    model_config, loss, _ = FAMILIES["he_scnn"]
+    data = classification_set(gen, samples=8)
+    config = dict(batch_size=4, lr=3e-3, loss=loss, progress=False)
+    straight = train(model_config, TrainConfig(epochs=4, channels_last=first, **config), data, tmp_path / "straight")
+    interrupted = tmp_path / "interrupted"
+    train(model_config, TrainConfig(epochs=2, channels_last=first, **config), data, interrupted)
+    resumed = train(model_config, TrainConfig(epochs=4, channels_last=then, **config), data, interrupted,
+                    resume=True)  # fmt: skip
+    for a, b in zip(resumed.history, straight.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    plain = dict(straight.model.named_parameters())
+    for name, parameter in resumed.model.named_parameters():
+        torch.testing.assert_close(parameter, plain[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_resume_reproduces_an_uninterrupted_run(gen, tmp_path):
     # dropout and shuffling draw random numbers, the learning rate steps every epoch: all must be restored
     model_config = dict(arch="iir", input_shape=[2, 4, 4], spec="FC24-D0.3-FC4")

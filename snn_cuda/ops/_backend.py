@@ -144,7 +144,8 @@ class MemoryOrder:
     they keep x's layout, and the gradient reaching x keeps it too. A copy would gather x (and the output's
     gradient) element by element: with the output copied back into x's layout, fwd+bwd at ``[64, 16, 16, 32, 32]``
     on the CPU took 3.7x (LIF) and 2.7x (IIR) as long (benchmarks/README.md). ``order`` is None when x is
-    contiguous or not dense: then the op runs as given (a non-dense x is copied once, in the op).
+    contiguous, not dense, or not time-major (time not outermost in memory): then the op runs as given, and the
+    op copies such an x once.
 
     Per-element parameters are taken over a trailing part ``S[j:]`` of the state shape (:func:`parameter_shape`);
     here that part must also be the last dimensions in memory, so ``j`` moves left until it is (at worst to the
