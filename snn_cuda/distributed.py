@@ -64,9 +64,15 @@ def setup(device: str | torch.device = "cpu") -> bool:
     return is_initialized()
 
 
-def teardown() -> None:
-    """Leaves the process group (if any), so the process exits without waiting on the others."""
+def teardown(*, finished: bool = True) -> None:
+    """Leaves the process group (if any). When every rank has ``finished`` its work, a barrier comes first: gloo's
+    worker threads drop the tensors of the last collectives after the ranks have their results, which takes the
+    GIL, and a group destroyed while one of them waits for it deadlocks (torch 2.13 joins those threads with the
+    GIL held; seen in about one run in four of tests/test_distributed.py). Inside the barrier the GIL is free, so
+    they finish first. A rank that failed leaves without it, not waiting on the others."""
     if is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -156,5 +162,7 @@ def session(device: str | torch.device = "cpu") -> Iterator[bool]:
     ``main``. Yields whether a process group is initialised."""
     try:
         yield setup(device)
-    finally:
-        teardown()
+    except BaseException:
+        teardown(finished=False)
+        raise
+    teardown()

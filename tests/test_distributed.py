@@ -11,6 +11,7 @@ across processes agree to rounding and no spike flips between the two runs.
 from __future__ import annotations
 
 import csv
+import faulthandler
 import os
 import signal
 import subprocess
@@ -126,8 +127,11 @@ def reproducible(history: list[dict]) -> list[dict]:
 
 
 def worker(out: Path) -> None:
-    distributed.setup("cpu")
-    try:
+    # A rank that hangs dumps its threads' stacks into the log and exits, well before launch() gives up: torchrun
+    # starts each worker in a session of its own, out of reach of the launcher's kill, and a live worker holds the
+    # pipe that launch() reads to its end.
+    faulthandler.dump_traceback_later(TIMEOUT_S - 60, exit=True)
+    with distributed.session("cpu"):
         rank = distributed.rank()
         assert distributed.world_size() == WORLD and torch.distributed.get_backend() == "gloo"
         device = torch.device("cpu")
@@ -160,8 +164,6 @@ def worker(out: Path) -> None:
         result = dict(gradients=gradients, stateful=stateful, written=sorted(set(written)),
                       straight=straight.history, resumed=resumed.history, evaluation=evaluation)  # fmt: skip
         torch.save(result, out / f"rank{rank}.pt")
-    finally:
-        distributed.teardown()
 
 
 # -- the tests -----------------------------------------------------------------------------------------------------
@@ -180,7 +182,10 @@ def launch(out: Path) -> None:
         log, _ = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        log, _ = process.communicate()
+        try:
+            log, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a worker outside the session still holds the pipe
+            log = "(no output: a worker kept the pipe open)"
         pytest.fail(f"{WORLD} torchrun workers did not finish in {TIMEOUT_S} s; their output:\n{log[-6000:]}")
     if process.returncode != 0:
         pytest.fail(f"{WORLD} torchrun workers failed (exit {process.returncode}); their output:\n{log[-6000:]}")
