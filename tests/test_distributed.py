@@ -249,3 +249,20 @@ def test_trainer_writes_once_and_reports_global_metrics(ranks, tmp_path):
 
 if __name__ == "__main__":
     worker(Path(sys.argv[1]))
+
+
+def test_session_drains_the_collectives_before_leaving_unless_the_rank_failed(monkeypatch):
+    """A driver's session leaves the group after a barrier (gloo's threads finish with the GIL free, see
+    distributed.teardown); a rank that failed leaves at once, since its peers may never reach the barrier."""
+    calls = []
+    monkeypatch.setattr(distributed, "setup", lambda device="cpu": True)
+    monkeypatch.setattr(distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    with distributed.session("cpu") as grouped:
+        assert grouped
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    with pytest.raises(RuntimeError, match="this rank failed"), distributed.session("cpu"):
+        raise RuntimeError("this rank failed")
+    assert calls == ["destroy"]
