@@ -333,6 +333,11 @@ def device_argument(value: str) -> str:
 FROM_COMMAND_LINE = {"device": "--device", "amp": "--amp", "progress": "--quiet", "channels_last": "--channels-last"}
 
 
+def command_line_settings(args: argparse.Namespace) -> dict:
+    """The training settings of FROM_COMMAND_LINE, as the command line gives them."""
+    return {"device": args.device, "amp": args.amp, "progress": not args.quiet, "channels_last": args.channels_last}
+
+
 def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
     """The config's training section with the command line's overrides."""
     section = config["training"] or {}  # an empty section: every default
@@ -345,8 +350,7 @@ def training_config(config: dict, args: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"training {misplaced} are set on the command line ({options}), not in the config")
     overrides = {"epochs": args.epochs, "seed": args.seed}
     return TrainConfig.from_dict({
-        **section, **{k: v for k, v in overrides.items() if v is not None},
-        "device": args.device, "amp": args.amp, "progress": not args.quiet, "channels_last": args.channels_last,
+        **section, **{k: v for k, v in overrides.items() if v is not None}, **command_line_settings(args),
     })  # fmt: skip
 
 
@@ -415,8 +419,7 @@ def evaluate_checkpoint(path: str, args: argparse.Namespace, datasets: DatasetsF
     with distributed.main_process_first():  # see run_comparison
         sets = datasets(metadata["data"], data_root, show_progress(args))
     model = model_from_checkpoint(path, backend=args.backend)
-    training = TrainConfig.from_dict({**checkpoint["train_config"], "device": args.device, "amp": args.amp,
-                                      "progress": not args.quiet, "channels_last": args.channels_last})  # fmt: skip
+    training = TrainConfig.from_dict({**checkpoint["train_config"], **command_line_settings(args)})
     result = Trainer(model, training, Path(path).parent, name=checkpoint["name"]).evaluate(sets["test"], desc="test")
     distributed.print_once(f"{checkpoint['name']} (epoch {checkpoint['epoch']}): test accuracy "
                            f"{result['accuracy']:.4f}, loss {result['loss']:.4f}, "

@@ -158,10 +158,12 @@ class MemoryOrder:
         if self.order is not None:
             while sorted(self.order[start:]) != list(range(start, len(state_shape))):
                 start -= 1
+            # the permutations of an S tensor, a [T, *S] one and a parameter into memory order, and back
+            self._state_back = tuple(self.order.index(d) for d in range(len(state_shape)))
+            self._sequence = (0, *(d + 1 for d in self.order))
+            self._sequence_back = (0, *(i + 1 for i in self._state_back))
+            self._parameter = tuple(d - start for d in self.order[start:])
         self.parameter_shape = state_shape[start:]
-        self._start = start
-        if self.order is not None:  # the memory position of each logical dimension
-            self._back = tuple(self.order.index(d) for d in range(len(state_shape)))
 
     @staticmethod
     def _memory_order(x: torch.Tensor) -> tuple[int, ...] | None:
@@ -187,7 +189,7 @@ class MemoryOrder:
 
     def sequence(self, t: torch.Tensor | None) -> torch.Tensor | None:
         """A ``[T, *S]`` tensor in memory order (a view for one laid out as x)."""
-        return t if t is None or self.order is None else t.permute(0, *(d + 1 for d in self.order))
+        return t if t is None or self.order is None else t.permute(self._sequence)
 
     def state(self, t: torch.Tensor | None) -> torch.Tensor | None:
         """An ``S`` tensor in memory order."""
@@ -197,12 +199,12 @@ class MemoryOrder:
         """A parameter of :attr:`parameter_shape` in memory order, contiguous as the kernels take it."""
         if self.order is None:
             return t
-        return t.permute(tuple(d - self._start for d in self.order[self._start :])).contiguous()
+        return t.permute(self._parameter).contiguous()
 
     def sequence_back(self, t: torch.Tensor) -> torch.Tensor:
         """A kernel's ``[T, *S]`` output in x's logical order (a view, laid out as x)."""
-        return t if self.order is None else t.permute(0, *(i + 1 for i in self._back))
+        return t if self.order is None else t.permute(self._sequence_back)
 
     def state_back(self, t: torch.Tensor) -> torch.Tensor:
         """A kernel's ``S`` output in logical order."""
-        return t if self.order is None else t.permute(self._back)
+        return t if self.order is None else t.permute(self._state_back)
