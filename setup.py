@@ -7,15 +7,22 @@
   files for sm_80 and sm_90, and the CUDA half of the torch glue is syntax-checked, so CUDA code never rots
   unseen (skip with SNN_CUDA_CUDA_CHECK=0). A failure there fails the build.
 
+- The CPU ops run on torch's threads where the C++ compiler takes OpenMP (GCC; Clang with libomp), else on one
+  thread, with a warning (Apple's Clang). SNN_CUDA_OPENMP=1 makes OpenMP required, =0 leaves it out.
+- GCC or Clang only (Linux on x86-64 or aarch64, macOS): the kernels use their attributes and builtins; on
+  Windows, build in WSL2.
+
 Build with `pip install --no-build-isolation -e .` (torch must already be installed: the extension is compiled
 against it).
 """
 
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sysconfig
+import tempfile
 
 from setuptools import setup
 from torch.utils import cpp_extension
@@ -49,13 +56,55 @@ CPU_SOURCES = [s for s in _sources("csrc/torch/*.cpp") if not s.endswith("_cuda_
 CPU_SOURCES += _sources("csrc/cpu/instances/*.cpp")
 CUDA_GLUE_SOURCES = _sources("csrc/torch/*_cuda_ops.cpp")
 CUDA_KERNEL_SOURCES = _sources("csrc/cuda/*.cu")
+
+
+def _openmp_flags() -> list[str]:
+    """["-fopenmp"] where the C++ compiler compiles and links an OpenMP program with it, else [] (with a warning).
+
+    The CPU ops spread neurons over threads with at::parallel_for, which torch's OpenMP builds (its Linux and
+    macOS wheels) define inline in the caller: compiled with OpenMP it runs on torch's threads, without it the
+    same code runs on one thread. GCC takes -fopenmp, Clang does with libomp installed, Apple's Clang refuses it;
+    a probe tells them apart, where the flag alone would fail the whole build on a Mac."""
+    choice = os.environ.get("SNN_CUDA_OPENMP")
+    if choice == "0":
+        return []
+    compiler = cpp_extension.get_cxx_compiler()
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "probe.cpp")
+        with open(source, "w") as f:
+            f.write("#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+        command = [*shlex.split(compiler), "-fopenmp", source, "-o", os.path.join(folder, "probe")]
+        try:
+            probe = subprocess.run(command, capture_output=True, text=True)
+        except OSError as error:  # no such compiler: the build itself will say so
+            probe = subprocess.CompletedProcess(command, 1, "", str(error))
+    if probe.returncode == 0:
+        return ["-fopenmp"]
+    # The compiler's first error line ("'omp.h' file not found", "unsupported option '-fopenmp'")
+    lines = probe.stderr.strip().splitlines() or ["no message"]
+    reason = next((line.strip() for line in lines if "error" in line), lines[-1].strip())
+    if choice == "1":
+        raise SystemExit(f"snn_cuda: SNN_CUDA_OPENMP=1 but {compiler} cannot build with -fopenmp: {reason}")
+    print(
+        f"snn_cuda: WARNING: {compiler} cannot build with -fopenmp ({reason}); the CPU kernels will run on one "
+        "thread. Install OpenMP for this compiler (libomp) for threads, or set SNN_CUDA_OPENMP=0 to silence this."
+    )
+    return []
+
+
+if os.name == "nt":
+    raise SystemExit(
+        "snn_cuda: the kernels build with GCC or Clang (Linux, macOS); MSVC is not supported. On Windows, use WSL2."
+    )
+
+OPENMP_FLAGS = _openmp_flags()
 # C++20: the torch 2.13 headers use C++20 features (they warn under C++17).
 # -fno-trapping-math lets GCC if-convert the spike selects, so the neuron loops vectorise (results unchanged).
 # -ffp-contract=off: no fused multiply-adds, so the CPU kernels compiled per instruction set (csrc/cpu/isa.h)
 # agree bit for bit.
 # -g0 overrides the -g of Python's own compile flags: debug information for the kernels' many template
 # instantiations doubled the build time and the library's size.
-CXX_FLAGS = ["-O3", "-g0", "-std=c++20", "-fopenmp", "-fno-trapping-math", "-ffp-contract=off"]
+CXX_FLAGS = ["-O3", "-g0", "-std=c++20", *OPENMP_FLAGS, "-fno-trapping-math", "-ffp-contract=off"]
 # --fmad=false: likewise on the GPU, so the CUDA kernels round as the CPU kernels and the torch reference do (a
 # contracted multiply-add moves h by an ulp, which can flip a spike at the threshold); the kernels are
 # memory-bound, so the separate multiply and add cost nothing measurable.
@@ -68,10 +117,10 @@ def _extension():
             "snn_cuda._C",
             CPU_SOURCES + CUDA_GLUE_SOURCES + CUDA_KERNEL_SOURCES,
             extra_compile_args={"cxx": CXX_FLAGS + ["-DSNN_CUDA_WITH_CUDA"], "nvcc": NVCC_FLAGS},
-            extra_link_args=["-fopenmp"],
+            extra_link_args=OPENMP_FLAGS,
         )
     return cpp_extension.CppExtension(
-        "snn_cuda._C", CPU_SOURCES, extra_compile_args={"cxx": CXX_FLAGS}, extra_link_args=["-fopenmp"]
+        "snn_cuda._C", CPU_SOURCES, extra_compile_args={"cxx": CXX_FLAGS}, extra_link_args=OPENMP_FLAGS
     )
 
 

@@ -40,6 +40,16 @@ def kernel_isa(capability: str, flags: set[str], machine: str) -> str | None:
     return min(asked, widest, key=ISAS.index)
 
 
+def cpu_threads(module) -> str:
+    """How many threads the CPU kernels use, by whether the compiled ``module`` was built with OpenMP (setup.py)."""
+    openmp = getattr(module, "OPENMP", None)
+    if openmp is None:
+        return "unknown (a library built before snn_cuda recorded it; rebuild to know)"
+    if openmp:
+        return f"torch's intra-op threads ({torch.get_num_threads()} now; torch.set_num_threads sets them)"
+    return "one: built without OpenMP (the C++ compiler had none; setup.py warned); install libomp and rebuild"
+
+
 def report() -> str:
     lines = [
         f"snn_cuda {__version__}",
@@ -58,6 +68,7 @@ def report() -> str:
         else:
             runs = f"LIF {isa}, IIR {min(isa, IIR_WIDEST_ISA, key=ISAS.index)} (torch's capability: {capability})"
         lines.append(f"CPU kernels: {runs}; ATEN_CPU_CAPABILITY picks the build")
+        lines.append(f"CPU kernel threads: {cpu_threads(_ext.extension_module())}")
         limit = memory.cpu_cache_info()["limit_bytes"]
         cache = f"up to {limit / 2**20:.0f} MiB of freed outputs kept for reuse" if limit else "off"
         lines.append(f"CPU output cache: {cache} ({memory.CACHE_LIMIT_ENV}; snn_cuda.memory)")

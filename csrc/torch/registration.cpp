@@ -96,11 +96,20 @@ PyMethodDef methods[] = {
 // older sources is then refused, with a hint to rebuild, instead of running without gradients.
 constexpr int kInterfaceVersion = 2;
 
+// Whether this library was compiled with OpenMP, so that at::parallel_for (inline in torch's OpenMP builds) runs
+// the CPU kernels on torch's threads; without it they run on one thread (setup.py, _openmp_flags).
+#ifdef _OPENMP
+constexpr int kOpenMP = 1;
+#else
+constexpr int kOpenMP = 0;
+#endif
+
 // Importing snn_cuda._C runs the static initialisers above (the ops); the module holds the controls.
 extern "C" PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   PyObject* module = PyModule_Create(&module_def);
-  if (module != nullptr && PyModule_AddIntConstant(module, "INTERFACE_VERSION", kInterfaceVersion) != 0) {
+  if (module != nullptr && (PyModule_AddIntConstant(module, "INTERFACE_VERSION", kInterfaceVersion) != 0 ||
+                            PyModule_AddIntConstant(module, "OPENMP", kOpenMP) != 0)) {
     Py_DECREF(module);
     return nullptr;
   }
