@@ -166,7 +166,7 @@ using ChunkElement = std::conditional_t<kChunkConverted<kIsa, T>, float, T>;
 // the compiler's builtins rather than the <immintrin.h> intrinsics: those are functions with a target attribute,
 // which GCC refuses to inline into the (target-less) chunk classes, even though these end up inlined into a
 // kernel compiled with F16C. GCC checks builtins only where they are finally compiled; Clang checks them in the
-// function they are written in, so Clang builds (not tried here) convert per element. The vector types never
+// function they are written in, so Clang builds convert per element. The vector types never
 // cross a call, so the ABI note GCC gives about them (-Wpsabi) does not apply.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"

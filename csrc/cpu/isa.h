@@ -25,11 +25,10 @@
 // Tells the compiler that the iterations of the loop that follows are independent (the kernels' element loops
 // write per-element state arrays that it cannot prove apart from their inputs), so it vectorises them. Clang
 // warns where it cannot (the gaussian and sigmoid surrogates call exp, which does not vectorise; GCC leaves those
-// scalar silently), so that warning is off for the files that include this one (it points at the
-// run_* trampolines below, into which the loops are inlined).
+// scalar silently); the warning points at the run_* trampolines below, into which the loops are inlined, so it
+// is off around those.
 #if defined(__clang__)
 #define SNN_IVDEP _Pragma("clang loop vectorize(assume_safety)")
-#pragma clang diagnostic ignored "-Wpass-failed"
 #elif defined(__GNUC__)
 #define SNN_IVDEP _Pragma("GCC ivdep")
 #else
@@ -53,9 +52,14 @@ inline const char* isa_name(CpuIsa isa) {
 #if SNN_CPU_X86
 // F16C, from CPUID leaf 1 (ECX bit 29): Clang 14's __builtin_cpu_supports rejects the name "f16c" at compile time.
 // The AVX2 and AVX-512 checks below also cover the operating system's support for the wide registers F16C uses.
+// Asked once: CPUID traps to the hypervisor on a virtual machine (about 2 us a call on the build machines), and
+// every kernel call asks.
 inline bool cpu_has_f16c() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+  }();
+  return has;
 }
 #endif
 
@@ -73,6 +77,10 @@ inline CpuIsa best_supported_isa() {
   return CpuIsa::baseline;
 }
 
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
 #if SNN_CPU_X86
 template <typename F>
 SNN_TARGET_AVX2 void run_avx2(F& body) {
@@ -96,6 +104,9 @@ void run_with_isa(CpuIsa isa, F&& body) {
 #endif
   body(std::integral_constant<CpuIsa, CpuIsa::baseline>{});
 }
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 }  // namespace cpu
 }  // namespace snn

@@ -55,6 +55,13 @@ inline cpu::CpuIsa torch_cpu_isa() {
 // kernels split each range into blocks.
 template <typename F>
 void parallel_over_neurons(int64_t N, int64_t T, F&& body) {
+#ifdef _OPENMP
+  // at::parallel_for runs on the OpenMP runtime this library was compiled with. With GCC that is the libgomp
+  // torch loaded, whose thread count torch.set_num_threads sets; with Clang it is LLVM's libomp, a second runtime
+  // torch does not know, which ran 2 threads whatever torch was set to. It gets torch's count here.
+  const int threads = at::get_num_threads();
+  if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+#endif
   const int64_t groups = (N + cpu::kAlign - 1) / cpu::kAlign;
   // Enough work per task to amortise the thread hand-off: about 64k neuron-steps.
   const int64_t grain = std::max<int64_t>(1, 65536 / (cpu::kAlign * std::max<int64_t>(T, 1)));
