@@ -8,7 +8,8 @@
   unseen (skip with SNN_CUDA_CUDA_CHECK=0). A failure there fails the build.
 
 - The CPU ops run on torch's threads where the C++ compiler takes OpenMP (GCC; Clang with libomp), else on one
-  thread, with a warning (Apple's Clang). SNN_CUDA_OPENMP=1 makes OpenMP required, =0 leaves it out.
+  thread, with a warning (Apple's Clang). SNN_CUDA_OPENMP=1 makes OpenMP required, =0 leaves it out; on macOS
+  it is left out unless =1 (see _openmp_flags).
 - GCC or Clang only (Linux on x86-64 or aarch64, macOS): the kernels use their attributes and builtins; on
   Windows, build in WSL2.
 
@@ -18,9 +19,9 @@ against it).
 
 import glob
 import os
-import shlex
 import shutil
 import subprocess
+import sys
 import sysconfig
 import tempfile
 
@@ -62,29 +63,36 @@ def _openmp_flags() -> list[str]:
     """["-fopenmp"] where the C++ compiler compiles and links an OpenMP program with it, else [] (with a warning).
 
     The CPU ops spread neurons over threads with at::parallel_for, which torch's OpenMP builds (its Linux and
-    macOS wheels) define inline in the caller: compiled with OpenMP it runs on torch's threads, without it the
-    same code runs on one thread. GCC takes -fopenmp, Clang does with libomp installed, Apple's Clang refuses it;
-    a probe tells them apart, where the flag alone would fail the whole build on a Mac."""
+    macOS wheels) define inline in the caller: compiled with OpenMP it runs on threads, without it the same code
+    runs on one thread. GCC takes -fopenmp, Clang does with libomp installed, Apple's Clang refuses it; a probe
+    tells them apart, where the flag alone would fail the whole build on a Mac. On macOS OpenMP is off unless asked
+    for: torch's wheel brings its own libomp, and a second one loaded beside it aborts the process (OMP: Error #15).
+    """
     choice = os.environ.get("SNN_CUDA_OPENMP")
-    if choice == "0":
+    if choice not in (None, "", "0", "1"):
+        raise SystemExit(
+            f"snn_cuda: SNN_CUDA_OPENMP must be 0 or 1 (or unset: use OpenMP if the compiler has it), got {choice!r}"
+        )
+    if choice == "0" or (sys.platform == "darwin" and choice != "1"):
         return []
+    # One path, as torch's build takes CXX (a wrapper such as ccache goes in front of it there, not in CXX).
     compiler = cpp_extension.get_cxx_compiler()
     with tempfile.TemporaryDirectory() as folder:
         source = os.path.join(folder, "probe.cpp")
         with open(source, "w") as f:
             f.write("#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
-        command = [*shlex.split(compiler), "-fopenmp", source, "-o", os.path.join(folder, "probe")]
+        command = [compiler, "-fopenmp", source, "-o", os.path.join(folder, "probe")]
         try:
             probe = subprocess.run(command, capture_output=True, text=True)
         except OSError as error:  # no such compiler: the build itself will say so
             probe = subprocess.CompletedProcess(command, 1, "", str(error))
     if probe.returncode == 0:
         return ["-fopenmp"]
-    # The compiler's first error line ("'omp.h' file not found", "unsupported option '-fopenmp'")
-    lines = probe.stderr.strip().splitlines() or ["no message"]
-    reason = next((line.strip() for line in lines if "error" in line), lines[-1].strip())
+    # The first line names the cause: "'omp.h' file not found", "unsupported option '-fopenmp'", "cannot find -lomp"
+    reason = (probe.stderr.strip().splitlines() or ["no message"])[0].strip()
     if choice == "1":
         raise SystemExit(f"snn_cuda: SNN_CUDA_OPENMP=1 but {compiler} cannot build with -fopenmp: {reason}")
+    # pip shows this only with -v; python -m snn_cuda.info says it too.
     print(
         f"snn_cuda: WARNING: {compiler} cannot build with -fopenmp ({reason}); the CPU kernels will run on one "
         "thread. Install OpenMP for this compiler (libomp) for threads, or set SNN_CUDA_OPENMP=0 to silence this."

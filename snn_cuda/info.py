@@ -47,7 +47,7 @@ def cpu_threads(module) -> str:
         return "unknown (a library built before snn_cuda recorded it; rebuild to know)"
     if openmp:
         return f"torch's intra-op threads ({torch.get_num_threads()} now; torch.set_num_threads sets them)"
-    return "one: built without OpenMP (the C++ compiler had none; setup.py warned); install libomp and rebuild"
+    return "one: built without OpenMP (the C++ compiler had none, or SNN_CUDA_OPENMP=0, or macOS; see setup.py)"
 
 
 def report() -> str:
