@@ -81,7 +81,7 @@ SNN_ALWAYS_INLINE inline void iir_forward_block_range(const IirForwardArgs<scala
             OutputChunk<kIsa, scalar_t> p_chunk(p_out, i0, stream);
             auto* SNN_RESTRICT p_dst = p_chunk.data();
             using p_t = typename decltype(p_chunk)::element;
-SNN_IVDEP
+            SNN_IVDEP
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t p = iir_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0), b[i], prev[i],
                                                      kSecondOrder ? prev2[i] : acc_t(0), to_acc<acc_t>(x_src[i - i0]));
@@ -162,7 +162,7 @@ SNN_ALWAYS_INLINE inline void iir_backward_block_range(const IirBackwardArgs<sca
             OutputChunk<kIsa, scalar_t> gx_chunk(grad_x, i0, stream);
             auto* SNN_RESTRICT gx_dst = gx_chunk.data();
             using gx_t = typename decltype(gx_chunk)::element;
-SNN_IVDEP
+            SNN_IVDEP
             for (int64_t i = i0; i < i1; ++i) {
               const acc_t q = iir_adjoint_step<kSecondOrder>(a1[i], kSecondOrder ? a2[i] : acc_t(0),
                                                              to_acc<acc_t>(g_src[i - i0]), u1[i], u2[i]);

@@ -75,7 +75,7 @@ SNN_ALWAYS_INLINE inline void lif_forward_steps(const LifConfig<acc_t>& c, int64
           auto* SNN_RESTRICT s_dst = s_chunk.data();
           auto* SNN_RESTRICT h_dst = h_chunk.data();
           using out_t = typename decltype(s_chunk)::element;
-SNN_IVDEP
+          SNN_IVDEP
           for (int64_t i = i0; i < i1; ++i) {
             const acc_t h = lif_charge(alpha[i], v[i], to_acc<acc_t>(x_src[i - i0]), kTrace ? r[i] : acc_t(0));
             // The spike is decided on h as stored, so the backward recomputes exactly the same spike.
@@ -220,7 +220,7 @@ SNN_ALWAYS_INLINE inline void lif_backward_block_range(const LifBackwardArgs<sca
             OutputChunk<kIsa, scalar_t> gx_chunk(gx_out, i0, stream);
             auto* SNN_RESTRICT gx_dst = gx_chunk.data();
             using gx_t = typename decltype(gx_chunk)::element;
-SNN_IVDEP
+            SNN_IVDEP
             for (int64_t i = i0; i < i1; ++i) {
               // Without a trace gr stays 0: keep it in a register instead of storing zeros every step.
               acc_t gr_i = kTrace ? gr[i] : acc_t(0);
