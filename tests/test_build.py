@@ -35,6 +35,7 @@ def _setup_py(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)  # fmt: skip
 
 
+@pytest.mark.skipif(sys.platform == "darwin", reason="setup.py leaves OpenMP out on macOS without probing")
 def test_setup_builds_on_one_thread_with_a_warning_where_the_compiler_has_no_openmp(tmp_path):
     done = _setup_py(tmp_path)
     assert done.returncode == 0, done.stderr
